@@ -1,0 +1,367 @@
+//! The `switchyard` command: chat, embeddings and models from the shell, and spec tooling.
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use switchyard::spec::openai::ChatCompletionStreamOptions;
+use switchyard::{ChatMessage, ChatRequest, Client, EmbeddingRequest, Error, ProviderKind, ProviderSettings};
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "One OpenAI-shaped interface to many LLM providers.")]
+struct Cli {
+    /// Log what happens (repeat for more); `RUST_LOG` works too.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send one chat request and print the answer.
+    Chat(ChatArgs),
+    /// Embed texts and print one vector per line.
+    Embed(EmbedArgs),
+    /// List the models a provider offers.
+    Models {
+        /// Provider id (`openai`, `groq`, `mock`, ...).
+        provider: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List the providers this build knows, with their API base and key variables.
+    Providers,
+    /// Work with the API descriptions in `openapi/`.
+    Spec {
+        #[command(subcommand)]
+        command: SpecCommand,
+    },
+}
+
+#[derive(Args)]
+struct Connection {
+    /// API base to use instead of the provider's (any OpenAI-compatible server with `openai/...`).
+    #[arg(long)]
+    base_url: Option<String>,
+    /// Environment variable holding the API key, instead of the provider's usual one.
+    #[arg(long)]
+    api_key_env: Option<String>,
+    /// Provider for bare model names that are not OpenAI's (`llama3` with `ollama`).
+    #[arg(long)]
+    default_provider: Option<String>,
+}
+
+#[derive(Args)]
+struct ChatArgs {
+    /// Model as `provider/model`; `mock/echo` answers with no key and no network.
+    #[arg(short, long, default_value = "mock/echo")]
+    model: String,
+    /// A system message.
+    #[arg(short, long)]
+    system: Option<String>,
+    /// Print the answer as it streams.
+    #[arg(long)]
+    stream: bool,
+    /// Print the whole response as JSON (with --stream, one chunk per line).
+    #[arg(long)]
+    json: bool,
+    /// Sampling temperature.
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Most tokens to generate.
+    #[arg(long)]
+    max_tokens: Option<i64>,
+    #[command(flatten)]
+    connection: Connection,
+    /// The prompt; `-` or nothing reads it from standard input.
+    prompt: Vec<String>,
+}
+
+#[derive(Args)]
+struct EmbedArgs {
+    /// Model as `provider/model`.
+    #[arg(short, long, default_value = "mock/embed")]
+    model: String,
+    /// Dimensions to ask for, where the model supports it.
+    #[arg(long)]
+    dimensions: Option<i64>,
+    #[command(flatten)]
+    connection: Connection,
+    /// The texts to embed.
+    #[arg(required = true)]
+    texts: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum SpecCommand {
+    /// Compare one of our descriptions with an upstream one (OpenAPI 3.0/3.1, YAML or JSON).
+    Drift {
+        /// Our description (`openapi/openai.yaml`).
+        #[arg(long)]
+        spec: PathBuf,
+        /// The upstream description.
+        #[arg(long)]
+        upstream: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`switchyard ... | head`): stop quietly, as Unix tools do.
+        Err(Failure::Closed) => ExitCode::SUCCESS,
+        Err(Failure::Sdk(err)) => fail(&describe(&err)),
+    }
+}
+
+/// Why a command stopped early.
+enum Failure {
+    Sdk(Error),
+    /// Standard output was closed by its reader.
+    Closed,
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        Failure::Sdk(err)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(err: std::io::Error) -> Self {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure::Closed
+        } else {
+            Failure::Sdk(Error::Config(format!("cannot write the output: {err}")))
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Chat(args) => chat(args, &mut out).await,
+        Command::Embed(args) => embed(args, &mut out).await,
+        Command::Models { provider, connection } => {
+            let kind: ProviderKind = provider.parse()?;
+            let client = client_for(&connection, Some(kind))?;
+            for model in client.models(kind).await?.data {
+                writeln!(out, "{}", model.id)?;
+            }
+            Ok(())
+        }
+        Command::Providers => providers(&mut out),
+        Command::Spec { command: SpecCommand::Drift { spec, upstream, format } } => {
+            let report = switchyard::drift::drift(&spec, &upstream)?;
+            match format {
+                Format::Text => write!(out, "{report}")?,
+                Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report).unwrap_or_default())?,
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn chat(args: ChatArgs, out: &mut impl Write) -> Result<(), Failure> {
+    let prompt = prompt(&args.prompt)?;
+    let default = args.connection.default_provider.as_deref().map(str::parse).transpose()?;
+    let kind = switchyard::ModelRef::parse_with_default(&args.model, default)?.provider;
+    let client = client_for(&args.connection, Some(kind))?;
+    let mut messages = Vec::new();
+    if let Some(system) = args.system {
+        messages.push(ChatMessage::system(system));
+    }
+    messages.push(ChatMessage::user(prompt));
+    let mut request = ChatRequest::new(args.model.clone(), messages);
+    request.temperature = args.temperature;
+    request.max_tokens = args.max_tokens;
+    let started = Instant::now();
+    let usage = if args.stream {
+        request.stream_options = Some(ChatCompletionStreamOptions {
+            include_usage: Some(true),
+            include_obfuscation: None,
+            extra: Default::default(),
+        });
+        let mut stream = client.chat_stream(&request).await?;
+        let mut usage = None;
+        while let Some(chunk) = stream.next_chunk().await {
+            let chunk = chunk?;
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string(&chunk).unwrap_or_default())?;
+            } else {
+                for choice in &chunk.choices {
+                    write!(out, "{}", choice.delta.content.as_deref().unwrap_or(""))?;
+                }
+            }
+            out.flush()?;
+            if let Some(u) = chunk.usage.as_ref() {
+                usage = Some(u.clone());
+            }
+        }
+        if !args.json {
+            writeln!(out)?;
+        }
+        usage
+    } else {
+        let response = client.chat(&request).await?;
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&response).unwrap_or_default())?;
+        } else {
+            writeln!(out, "{}", response.text().unwrap_or_default())?;
+            for call in response.tool_calls() {
+                if let Some(f) = &call.function {
+                    writeln!(out, "[tool call {}: {}({})]", call.id, f.name, f.arguments)?;
+                }
+            }
+        }
+        response.usage
+    };
+    if std::io::stderr().is_terminal() || !args.json {
+        let tokens = usage
+            .map(|u| format!("{} prompt + {} completion tokens", u.prompt_tokens, u.completion_tokens))
+            .unwrap_or_else(|| "no usage reported".into());
+        // A closed standard error is no reason to fail a request that succeeded.
+        let _ = writeln!(
+            std::io::stderr(),
+            "[{} · {tokens} · {:.1} ms]",
+            args.model,
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+    Ok(())
+}
+
+async fn embed(args: EmbedArgs, out: &mut impl Write) -> Result<(), Failure> {
+    let kind = switchyard::ModelRef::parse(&args.model)?.provider;
+    let client = client_for(&args.connection, Some(kind))?;
+    let mut request = EmbeddingRequest::new(args.model, args.texts);
+    request.dimensions = args.dimensions;
+    for embedding in client.embed(&request).await?.data {
+        let vector = embedding.vector().unwrap_or_default();
+        writeln!(out, "{}", serde_json::to_string(&vector).unwrap_or_default())?;
+    }
+    Ok(())
+}
+
+fn client_for(connection: &Connection, kind: Option<ProviderKind>) -> Result<Client, Error> {
+    let mut builder = Client::builder();
+    if let Some(default) = &connection.default_provider {
+        builder = builder.default_provider(default.parse()?);
+    }
+    if let Some(kind) = kind {
+        let mut settings = ProviderSettings::default();
+        settings.base_url.clone_from(&connection.base_url);
+        if let Some(var) = &connection.api_key_env {
+            let key = std::env::var(var).map_err(|_| Error::Config(format!("{var} is not set")))?;
+            settings.api_key = Some(key.into());
+        }
+        builder = builder.provider(kind, settings);
+    }
+    builder.build()
+}
+
+fn prompt(words: &[String]) -> Result<String, Error> {
+    if !words.is_empty() && words != ["-"] {
+        return Ok(words.join(" "));
+    }
+    if std::io::stdin().is_terminal() {
+        return Err(Error::Config("give a prompt, or pipe one in".into()));
+    }
+    let mut text = String::new();
+    std::io::stdin().read_to_string(&mut text).map_err(|e| Error::Config(format!("reading the prompt: {e}")))?;
+    Ok(text.trim_end().to_string())
+}
+
+fn providers(out: &mut impl Write) -> Result<(), Failure> {
+    writeln!(out, "{:<14} {:<42} key", "id", "API base")?;
+    for kind in ProviderKind::all() {
+        let (base, key) = match kind {
+            ProviderKind::OpenAi => {
+                (switchyard::provider::openai::DEFAULT_BASE_URL.to_string(), "OPENAI_API_KEY".to_string())
+            }
+            ProviderKind::Azure => ("AZURE_API_BASE (your resource)".into(), "AZURE_API_KEY or AZURE_AD_TOKEN".into()),
+            ProviderKind::Anthropic => {
+                (switchyard::provider::anthropic::DEFAULT_BASE_URL.to_string(), "ANTHROPIC_API_KEY".to_string())
+            }
+            ProviderKind::Gemini => {
+                (switchyard::provider::gemini::DEFAULT_BASE_URL.to_string(), "GEMINI_API_KEY".to_string())
+            }
+            ProviderKind::VertexAi => (
+                "https://{location}-aiplatform.googleapis.com".into(),
+                "VERTEXAI_PROJECT + service account or token".into(),
+            ),
+            ProviderKind::Bedrock => (
+                "https://bedrock-runtime.{AWS_REGION}.amazonaws.com".into(),
+                "AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY, or AWS_BEARER_TOKEN_BEDROCK".into(),
+            ),
+            ProviderKind::Cohere => {
+                (switchyard::provider::cohere::DEFAULT_BASE_URL.to_string(), "COHERE_API_KEY".to_string())
+            }
+            ProviderKind::Mock => ("built in".into(), "none".into()),
+            ProviderKind::Compat(v) => {
+                let base =
+                    if v.base_url.is_empty() { format!("{} (required)", v.base_env()) } else { v.base_url.to_string() };
+                let key = if v.key_required {
+                    v.key_env.join(" or ")
+                } else {
+                    format!("optional ({})", v.key_env.join(" or "))
+                };
+                (base, key)
+            }
+        };
+        writeln!(out, "{:<14} {base:<42} {key}", kind.id())?;
+    }
+    Ok(())
+}
+
+fn describe(err: &Error) -> String {
+    match err.api() {
+        Some(api) => format!("{err}\n  kind: {}, retryable: {}", api.kind.name(), err.is_retryable()),
+        None => err.to_string(),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "error: {message}");
+    ExitCode::FAILURE
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "switchyard=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,355 @@
+//! [`ChatStream`]: the chunks of a streamed chat completion, and [`ChunkAccumulator`], which
+//! assembles chunks into the complete answer (tool-call arguments included).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use serde_json::Map;
+
+use crate::error::{Error, Result};
+use crate::provider::{Flow, Framer, ProviderKind, StreamDecode};
+use crate::spec::ext::Nullable;
+use crate::spec::openai::{
+    ChatCompletionChoice, ChatCompletionChoiceLogprobs, ChatCompletionMessageToolCall, ChatCompletionResponseMessage,
+    ChatCompletionTokenLogprob, ChatRole, CompletionUsage, FinishReason, FunctionCall, ServiceTier, ToolType,
+};
+use crate::transport::Body;
+use crate::{ChatChunk, ChatResponse};
+
+/// A streamed chat completion: a `Stream` of [`ChatChunk`]s.
+///
+/// An error ends the stream; chunks decoded before it are yielded first.
+/// [`ChatStream::collect_response`] assembles the whole answer.
+pub struct ChatStream {
+    provider: ProviderKind,
+    inner: Pin<Box<dyn Stream<Item = Result<ChatChunk>> + Send>>,
+}
+
+impl fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChatStream").field("provider", &self.provider).finish_non_exhaustive()
+    }
+}
+
+impl ChatStream {
+    pub(crate) fn new<D: StreamDecode>(provider: ProviderKind, body: Body, decoder: D, idle: Duration) -> Self {
+        let state = Decoding {
+            provider,
+            framer: decoder.framer(),
+            decoder,
+            body,
+            idle,
+            pending: VecDeque::new(),
+            deferred: None,
+            done: false,
+        };
+        Self { provider, inner: Box::pin(futures_util::stream::unfold(state, Decoding::step)) }
+    }
+
+    /// The provider streaming.
+    pub fn provider(&self) -> ProviderKind {
+        self.provider
+    }
+
+    /// The next chunk; `None` at the end.
+    pub async fn next_chunk(&mut self) -> Option<Result<ChatChunk>> {
+        std::future::poll_fn(|cx| self.inner.as_mut().poll_next(cx)).await
+    }
+
+    /// Reads the whole stream and assembles it into one answer, as the non-stream call
+    /// would have returned it.
+    pub async fn collect_response(mut self) -> Result<ChatResponse> {
+        let mut acc = ChunkAccumulator::new();
+        while let Some(chunk) = self.next_chunk().await {
+            acc.push(&chunk?);
+        }
+        Ok(acc.finish())
+    }
+}
+
+impl Stream for ChatStream {
+    type Item = Result<ChatChunk>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+struct Decoding<D: StreamDecode> {
+    provider: ProviderKind,
+    framer: D::Framer,
+    decoder: D,
+    body: Body,
+    idle: Duration,
+    pending: VecDeque<ChatChunk>,
+    /// An error to yield once the chunks before it are out.
+    deferred: Option<Error>,
+    done: bool,
+}
+
+impl<D: StreamDecode> Decoding<D> {
+    async fn step(mut self) -> Option<(Result<ChatChunk>, Self)> {
+        loop {
+            if let Some(chunk) = self.pending.pop_front() {
+                return Some((Ok(chunk), self));
+            }
+            if let Some(err) = self.deferred.take() {
+                self.done = true;
+                return Some((Err(err), self));
+            }
+            if self.done {
+                return None;
+            }
+            match self.body.next_chunk(self.provider, self.idle).await {
+                Ok(Some(bytes)) => {
+                    self.framer.push(&bytes);
+                    self.drain_frames();
+                }
+                Ok(None) => {
+                    self.done = true;
+                    let result = self
+                        .framer
+                        .finish()
+                        .and_then(|last| match last {
+                            Some(frame) => self.decoder.on_frame(frame, &mut self.pending).map(|_| ()),
+                            None => Ok(()),
+                        })
+                        .and_then(|()| self.decoder.on_eof(&mut self.pending));
+                    self.deferred = result.err();
+                }
+                Err(err) => {
+                    self.done = true;
+                    self.deferred = Some(err);
+                }
+            }
+        }
+    }
+
+    fn drain_frames(&mut self) {
+        loop {
+            let frame = match self.framer.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return,
+                Err(err) => {
+                    self.done = true;
+                    self.deferred = Some(err);
+                    return;
+                }
+            };
+            match self.decoder.on_frame(frame, &mut self.pending) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Done) => {
+                    self.done = true;
+                    return;
+                }
+                Err(err) => {
+                    self.done = true;
+                    self.deferred = Some(err);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Assembles stream chunks into a complete [`ChatResponse`].
+///
+/// Content, refusal and reasoning fragments are concatenated per choice; tool-call fragments
+/// are joined by their `index` (or, from servers that omit it, by their `id`), with the id,
+/// type and name from the first fragment; whole thinking blocks (`delta.thinking_blocks`)
+/// are collected into `message.thinking_blocks`; usage is the last one seen.
+#[derive(Debug, Default)]
+pub struct ChunkAccumulator {
+    id: String,
+    created: i64,
+    model: String,
+    system_fingerprint: Option<String>,
+    service_tier: Option<ServiceTier>,
+    usage: Option<CompletionUsage>,
+    choices: BTreeMap<i64, ChoiceParts>,
+}
+
+#[derive(Debug, Default)]
+struct ChoiceParts {
+    role: Option<ChatRole>,
+    content: Option<String>,
+    refusal: Option<String>,
+    reasoning: Option<String>,
+    tool_calls: Vec<ToolCallParts>,
+    finish_reason: Option<FinishReason>,
+    logprobs: Option<Vec<ChatCompletionTokenLogprob>>,
+    /// Whole thinking blocks (Anthropic's, with signatures) sent in `delta.thinking_blocks`.
+    thinking_blocks: Vec<serde_json::Value>,
+}
+
+#[derive(Debug)]
+struct ToolCallParts {
+    index: Option<i64>,
+    id: String,
+    type_: ToolType,
+    name: String,
+    arguments: String,
+}
+
+impl ChunkAccumulator {
+    /// An empty accumulator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one chunk.
+    pub fn push(&mut self, chunk: &ChatChunk) {
+        if self.id.is_empty() && !chunk.id.is_empty() {
+            self.id.clone_from(&chunk.id);
+            self.created = chunk.created;
+        }
+        if self.model.is_empty() && !chunk.model.is_empty() {
+            self.model.clone_from(&chunk.model);
+        }
+        if let Some(fp) = chunk.system_fingerprint.as_ref() {
+            self.system_fingerprint.get_or_insert_with(|| fp.clone());
+        }
+        if let Some(tier) = chunk.service_tier.as_ref() {
+            self.service_tier.get_or_insert_with(|| tier.clone());
+        }
+        if let Some(usage) = chunk.usage.as_ref() {
+            self.usage = Some(usage.clone());
+        }
+        for choice in &chunk.choices {
+            let parts = self.choices.entry(choice.index).or_default();
+            let delta = &choice.delta;
+            if let Some(role) = &delta.role {
+                parts.role.get_or_insert_with(|| role.clone());
+            }
+            append(&mut parts.content, delta.content.as_deref());
+            append(&mut parts.refusal, delta.refusal.as_deref());
+            append(&mut parts.reasoning, delta.reasoning_content.as_deref());
+            for call in delta.tool_calls.iter().flatten() {
+                parts.add_tool_call(call);
+            }
+            if let Some(serde_json::Value::Array(blocks)) = delta.extra.get("thinking_blocks") {
+                parts.thinking_blocks.extend(blocks.iter().cloned());
+            }
+            if let Some(reason) = &choice.finish_reason {
+                parts.finish_reason = Some(reason.clone());
+            }
+            if let Some(content) = choice.logprobs.as_ref().and_then(|l| l.content.as_ref()) {
+                parts.logprobs.get_or_insert_with(Vec::new).extend(content.iter().cloned());
+            }
+        }
+    }
+
+    /// The complete answer.
+    pub fn finish(self) -> ChatResponse {
+        let choices = self
+            .choices
+            .into_iter()
+            .map(|(index, parts)| {
+                let tool_calls = (!parts.tool_calls.is_empty()).then(|| {
+                    parts
+                        .tool_calls
+                        .into_iter()
+                        .map(|call| ChatCompletionMessageToolCall {
+                            id: call.id,
+                            type_: Some(call.type_),
+                            function: Some(FunctionCall {
+                                name: call.name,
+                                arguments: call.arguments,
+                                extra: Map::new(),
+                            }),
+                            custom: None,
+                            extra: Map::new(),
+                        })
+                        .collect()
+                });
+                let mut extra = Map::new();
+                if !parts.thinking_blocks.is_empty() {
+                    extra.insert("thinking_blocks".into(), serde_json::Value::Array(parts.thinking_blocks));
+                }
+                ChatCompletionChoice {
+                    index,
+                    message: ChatCompletionResponseMessage {
+                        role: parts.role.unwrap_or(ChatRole::Assistant),
+                        content: parts.content,
+                        refusal: parts.refusal,
+                        tool_calls,
+                        annotations: None,
+                        audio: Nullable::Absent,
+                        function_call: None,
+                        reasoning_content: parts.reasoning.into(),
+                        extra,
+                    },
+                    finish_reason: parts.finish_reason,
+                    logprobs: parts.logprobs.map(|content| ChatCompletionChoiceLogprobs {
+                        content: Nullable::Value(content),
+                        refusal: Nullable::Null,
+                        extra: Map::new(),
+                    }),
+                    extra: Map::new(),
+                }
+            })
+            .collect();
+        ChatResponse {
+            id: self.id,
+            object: "chat.completion".into(),
+            created: self.created,
+            model: self.model,
+            choices,
+            usage: self.usage,
+            service_tier: self.service_tier.into(),
+            system_fingerprint: self.system_fingerprint.into(),
+            extra: Map::new(),
+        }
+    }
+}
+
+impl ChoiceParts {
+    fn add_tool_call(&mut self, call: &crate::spec::openai::ChatCompletionMessageToolCallChunk) {
+        let existing = match (call.index, call.id.as_deref()) {
+            (Some(index), _) => self.tool_calls.iter().position(|c| c.index == Some(index)),
+            // No index: a new id starts a new call, a fragment without one continues the last.
+            (None, Some(id)) => self.tool_calls.iter().position(|c| c.id == id),
+            (None, None) => self.tool_calls.len().checked_sub(1),
+        };
+        let slot = match existing {
+            Some(i) => &mut self.tool_calls[i],
+            None => {
+                self.tool_calls.push(ToolCallParts {
+                    index: call.index,
+                    id: String::new(),
+                    type_: ToolType::Function,
+                    name: String::new(),
+                    arguments: String::new(),
+                });
+                let last = self.tool_calls.len() - 1;
+                &mut self.tool_calls[last]
+            }
+        };
+        if let Some(id) = call.id.as_deref().filter(|id| !id.is_empty())
+            && slot.id.is_empty()
+        {
+            slot.id = id.to_string();
+        }
+        if let Some(type_) = &call.type_ {
+            slot.type_ = type_.clone();
+        }
+        if let Some(function) = &call.function {
+            if let Some(name) = function.name.as_deref() {
+                slot.name.push_str(name);
+            }
+            if let Some(arguments) = function.arguments.as_deref() {
+                slot.arguments.push_str(arguments);
+            }
+        }
+    }
+}
+
+fn append(target: &mut Option<String>, piece: Option<&str>) {
+    if let Some(piece) = piece {
+        target.get_or_insert_with(String::new).push_str(piece);
+    }
+}

@@ -1,0 +1,357 @@
+//! One error type for every provider, with OpenAI's taxonomy of kinds.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::provider::ProviderKind;
+
+/// What went wrong, in OpenAI's taxonomy. Every provider's errors map onto these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request is malformed or has a bad value (HTTP 400, 413, 422).
+    InvalidRequest,
+    /// The key is missing, wrong or revoked (401).
+    Authentication,
+    /// The key may not do this (403), or the account has no quota left.
+    PermissionDenied,
+    /// The model, deployment or route does not exist (404).
+    NotFound,
+    /// Too many requests or tokens (429).
+    RateLimited,
+    /// The prompt and the requested output do not fit the model's context window.
+    ContextLengthExceeded,
+    /// A content filter blocked the prompt or the answer.
+    ContentFiltered,
+    /// The provider is overloaded or unavailable (503, Anthropic's 529).
+    Overloaded,
+    /// The provider failed (500, 502), or its answer could not be read.
+    Server,
+    /// The request timed out (408, or a local timeout).
+    Timeout,
+}
+
+impl ErrorKind {
+    /// OpenAI's `type` string for this kind, as the gateway writes it in error envelopes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request_error",
+            Self::Authentication => "authentication_error",
+            Self::PermissionDenied => "permission_denied",
+            Self::NotFound => "not_found_error",
+            Self::RateLimited => "rate_limit_error",
+            Self::ContextLengthExceeded => "context_length_exceeded",
+            Self::ContentFiltered => "content_filter",
+            Self::Overloaded => "overloaded_error",
+            Self::Server => "server_error",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 10] = [
+        Self::InvalidRequest,
+        Self::Authentication,
+        Self::PermissionDenied,
+        Self::NotFound,
+        Self::RateLimited,
+        Self::ContextLengthExceeded,
+        Self::ContentFiltered,
+        Self::Overloaded,
+        Self::Server,
+        Self::Timeout,
+    ];
+
+    /// The kind's name in snake case (`rate_limited`), as configuration and reports spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Authentication => "authentication",
+            Self::PermissionDenied => "permission_denied",
+            Self::NotFound => "not_found",
+            Self::RateLimited => "rate_limited",
+            Self::ContextLengthExceeded => "context_length_exceeded",
+            Self::ContentFiltered => "content_filtered",
+            Self::Overloaded => "overloaded",
+            Self::Server => "server",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    /// The kind with this [`ErrorKind::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The HTTP status an OpenAI-compatible server answers with for this kind.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidRequest | Self::ContextLengthExceeded | Self::ContentFiltered => 400,
+            Self::Authentication => 401,
+            Self::PermissionDenied => 403,
+            Self::NotFound => 404,
+            Self::Timeout => 408,
+            Self::RateLimited => 429,
+            Self::Server => 500,
+            Self::Overloaded => 503,
+        }
+    }
+
+    /// Whether trying again (later, or elsewhere) can succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::RateLimited | Self::Overloaded | Self::Server | Self::Timeout)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error answer from a provider, mapped to [`ErrorKind`].
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ApiError {
+    /// The provider that answered.
+    pub provider: ProviderKind,
+    /// The upstream HTTP status (for an error inside a stream, the status that kind maps to).
+    pub status: u16,
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// The provider's message.
+    pub message: String,
+    /// The provider's error type string (`invalid_request_error`, `ValidationException`, ...).
+    pub error_type: Option<String>,
+    /// The provider's error code (`context_length_exceeded`, `rate_limit_exceeded`, ...).
+    pub code: Option<String>,
+    /// The request parameter at fault, where the provider names one.
+    pub param: Option<String>,
+    /// How long the provider asked us to wait (`Retry-After`, `retry-after-ms`, ...).
+    pub retry_after: Option<Duration>,
+    /// The provider's request id, for support tickets.
+    pub request_id: Option<String>,
+    /// The raw body, kept for debugging; never shown by `Display`.
+    pub body: Bytes,
+}
+
+impl ApiError {
+    /// A new error with only the essentials; the rest is filled in with the `with_` methods.
+    pub fn new(provider: ProviderKind, status: u16, kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            provider,
+            status,
+            kind,
+            message: message.into(),
+            error_type: None,
+            code: None,
+            param: None,
+            retry_after: None,
+            request_id: None,
+            body: Bytes::new(),
+        }
+    }
+
+    /// Whether trying again can succeed. A 429 for an exhausted quota cannot.
+    pub fn is_retryable(&self) -> bool {
+        if self.code.as_deref() == Some("insufficient_quota") {
+            return false;
+        }
+        self.kind.is_retryable() || matches!(self.status, 408 | 409)
+    }
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiError")
+            .field("provider", &self.provider)
+            .field("status", &self.status)
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("error_type", &self.error_type)
+            .field("code", &self.code)
+            .field("param", &self.param)
+            .field("retry_after", &self.retry_after)
+            .field("request_id", &self.request_id)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} returned {} ({}): {}", self.provider, self.status, self.kind, self.message)?;
+        if let Some(code) = &self.code {
+            write!(f, " [code {code}]")?;
+        }
+        if let Some(param) = &self.param {
+            write!(f, " [param {param}]")?;
+        }
+        if let Some(wait) = self.retry_after {
+            write!(f, " [retry after {:.1}s]", wait.as_secs_f64())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Which deadline passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeoutPhase {
+    /// Establishing the connection.
+    Connect,
+    /// Waiting for the response to start.
+    FirstByte,
+    /// Waiting for the next piece of the body or stream.
+    Idle,
+    /// The whole request (when a total timeout is set).
+    Total,
+}
+
+impl fmt::Display for TimeoutPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "connecting",
+            Self::FirstByte => "waiting for the first byte",
+            Self::Idle => "waiting for more of the response",
+            Self::Total => "for the whole request",
+        })
+    }
+}
+
+/// Every error the SDK returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The provider answered with an error.
+    #[error(transparent)]
+    Api(Box<ApiError>),
+    /// The request could not be sent or the connection broke.
+    #[error("transport error talking to {provider}: {message}")]
+    Transport {
+        /// The provider being called.
+        provider: ProviderKind,
+        /// What failed.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// A deadline passed.
+    #[error("timed out {phase} ({after:?}) talking to {provider}")]
+    Timeout {
+        /// The provider being called.
+        provider: ProviderKind,
+        /// Which deadline.
+        phase: TimeoutPhase,
+        /// The deadline that passed.
+        after: Duration,
+    },
+    /// The provider's answer could not be read.
+    #[error("could not decode {provider}'s {what}: {message}")]
+    Decode {
+        /// The provider that answered.
+        provider: ProviderKind,
+        /// What was being decoded (`response`, `stream event`, ...).
+        what: &'static str,
+        /// Why it failed.
+        message: String,
+        /// The bytes that failed to decode (not shown by `Display`).
+        body: Bytes,
+    },
+    /// A stream broke off or went wrong after it started.
+    #[error("{provider} stream failed ({kind}): {message}")]
+    Stream {
+        /// The provider streaming.
+        provider: ProviderKind,
+        /// What went wrong.
+        kind: ErrorKind,
+        /// Details.
+        message: String,
+    },
+    /// The provider cannot express something the request asks for. Set `drop_params` to
+    /// drop such parameters instead.
+    #[error("{provider} does not support {feature}")]
+    Unsupported {
+        /// The provider.
+        provider: ProviderKind,
+        /// The parameter or feature, named as in the request.
+        feature: String,
+    },
+    /// The request is invalid before anything is sent.
+    #[error("invalid request: {message}")]
+    InvalidRequest {
+        /// What is wrong.
+        message: String,
+        /// The parameter at fault, where there is one.
+        param: Option<String>,
+    },
+    /// The client is misconfigured (missing key, bad URL, unknown provider, ...).
+    #[error("configuration error: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// The kind of error, in OpenAI's taxonomy.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Api(api) => api.kind,
+            Self::Transport { .. } | Self::Decode { .. } => ErrorKind::Server,
+            Self::Timeout { .. } => ErrorKind::Timeout,
+            Self::Stream { kind, .. } => *kind,
+            Self::Unsupported { .. } | Self::InvalidRequest { .. } => ErrorKind::InvalidRequest,
+            Self::Config(_) => ErrorKind::InvalidRequest,
+        }
+    }
+
+    /// The upstream HTTP status, for errors the provider answered with.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api(api) => Some(api.status),
+            _ => None,
+        }
+    }
+
+    /// The provider's error details, for errors the provider answered with.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Self::Api(api) => Some(api),
+            _ => None,
+        }
+    }
+
+    /// How long the provider asked us to wait before trying again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.api().and_then(|api| api.retry_after)
+    }
+
+    /// Whether trying again (later, or on another deployment) can succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Api(api) => api.is_retryable(),
+            Self::Transport { .. } | Self::Timeout { .. } => true,
+            Self::Stream { kind, .. } => kind.is_retryable(),
+            Self::Decode { .. } | Self::Unsupported { .. } | Self::InvalidRequest { .. } | Self::Config(_) => false,
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
+        Self::InvalidRequest { message: message.into(), param: param.map(str::to_string) }
+    }
+
+    pub(crate) fn decode(provider: ProviderKind, what: &'static str, err: impl fmt::Display, body: Bytes) -> Self {
+        Self::Decode { provider, what, message: err.to_string(), body }
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(api: ApiError) -> Self {
+        Self::Api(Box::new(api))
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,35 @@
+#![doc = include_str!("../README.md")]
+// Library code returns errors; tests may panic (clippy.toml allows it in test modules).
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod blocking;
+mod chat_stream;
+mod client;
+#[cfg(feature = "test-util")]
+pub mod conformance;
+pub mod drift;
+pub mod error;
+mod model_ref;
+pub mod provider;
+pub mod spec;
+pub mod transport;
+
+pub use chat_stream::{ChatStream, ChunkAccumulator};
+pub use client::{Client, ClientBuilder, ProviderSettings};
+pub use error::{ApiError, Error, ErrorKind, Result};
+pub use model_ref::ModelRef;
+pub use provider::{Provider, ProviderKind};
+pub use spec::ext::{ChatMessage, ContentPart, EmbeddingInput, MessageContent, Nullable};
+
+/// A chat completion request (OpenAI's `CreateChatCompletionRequest`).
+pub type ChatRequest = spec::openai::CreateChatCompletionRequest;
+/// A chat completion (OpenAI's `CreateChatCompletionResponse`).
+pub type ChatResponse = spec::openai::CreateChatCompletionResponse;
+/// One chunk of a streamed chat completion (OpenAI's `CreateChatCompletionStreamResponse`).
+pub type ChatChunk = spec::openai::CreateChatCompletionStreamResponse;
+/// An embeddings request.
+pub type EmbeddingRequest = spec::openai::CreateEmbeddingRequest;
+/// An embeddings answer.
+pub type EmbeddingResponse = spec::openai::CreateEmbeddingResponse;
+/// A list of models.
+pub type ModelList = spec::openai::ListModelsResponse;

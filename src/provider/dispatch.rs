@@ -1,0 +1,125 @@
+//! The HTTP flow, written once for every adapter: encode, send (with the transport's retries
+//! and timeouts), then decode the answer or map the error.
+//!
+//! This is the only place that matches on [`Provider`], and it has no wildcard arm: a new
+//! variant makes the compiler point here.
+
+use crate::chat_stream::ChatStream;
+use crate::error::{Error, Result, TimeoutPhase};
+use crate::provider::{Adapter, Ctx, Provider};
+use crate::transport::Transport;
+use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
+
+/// Runs `$body` with `$adapter` bound to the provider's adapter.
+macro_rules! with_adapter {
+    ($provider:expr, $adapter:ident => $body:expr) => {
+        match $provider {
+            Provider::OpenAi($adapter) => $body,
+            Provider::Azure($adapter) => $body,
+            Provider::Anthropic($adapter) => $body,
+            Provider::Gemini($adapter) => $body,
+            Provider::VertexAi($adapter) => $body,
+            Provider::Bedrock($adapter) => $body,
+            Provider::Cohere($adapter) => $body,
+            Provider::OpenAiCompat($adapter) => $body,
+            Provider::Mock($adapter) => $body,
+        }
+    };
+}
+
+/// A chat completion.
+pub(crate) async fn chat(
+    provider: &Provider,
+    transport: &Transport,
+    request: &ChatRequest,
+    ctx: &Ctx<'_>,
+) -> Result<ChatResponse> {
+    with_adapter!(provider, adapter => with_total(adapter.kind(), transport, async {
+        let token = token(adapter).await?;
+        let ctx = Ctx { auth_token: token.as_ref(), ..*ctx };
+        let http_request = adapter.encode_chat(request, &ctx)?;
+        let response = send_whole(adapter, transport, http_request).await?;
+        adapter.decode_chat(response, &ctx)
+    }).await)
+}
+
+/// A chat stream: resolves once the response head arrived (so errors before the first chunk,
+/// retries included, surface here), then yields chunks.
+pub(crate) async fn chat_stream(
+    provider: &Provider,
+    transport: &Transport,
+    request: &ChatRequest,
+    ctx: &Ctx<'_>,
+) -> Result<ChatStream> {
+    with_adapter!(provider, adapter => {
+        let token = token(adapter).await?;
+        let ctx = Ctx { auth_token: token.as_ref(), ..*ctx };
+        let http_request = adapter.encode_chat(request, &ctx)?;
+        let raw = transport.execute(adapter, http_request).await?;
+        let mut decoder = adapter.stream_decoder(&ctx);
+        crate::provider::StreamDecode::on_headers(&mut decoder, &raw.headers);
+        Ok(ChatStream::new(adapter.kind(), raw.body, decoder, transport.timeouts().idle))
+    })
+}
+
+/// Embeddings.
+pub(crate) async fn embed(
+    provider: &Provider,
+    transport: &Transport,
+    request: &EmbeddingRequest,
+    ctx: &Ctx<'_>,
+) -> Result<EmbeddingResponse> {
+    with_adapter!(provider, adapter => with_total(adapter.kind(), transport, async {
+        let token = token(adapter).await?;
+        let ctx = Ctx { auth_token: token.as_ref(), ..*ctx };
+        let http_request = adapter.encode_embed(request, &ctx)?;
+        let response = send_whole(adapter, transport, http_request).await?;
+        adapter.decode_embed(response, &ctx)
+    }).await)
+}
+
+/// The provider's models.
+pub(crate) async fn models(provider: &Provider, transport: &Transport) -> Result<ModelList> {
+    with_adapter!(provider, adapter => with_total(adapter.kind(), transport, async {
+        let http_request = adapter.encode_models()?;
+        let response = send_whole(adapter, transport, http_request).await?;
+        adapter.decode_models(response)
+    }).await)
+}
+
+/// A fresh bearer token, for adapters that authenticate with one.
+async fn token<A: Adapter>(adapter: &A) -> Result<Option<secrecy::SecretString>> {
+    match adapter.credentials() {
+        Some(credentials) => credentials.bearer_token().await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The provider's kind.
+pub(crate) fn kind(provider: &Provider) -> crate::provider::ProviderKind {
+    with_adapter!(provider, adapter => adapter.kind())
+}
+
+async fn send_whole<A: Adapter>(
+    adapter: &A,
+    transport: &Transport,
+    request: http::Request<bytes::Bytes>,
+) -> Result<http::Response<bytes::Bytes>> {
+    let raw = transport.execute(adapter, request).await?;
+    raw.into_full(adapter.kind(), transport.max_body(), transport.timeouts().idle).await
+}
+
+async fn with_total<T>(
+    provider: crate::provider::ProviderKind,
+    transport: &Transport,
+    call: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match transport.timeouts().total {
+        Some(total) => tokio::time::timeout(total, call).await.map_err(|_| Error::Timeout {
+            provider,
+            phase: TimeoutPhase::Total,
+            after: total,
+        })?,
+        None => call.await,
+    }
+}

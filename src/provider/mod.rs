@@ -1,0 +1,398 @@
+//! Providers: which ones exist ([`ProviderKind`]), their configured form ([`Provider`]), and
+//! the sans-IO [`Adapter`] contract each one implements.
+//!
+//! An adapter only turns requests into `http::Request`s and `http::Response`s into OpenAI
+//! types; it never touches the network. `dispatch` holds the HTTP flow once, and is the only
+//! place that matches on [`Provider`].
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+
+use crate::error::{ApiError, Error, Result};
+use secrecy::SecretString;
+
+use crate::spec::openai::{EmbeddingEncodingFormat, ResponseFormat};
+use crate::transport::sse::{SseEvent, SseFramer};
+use crate::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
+
+pub mod anthropic;
+pub mod azure;
+pub mod bedrock;
+pub mod cohere;
+pub(crate) mod convert;
+pub(crate) mod dispatch;
+pub mod gemini;
+pub(crate) mod ids;
+pub mod mock;
+pub mod openai;
+pub mod openai_compat;
+pub mod settings;
+pub mod vertex_ai;
+
+pub use openai_compat::{CompatVendor, Quirks};
+
+/// A kind of provider: `openai`, `azure`, `mock`, or one of the OpenAI-compatible vendors.
+///
+/// `Display` and `FromStr` use the id that prefixes model strings (`groq/llama-3.3-70b`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    /// OpenAI (`openai/...`, or a bare `gpt-...`, `o3...`, `text-embedding-...`).
+    OpenAi,
+    /// Azure OpenAI (`azure/<deployment>`).
+    Azure,
+    /// Anthropic Messages (`anthropic/claude-...`, or a bare `claude-...`).
+    Anthropic,
+    /// Google Gemini through AI Studio (`gemini/gemini-2.5-flash`).
+    Gemini,
+    /// Gemini on Google Cloud Vertex AI (`vertex_ai/gemini-2.5-pro`).
+    VertexAi,
+    /// Amazon Bedrock through Converse (`bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0`).
+    Bedrock,
+    /// Cohere v2 (`cohere/command-a-03-2025`).
+    Cohere,
+    /// The built-in mock provider (`mock/echo`, ...), for trying things with no key.
+    Mock,
+    /// An OpenAI-compatible vendor from the table in [`openai_compat`].
+    Compat(&'static CompatVendor),
+}
+
+/// The native providers, in the order they are listed to users.
+const NATIVE: &[ProviderKind] = &[
+    ProviderKind::OpenAi,
+    ProviderKind::Azure,
+    ProviderKind::Anthropic,
+    ProviderKind::Gemini,
+    ProviderKind::VertexAi,
+    ProviderKind::Bedrock,
+    ProviderKind::Cohere,
+    ProviderKind::Mock,
+];
+
+impl ProviderKind {
+    /// The id used as the model-string prefix and in configuration.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Azure => "azure",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+            Self::VertexAi => "vertex_ai",
+            Self::Bedrock => "bedrock",
+            Self::Cohere => "cohere",
+            Self::Mock => "mock",
+            Self::Compat(vendor) => vendor.id,
+        }
+    }
+
+    /// Every provider this build knows.
+    pub fn all() -> impl Iterator<Item = ProviderKind> {
+        NATIVE.iter().copied().chain(openai_compat::VENDORS.iter().map(ProviderKind::Compat))
+    }
+
+    /// The provider with this id, if there is one.
+    pub fn from_id(id: &str) -> Option<Self> {
+        Self::all().find(|kind| kind.id() == id)
+    }
+
+    /// A comma-separated list of every id, for error messages.
+    pub fn known_ids() -> String {
+        Self::all().map(ProviderKind::id).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl fmt::Debug for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl FromStr for ProviderKind {
+    type Err = Error;
+    fn from_str(id: &str) -> Result<Self> {
+        Self::from_id(id)
+            .ok_or_else(|| Error::Config(format!("unknown provider `{id}`; known providers: {}", Self::known_ids())))
+    }
+}
+
+/// A configured provider: one variant per adapter, holding its settings.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Provider {
+    /// OpenAI.
+    OpenAi(openai::OpenAi),
+    /// Azure OpenAI.
+    Azure(azure::Azure),
+    /// Anthropic.
+    Anthropic(anthropic::Anthropic),
+    /// Gemini (AI Studio).
+    Gemini(gemini::Gemini),
+    /// Gemini on Vertex AI.
+    VertexAi(vertex_ai::VertexAi),
+    /// Amazon Bedrock.
+    Bedrock(bedrock::Bedrock),
+    /// Cohere.
+    Cohere(cohere::Cohere),
+    /// An OpenAI-compatible vendor, or any server given by base URL.
+    OpenAiCompat(openai_compat::OpenAiCompat),
+    /// The built-in mock.
+    Mock(mock::Mock),
+}
+
+/// Seconds since the Unix epoch, for the `created` of answers an upstream does not date.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Provider {
+    /// Which provider this is.
+    pub fn kind(&self) -> ProviderKind {
+        dispatch::kind(self)
+    }
+}
+
+/// What an adapter needs to know about the call beyond the request itself. Decoding sees
+/// the context too, so what encoding chose (a stream's usage, a JSON mode) can be undone.
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx<'a> {
+    /// The model id as the provider knows it (the model string without its provider prefix).
+    pub model: &'a str,
+    /// Drop parameters the provider cannot express instead of failing with `Unsupported`.
+    pub drop_params: bool,
+    /// Whether this is a streaming call.
+    pub stream: bool,
+    /// Whether the caller asked for a usage chunk at the end of the stream.
+    pub include_usage: bool,
+    /// The output format the caller asked for.
+    pub response_format: Option<&'a ResponseFormat>,
+    /// For embeddings: the encoding the caller asked for.
+    pub encoding_format: Option<&'a EmbeddingEncodingFormat>,
+    /// A bearer token fetched for this call (see [`Credentials`]).
+    pub auth_token: Option<&'a SecretString>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for `model` with nothing else set.
+    pub fn new(model: &'a str) -> Self {
+        Self {
+            model,
+            drop_params: false,
+            stream: false,
+            include_usage: false,
+            response_format: None,
+            encoding_format: None,
+            auth_token: None,
+        }
+    }
+
+    /// The context of an embeddings call.
+    pub fn for_embed(model: &'a str, request: &'a EmbeddingRequest, drop_params: bool) -> Self {
+        Self { drop_params, encoding_format: request.encoding_format.as_ref(), ..Self::new(model) }
+    }
+
+    /// The context of a chat call.
+    pub fn for_chat(model: &'a str, request: &'a ChatRequest, stream: bool, drop_params: bool) -> Self {
+        Self {
+            drop_params,
+            stream,
+            include_usage: stream && request.stream_options.as_ref().and_then(|o| o.include_usage) == Some(true),
+            response_format: request.response_format.as_ref(),
+            ..Self::new(model)
+        }
+    }
+}
+
+/// Where a provider's requests go.
+pub enum Upstream<'a> {
+    /// Over HTTP with the shared client.
+    Http,
+    /// Answered in this process (the mock provider).
+    InProcess(&'a dyn InProcess),
+}
+
+impl fmt::Debug for Upstream<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Http => "Http",
+            Self::InProcess(_) => "InProcess",
+        })
+    }
+}
+
+/// An upstream that answers in this process.
+pub trait InProcess: Send + Sync {
+    /// Answers one request.
+    fn call(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> futures_core::future::BoxFuture<'static, crate::transport::RawResponse>;
+}
+
+/// The contract every provider implements: pure translation, no I/O.
+pub trait Adapter: Send + Sync {
+    /// The stream decoder for this provider's chat streams.
+    type Stream: StreamDecode;
+
+    /// Which provider this is.
+    fn kind(&self) -> ProviderKind;
+
+    /// Where requests go; HTTP unless the provider answers in-process.
+    fn upstream(&self) -> Upstream<'_> {
+        Upstream::Http
+    }
+
+    /// Credentials to fetch before each request; the token reaches `encode_*` in
+    /// [`Ctx::auth_token`]. None for providers with a static key.
+    fn credentials(&self) -> Option<&dyn Credentials> {
+        None
+    }
+
+    /// Builds the HTTP request for a chat completion (streaming when `ctx.stream`).
+    fn encode_chat(&self, request: &ChatRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>>;
+
+    /// Reads a successful chat completion.
+    fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse>;
+
+    /// A fresh decoder for one chat stream.
+    fn stream_decoder(&self, ctx: &Ctx<'_>) -> Self::Stream;
+
+    /// Maps an error answer to an [`ApiError`].
+    fn decode_error(&self, status: StatusCode, headers: &HeaderMap, body: &Bytes) -> ApiError;
+
+    /// Builds the HTTP request for embeddings.
+    fn encode_embed(&self, request: &EmbeddingRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
+        let _ = (request, ctx);
+        Err(Error::Unsupported { provider: self.kind(), feature: "embeddings".into() })
+    }
+
+    /// Reads a successful embeddings answer.
+    fn decode_embed(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<EmbeddingResponse> {
+        let _ = (response, ctx);
+        Err(Error::Unsupported { provider: self.kind(), feature: "embeddings".into() })
+    }
+
+    /// Builds the HTTP request listing models.
+    fn encode_models(&self) -> Result<http::Request<Bytes>> {
+        Err(Error::Unsupported { provider: self.kind(), feature: "listing models".into() })
+    }
+
+    /// Reads a successful models list.
+    fn decode_models(&self, response: http::Response<Bytes>) -> Result<ModelList> {
+        let _ = response;
+        Err(Error::Unsupported { provider: self.kind(), feature: "listing models".into() })
+    }
+}
+
+/// A source of bearer tokens (OAuth), asked before each request; it caches and refreshes.
+pub trait Credentials: Send + Sync {
+    /// A valid token.
+    fn bearer_token(&self) -> futures_core::future::BoxFuture<'_, Result<SecretString>>;
+}
+
+/// Whether a stream goes on after a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// More frames may follow.
+    Continue,
+    /// The stream is complete (e.g. `[DONE]`); anything after it is ignored.
+    Done,
+}
+
+/// A state machine fed one framed event at a time, emitting OpenAI chunks.
+pub trait StreamDecode: Send + 'static {
+    /// Splits the byte stream into frames.
+    type Framer: Framer;
+
+    /// A framer for this stream's wire format.
+    fn framer(&self) -> Self::Framer;
+
+    /// Sees the response headers before the first frame (Bedrock takes its answer id from
+    /// `x-amzn-requestid`).
+    fn on_headers(&mut self, headers: &HeaderMap) {
+        let _ = headers;
+    }
+
+    /// Handles one frame, pushing any chunks it yields onto `out`.
+    fn on_frame(&mut self, frame: <Self::Framer as Framer>::Frame, out: &mut VecDeque<ChatChunk>) -> Result<Flow>;
+
+    /// The byte stream ended without [`Flow::Done`]: emit what is owed, or say it was cut off.
+    fn on_eof(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<()>;
+}
+
+/// Splits a byte stream into frames, however the bytes are split.
+pub trait Framer: Send + 'static {
+    /// One frame.
+    type Frame;
+
+    /// Feeds more bytes.
+    fn push(&mut self, bytes: &[u8]);
+
+    /// The next complete frame, if there is one.
+    fn next_frame(&mut self) -> Result<Option<Self::Frame>>;
+
+    /// The stream ended: the last frame, if one was left without its terminator.
+    fn finish(&mut self) -> Result<Option<Self::Frame>>;
+}
+
+impl Framer for SseFramer {
+    type Frame = SseEvent;
+
+    fn push(&mut self, bytes: &[u8]) {
+        SseFramer::push(self, bytes);
+    }
+
+    fn next_frame(&mut self) -> Result<Option<SseEvent>> {
+        Ok(self.next_event())
+    }
+
+    fn finish(&mut self) -> Result<Option<SseEvent>> {
+        Ok(SseFramer::finish(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every native kind is listed (so it resolves from model strings), once, under its id.
+    #[test]
+    fn every_native_kind_is_listed_and_round_trips_its_id() {
+        let every = [
+            ProviderKind::OpenAi,
+            ProviderKind::Azure,
+            ProviderKind::Anthropic,
+            ProviderKind::Gemini,
+            ProviderKind::VertexAi,
+            ProviderKind::Bedrock,
+            ProviderKind::Cohere,
+            ProviderKind::Mock,
+        ];
+        for kind in every {
+            // A new variant makes this match fail to compile until it is added above.
+            match kind {
+                ProviderKind::OpenAi
+                | ProviderKind::Azure
+                | ProviderKind::Anthropic
+                | ProviderKind::Gemini
+                | ProviderKind::VertexAi
+                | ProviderKind::Bedrock
+                | ProviderKind::Cohere
+                | ProviderKind::Mock
+                | ProviderKind::Compat(_) => {}
+            }
+            assert_eq!(ProviderKind::from_id(kind.id()), Some(kind), "{kind} is not listed");
+        }
+        assert_eq!(NATIVE.len(), every.len());
+    }
+}

@@ -1,0 +1,321 @@
+//! From settings (given, or from the environment) to a configured [`Provider`].
+
+use std::collections::HashMap;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{Error, Result};
+use crate::provider::anthropic::Anthropic;
+use crate::provider::azure::{Azure, AzureAuth};
+use crate::provider::bedrock::{Bedrock, BedrockAuth};
+use crate::provider::cohere::Cohere;
+use crate::provider::gemini::Gemini;
+use crate::provider::openai::request::header_map;
+use crate::provider::openai::{DEFAULT_BASE_URL, OpenAi};
+use crate::provider::openai_compat::OpenAiCompat;
+use crate::provider::vertex_ai::{VertexAi, VertexCredentials};
+use crate::provider::{Provider, ProviderKind, mock::Mock};
+
+/// How to reach one provider. Unset fields fall back to the environment (see
+/// [`ProviderSettings::env_vars`]) when the client reads it.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ProviderSettings {
+    /// The API key.
+    pub api_key: Option<SecretString>,
+    /// The API base (`https://api.groq.com/openai/v1`; for Azure the resource endpoint).
+    pub base_url: Option<String>,
+    /// Azure: the API version (`2024-10-21`, or `v1`).
+    pub api_version: Option<String>,
+    /// Azure: a Microsoft Entra ID token, used instead of a key.
+    pub auth_token: Option<SecretString>,
+    /// OpenAI: the organization id.
+    pub organization: Option<String>,
+    /// OpenAI: the project id. Vertex AI: the Google Cloud project.
+    pub project: Option<String>,
+    /// Vertex AI: the location (`us-central1`, `global`, ...). Bedrock: the AWS region.
+    pub location: Option<String>,
+    /// Vertex AI: a service account's JSON key, or a path to it.
+    pub credentials: Option<SecretString>,
+    /// Bedrock: the AWS access key id (with `aws_secret_access_key`, for SigV4).
+    pub aws_access_key_id: Option<String>,
+    /// Bedrock: the AWS secret access key.
+    pub aws_secret_access_key: Option<SecretString>,
+    /// Bedrock: the session token of temporary credentials.
+    pub aws_session_token: Option<SecretString>,
+    /// Extra headers sent with every request.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ProviderSettings {
+    /// Settings with an API key.
+    pub fn with_api_key(key: impl Into<String>) -> Self {
+        Self { api_key: Some(SecretString::from(key.into())), ..Self::default() }
+    }
+
+    /// Sets the API base.
+    #[must_use]
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Sets the API version (Azure).
+    #[must_use]
+    pub fn api_version(mut self, version: impl Into<String>) -> Self {
+        self.api_version = Some(version.into());
+        self
+    }
+
+    /// The environment variables read for `kind`: for each field, the variables tried in
+    /// order.
+    pub fn env_vars(kind: ProviderKind) -> Vec<(SettingField, Vec<String>)> {
+        use SettingField::{
+            ApiKey, ApiVersion, AuthToken, AwsAccessKeyId, AwsSecretAccessKey, AwsSessionToken, BaseUrl, Credentials,
+            Location, Organization, Project,
+        };
+        let names = |names: &[&str]| names.iter().map(|n| (*n).to_string()).collect::<Vec<_>>();
+        match kind {
+            ProviderKind::OpenAi => vec![
+                (ApiKey, names(&["OPENAI_API_KEY"])),
+                (BaseUrl, names(&["OPENAI_BASE_URL", "OPENAI_API_BASE"])),
+                (Organization, names(&["OPENAI_ORG_ID", "OPENAI_ORGANIZATION"])),
+                (Project, names(&["OPENAI_PROJECT_ID"])),
+            ],
+            ProviderKind::Azure => vec![
+                (ApiKey, names(&["AZURE_API_KEY", "AZURE_OPENAI_API_KEY"])),
+                (BaseUrl, names(&["AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"])),
+                (ApiVersion, names(&["AZURE_API_VERSION", "OPENAI_API_VERSION"])),
+                (AuthToken, names(&["AZURE_AD_TOKEN"])),
+            ],
+            ProviderKind::Anthropic => vec![
+                (ApiKey, names(&["ANTHROPIC_API_KEY"])),
+                (BaseUrl, names(&["ANTHROPIC_BASE_URL", "ANTHROPIC_API_BASE"])),
+            ],
+            ProviderKind::Gemini => {
+                vec![(ApiKey, names(&["GEMINI_API_KEY", "GOOGLE_API_KEY"])), (BaseUrl, names(&["GEMINI_API_BASE"]))]
+            }
+            ProviderKind::VertexAi => vec![
+                (Project, names(&["VERTEXAI_PROJECT", "GOOGLE_CLOUD_PROJECT"])),
+                (Location, names(&["VERTEXAI_LOCATION", "GOOGLE_CLOUD_LOCATION"])),
+                (Credentials, names(&["VERTEXAI_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS"])),
+                (AuthToken, names(&["VERTEXAI_ACCESS_TOKEN"])),
+                (BaseUrl, names(&["VERTEXAI_API_BASE"])),
+            ],
+            ProviderKind::Bedrock => vec![
+                (Location, names(&["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_REGION_NAME"])),
+                (AwsAccessKeyId, names(&["AWS_ACCESS_KEY_ID"])),
+                (AwsSecretAccessKey, names(&["AWS_SECRET_ACCESS_KEY"])),
+                (AwsSessionToken, names(&["AWS_SESSION_TOKEN"])),
+                (ApiKey, names(&["AWS_BEARER_TOKEN_BEDROCK"])),
+                (BaseUrl, names(&["AWS_BEDROCK_RUNTIME_ENDPOINT", "BEDROCK_API_BASE"])),
+            ],
+            ProviderKind::Cohere => {
+                vec![(ApiKey, names(&["COHERE_API_KEY", "CO_API_KEY"])), (BaseUrl, names(&["COHERE_API_BASE"]))]
+            }
+            ProviderKind::Mock => vec![],
+            ProviderKind::Compat(vendor) => vec![(ApiKey, names(vendor.key_env)), (BaseUrl, vec![vendor.base_env()])],
+        }
+    }
+
+    /// These settings, with unset fields filled from `env`; settings given explicitly win.
+    pub fn with_env(&self, kind: ProviderKind, env: &HashMap<String, String>) -> Self {
+        let mut out = self.clone();
+        for (field, vars) in Self::env_vars(kind) {
+            let Some(value) = vars.iter().find_map(|v| env.get(v)).filter(|v| !v.is_empty()).cloned() else {
+                continue;
+            };
+            let secret = |slot: &mut Option<SecretString>| {
+                if slot.is_none() {
+                    *slot = Some(SecretString::from(value.clone()));
+                }
+            };
+            match field {
+                SettingField::ApiKey => secret(&mut out.api_key),
+                SettingField::AuthToken => secret(&mut out.auth_token),
+                SettingField::BaseUrl => out.base_url = out.base_url.or(Some(value)),
+                SettingField::ApiVersion => out.api_version = out.api_version.or(Some(value)),
+                SettingField::Organization => out.organization = out.organization.or(Some(value)),
+                SettingField::Project => out.project = out.project.or(Some(value)),
+                SettingField::Location => out.location = out.location.or(Some(value)),
+                SettingField::Credentials => secret(&mut out.credentials),
+                SettingField::AwsAccessKeyId => out.aws_access_key_id = out.aws_access_key_id.or(Some(value)),
+                SettingField::AwsSecretAccessKey => secret(&mut out.aws_secret_access_key),
+                SettingField::AwsSessionToken => secret(&mut out.aws_session_token),
+            }
+        }
+        out
+    }
+}
+
+/// A field of [`ProviderSettings`] that can come from the environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettingField {
+    /// `api_key`.
+    ApiKey,
+    /// `base_url`.
+    BaseUrl,
+    /// `api_version`.
+    ApiVersion,
+    /// `auth_token`.
+    AuthToken,
+    /// `organization`.
+    Organization,
+    /// `project`.
+    Project,
+    /// `location`.
+    Location,
+    /// `credentials`.
+    Credentials,
+    /// `aws_access_key_id`.
+    AwsAccessKeyId,
+    /// `aws_secret_access_key`.
+    AwsSecretAccessKey,
+    /// `aws_session_token`.
+    AwsSessionToken,
+}
+
+impl Provider {
+    /// Configures `kind` from complete settings (environment already applied).
+    pub fn configure(kind: ProviderKind, settings: &ProviderSettings) -> Result<Self> {
+        let headers = header_map(&settings.headers)?;
+        let base_url = settings.base_url.as_deref().filter(|b| !b.is_empty());
+        Ok(match kind {
+            ProviderKind::OpenAi => {
+                if settings.api_key.is_none() && base_url.is_none_or(|b| b.trim_end_matches('/') == DEFAULT_BASE_URL) {
+                    return Err(Error::Config(
+                        "no API key for openai: set OPENAI_API_KEY or give one to the client".into(),
+                    ));
+                }
+                Provider::OpenAi(OpenAi::new(
+                    base_url,
+                    settings.api_key.as_ref(),
+                    settings.organization.as_deref(),
+                    settings.project.as_deref(),
+                    headers,
+                )?)
+            }
+            ProviderKind::Azure => {
+                let endpoint = base_url.ok_or_else(|| {
+                    Error::Config("azure needs the resource endpoint: set AZURE_API_BASE or give a base_url".into())
+                })?;
+                let auth = match (&settings.api_key, &settings.auth_token) {
+                    (_, Some(token)) => AzureAuth::EntraToken(token.clone()),
+                    (Some(key), None) => AzureAuth::ApiKey(key.clone()),
+                    (None, None) => {
+                        return Err(Error::Config(
+                            "no credentials for azure: set AZURE_API_KEY (or AZURE_AD_TOKEN) or give them to the client"
+                                .into(),
+                        ));
+                    }
+                };
+                Provider::Azure(Azure::new(endpoint, settings.api_version.as_deref(), &auth, headers)?)
+            }
+            ProviderKind::Anthropic => {
+                let key = settings.api_key.as_ref().ok_or_else(|| {
+                    Error::Config("no API key for anthropic: set ANTHROPIC_API_KEY or give one to the client".into())
+                })?;
+                Provider::Anthropic(Anthropic::new(base_url, key, headers)?)
+            }
+            ProviderKind::Gemini => {
+                let key = settings.api_key.as_ref().ok_or_else(|| {
+                    Error::Config("no API key for gemini: set GEMINI_API_KEY or give one to the client".into())
+                })?;
+                Provider::Gemini(Gemini::new(base_url, key, headers)?)
+            }
+            ProviderKind::VertexAi => {
+                let project = settings.project.as_deref().ok_or_else(|| {
+                    Error::Config("vertex_ai needs a project: set VERTEXAI_PROJECT or give one to the client".into())
+                })?;
+                let credentials = match (&settings.auth_token, &settings.credentials) {
+                    (Some(token), _) => VertexCredentials::Token(token.clone()),
+                    (None, Some(key)) => VertexCredentials::service_account(key.expose_secret())?,
+                    (None, None) => VertexCredentials::Default(tokio::sync::OnceCell::new()),
+                };
+                Provider::VertexAi(VertexAi::new(
+                    project,
+                    settings.location.as_deref(),
+                    base_url,
+                    credentials,
+                    headers,
+                )?)
+            }
+            ProviderKind::Bedrock => {
+                let region = settings.location.as_deref().ok_or_else(|| {
+                    Error::Config("bedrock needs a region: set AWS_REGION or give a location to the client".into())
+                })?;
+                // Explicit IAM credentials win over an API key, as the AWS SDKs order them.
+                let auth = match (&settings.aws_access_key_id, &settings.aws_secret_access_key, &settings.api_key) {
+                    (Some(id), Some(secret), _) => BedrockAuth::SigV4 {
+                        access_key_id: id.clone(),
+                        secret_access_key: secret.clone(),
+                        session_token: settings.aws_session_token.clone(),
+                    },
+                    (None, None, Some(key)) => BedrockAuth::ApiKey(key.clone()),
+                    (Some(_), None, _) | (None, Some(_), _) => {
+                        return Err(Error::Config(
+                            "bedrock needs both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (only one is set)".into(),
+                        ));
+                    }
+                    (None, None, None) => {
+                        return Err(Error::Config(
+                            "no credentials for bedrock: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+                             AWS_BEARER_TOKEN_BEDROCK"
+                                .into(),
+                        ));
+                    }
+                };
+                Provider::Bedrock(Bedrock::new(region, base_url, auth, headers)?)
+            }
+            ProviderKind::Cohere => {
+                let key = settings.api_key.as_ref().ok_or_else(|| {
+                    Error::Config("no API key for cohere: set COHERE_API_KEY or give one to the client".into())
+                })?;
+                Provider::Cohere(Cohere::new(base_url, key, headers)?)
+            }
+            ProviderKind::Mock => Provider::Mock(Mock),
+            ProviderKind::Compat(vendor) => {
+                Provider::OpenAiCompat(OpenAiCompat::new(vendor, base_url, settings.api_key.as_ref(), headers)?)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    }
+
+    #[test]
+    fn environment_fills_unset_fields_in_order_of_preference() {
+        let groq = ProviderKind::from_id("groq").unwrap_or(ProviderKind::Mock);
+        let filled = ProviderSettings::default()
+            .with_env(groq, &env(&[("GROQ_API_KEY", "gk"), ("GROQ_API_BASE", "http://proxy/openai/v1")]));
+        assert_eq!(filled.api_key.as_ref().map(ExposeSecret::expose_secret), Some("gk"));
+        assert_eq!(filled.base_url.as_deref(), Some("http://proxy/openai/v1"));
+
+        let azure = ProviderSettings::default().with_env(
+            ProviderKind::Azure,
+            &env(&[("AZURE_OPENAI_API_KEY", "second"), ("AZURE_API_KEY", "first"), ("OPENAI_API_VERSION", "v1")]),
+        );
+        assert_eq!(azure.api_key.as_ref().map(ExposeSecret::expose_secret), Some("first"));
+        assert_eq!(azure.api_version.as_deref(), Some("v1"));
+    }
+
+    #[test]
+    fn given_settings_win_over_the_environment_and_empty_variables_are_ignored() {
+        let given = ProviderSettings::with_api_key("given").base_url("http://given/v1");
+        let filled = given.with_env(
+            ProviderKind::OpenAi,
+            &env(&[("OPENAI_API_KEY", "env"), ("OPENAI_BASE_URL", "http://env/v1"), ("OPENAI_ORG_ID", "")]),
+        );
+        assert_eq!(filled.api_key.as_ref().map(ExposeSecret::expose_secret), Some("given"));
+        assert_eq!(filled.base_url.as_deref(), Some("http://given/v1"));
+        assert_eq!(filled.organization, None);
+    }
+}

@@ -1,0 +1,290 @@
+//! The one HTTP client every provider shares: connection pooling, TLS (rustls), retries with
+//! backoff, and per-attempt timeouts. SSE framing lives in [`sse`].
+//!
+//! There is deliberately no single global timeout: it would cut long streams. Instead each
+//! attempt has a connect timeout, a first-byte timeout (until the response head arrives) and
+//! an idle timeout between pieces of the body; a total timeout is optional, for non-stream
+//! calls only.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode};
+
+use crate::error::{Error, Result, TimeoutPhase};
+use crate::provider::{Adapter, ProviderKind, Upstream};
+
+pub mod eventstream;
+pub mod retry;
+pub mod sse;
+
+pub use retry::RetryPolicy;
+
+/// Per-attempt deadlines.
+#[derive(Clone, Debug)]
+pub struct Timeouts {
+    /// Establishing a connection (TCP and TLS). Default 10 s.
+    pub connect: Duration,
+    /// From sending the request to the response head. Non-stream answers arrive whole, so
+    /// this bounds the generation time too. Default 600 s, as OpenAI's own SDKs.
+    pub first_byte: Duration,
+    /// Between two pieces of a body or stream. Default 300 s (reasoning models can think
+    /// silently for minutes).
+    pub idle: Duration,
+    /// The whole non-stream call, retries included. Default none.
+    pub total: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(600),
+            idle: Duration::from_secs(300),
+            total: None,
+        }
+    }
+}
+
+/// The largest non-stream body read by default (embedding batches can be large).
+pub const DEFAULT_MAX_BODY: usize = 256 * 1024 * 1024;
+
+/// The largest error body read; an error answer bigger than this is itself an error.
+const MAX_ERROR_BODY: usize = 4 * 1024 * 1024;
+
+/// The shared HTTP client with its policies. Cheap to clone.
+#[derive(Clone)]
+pub struct Transport {
+    http: reqwest::Client,
+    retry: Arc<RetryPolicy>,
+    timeouts: Arc<Timeouts>,
+    max_body: usize,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("retry", &self.retry)
+            .field("timeouts", &self.timeouts)
+            .field("max_body", &self.max_body)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// A transport with these policies.
+    pub fn new(retry: RetryPolicy, timeouts: Timeouts) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config()?)
+            .connect_timeout(timeouts.connect)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { http, retry: Arc::new(retry), timeouts: Arc::new(timeouts), max_body: DEFAULT_MAX_BODY })
+    }
+
+    /// The timeouts in force.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// Sends a request, retrying as the policy allows, until a successful response head.
+    /// Error answers are read and mapped with the adapter's `decode_error`.
+    pub async fn execute<A: Adapter + ?Sized>(
+        &self,
+        adapter: &A,
+        request: http::Request<Bytes>,
+    ) -> Result<RawResponse> {
+        let provider = adapter.kind();
+        let mut attempt = 0;
+        loop {
+            let err = match self.attempt(adapter, request.clone()).await {
+                Ok(raw) if raw.status.is_success() => return Ok(raw),
+                Ok(raw) => {
+                    let (status, headers) = (raw.status, raw.headers.clone());
+                    let limit = self.max_body.min(MAX_ERROR_BODY);
+                    let body = raw.body.collect(provider, limit, self.timeouts.idle).await?;
+                    Error::from(adapter.decode_error(status, &headers, &body))
+                }
+                Err(err) => err,
+            };
+            let delay = if err.is_retryable() { self.retry.delay(attempt, err.retry_after()) } else { None };
+            let Some(delay) = delay else { return Err(err) };
+            tracing::debug!(%provider, attempt, ?delay, error = %err, "retrying");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    async fn attempt<A: Adapter + ?Sized>(&self, adapter: &A, request: http::Request<Bytes>) -> Result<RawResponse> {
+        let provider = adapter.kind();
+        let first_byte = self.timeouts.first_byte;
+        let timed_out = || Error::Timeout { provider, phase: TimeoutPhase::FirstByte, after: first_byte };
+        match adapter.upstream() {
+            Upstream::InProcess(upstream) => {
+                tokio::time::timeout(first_byte, upstream.call(request)).await.map_err(|_| timed_out())
+            }
+            Upstream::Http => {
+                let request = reqwest::Request::try_from(request).map_err(|e| Error::Transport {
+                    provider,
+                    message: format!("invalid request: {e}"),
+                    source: Some(Box::new(e)),
+                })?;
+                tracing::debug!(%provider, method = %request.method(), url = %request.url(), "sending");
+                let response = tokio::time::timeout(first_byte, self.http.execute(request))
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(|e| self.send_error(provider, e))?;
+                Ok(RawResponse {
+                    status: response.status(),
+                    headers: response.headers().clone(),
+                    body: Body::Http(response),
+                })
+            }
+        }
+    }
+
+    fn send_error(&self, provider: ProviderKind, err: reqwest::Error) -> Error {
+        if err.is_timeout() {
+            return Error::Timeout { provider, phase: TimeoutPhase::Connect, after: self.timeouts.connect };
+        }
+        let what = if err.is_connect() { "could not connect" } else { "request failed" };
+        let mut message = what.to_string();
+        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Error::Transport { provider, message, source: Some(Box::new(err)) }
+    }
+
+    /// The largest non-stream body this transport reads.
+    pub fn max_body(&self) -> usize {
+        self.max_body
+    }
+}
+
+fn tls_config() -> Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+        .map_err(|e| Error::Config(format!("cannot load the system's TLS roots: {e}")))?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS configuration: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// A response head and a body still to be read.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Body,
+}
+
+impl RawResponse {
+    /// A response with a whole body (used by in-process upstreams).
+    pub fn full(status: StatusCode, headers: HeaderMap, body: Bytes) -> Self {
+        Self { status, headers, body: Body::Chunks(VecDeque::from([Chunk { delay: Duration::ZERO, bytes: body }])) }
+    }
+
+    /// Reads the whole body into an `http::Response`.
+    pub async fn into_full(
+        self,
+        provider: ProviderKind,
+        max_body: usize,
+        idle: Duration,
+    ) -> Result<http::Response<Bytes>> {
+        let body = self.body.collect(provider, max_body, idle).await?;
+        let mut response = http::Response::new(body);
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers;
+        Ok(response)
+    }
+}
+
+/// A piece of an in-process body, delivered after a delay.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    /// How long to wait before delivering it.
+    pub delay: Duration,
+    /// The bytes.
+    pub bytes: Bytes,
+}
+
+/// A response body, read piece by piece.
+#[derive(Debug)]
+pub enum Body {
+    /// From the network.
+    Http(reqwest::Response),
+    /// From an in-process upstream.
+    Chunks(VecDeque<Chunk>),
+}
+
+impl Body {
+    /// The next piece, or `None` at the end; fails if none arrives within `idle`.
+    pub async fn next_chunk(&mut self, provider: ProviderKind, idle: Duration) -> Result<Option<Bytes>> {
+        let idle_timeout = || Error::Timeout { provider, phase: TimeoutPhase::Idle, after: idle };
+        match self {
+            Self::Http(response) => tokio::time::timeout(idle, response.chunk())
+                .await
+                .map_err(|_| idle_timeout())?
+                .map_err(|e| Error::Transport {
+                    provider,
+                    message: format!("reading the response body: {e}"),
+                    source: Some(Box::new(e)),
+                }),
+            Self::Chunks(chunks) => {
+                let Some(chunk) = chunks.pop_front() else {
+                    return Ok(None);
+                };
+                if chunk.delay > idle {
+                    tokio::time::sleep(idle).await;
+                    return Err(idle_timeout());
+                }
+                if !chunk.delay.is_zero() {
+                    tokio::time::sleep(chunk.delay).await;
+                }
+                Ok(Some(chunk.bytes))
+            }
+        }
+    }
+
+    /// Reads the rest of the body, up to `max` bytes.
+    pub async fn collect(mut self, provider: ProviderKind, max: usize, idle: Duration) -> Result<Bytes> {
+        let mut first: Option<Bytes> = None;
+        let mut joined = BytesMut::new();
+        while let Some(chunk) = self.next_chunk(provider, idle).await? {
+            let len = first.as_ref().map_or(0, Bytes::len) + joined.len() + chunk.len();
+            if len > max {
+                return Err(Error::Transport {
+                    provider,
+                    message: format!("response body larger than {max} bytes"),
+                    source: None,
+                });
+            }
+            match first.take() {
+                None if joined.is_empty() => first = Some(chunk),
+                None => joined.extend_from_slice(&chunk),
+                Some(prev) => {
+                    joined.extend_from_slice(&prev);
+                    joined.extend_from_slice(&chunk);
+                }
+            }
+        }
+        Ok(first.unwrap_or_else(|| joined.freeze()))
+    }
+}
