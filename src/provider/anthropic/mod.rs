@@ -1,0 +1,125 @@
+//! Anthropic Messages (`anthropic/...`, `POST /v1/messages`).
+//!
+//! Upstream docs: <https://docs.anthropic.com/en/api/messages> (requests and responses),
+//! <https://docs.anthropic.com/en/docs/build-with-claude/streaming> (events),
+//! <https://docs.anthropic.com/en/api/errors>. The base URL is the host root, as in LiteLLM
+//! (`https://api.anthropic.com` -> `POST https://api.anthropic.com/v1/messages`).
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{ApiError, Error, Result};
+use crate::provider::openai::request::{get, join_url, secret_header};
+use crate::provider::{Adapter, Ctx, ProviderKind};
+use crate::{ChatRequest, ChatResponse, ModelList};
+
+pub mod error;
+pub mod request;
+pub mod response;
+pub mod stream;
+
+/// Anthropic's API host.
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+/// The `anthropic-version` header sent with every request.
+pub const API_VERSION: &str = "2023-06-01";
+
+/// The Anthropic adapter and its settings.
+#[derive(Clone, Debug)]
+pub struct Anthropic {
+    base_url: String,
+    headers: HeaderMap,
+}
+
+impl Anthropic {
+    /// An adapter for `base_url` (Anthropic's unless given) with the API key. An
+    /// `anthropic-beta` header in `extra_headers` is sent with every request, merged with any
+    /// betas a request names (`anthropic_beta`).
+    pub fn new(base_url: Option<&str>, api_key: &SecretString, extra_headers: HeaderMap) -> Result<Self> {
+        let mut headers = extra_headers;
+        headers.insert("x-api-key", secret_header(api_key.expose_secret())?);
+        headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
+        Ok(Self { base_url: base_url.unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/').to_string(), headers })
+    }
+}
+
+/// What the mapping needs to know about a Claude model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelFacts {
+    /// The most output tokens it can produce (the `max_tokens` used when the caller sets none).
+    pub max_output: i64,
+    /// Whether it takes structured output (`output_config.format`); older models get a forced tool.
+    pub structured_outputs: bool,
+}
+
+/// Claude models by id prefix, most specific first. From Anthropic's models overview; the
+/// price registry will carry these facts for every provider.
+const MODELS: &[(&str, ModelFacts)] = &[
+    ("claude-opus-4-5", ModelFacts { max_output: 64_000, structured_outputs: true }),
+    ("claude-opus-4-1", ModelFacts { max_output: 32_000, structured_outputs: true }),
+    ("claude-opus-4", ModelFacts { max_output: 32_000, structured_outputs: false }),
+    ("claude-sonnet-4-5", ModelFacts { max_output: 64_000, structured_outputs: true }),
+    ("claude-sonnet-4", ModelFacts { max_output: 64_000, structured_outputs: false }),
+    ("claude-haiku-4-5", ModelFacts { max_output: 64_000, structured_outputs: true }),
+    ("claude-3-7-sonnet", ModelFacts { max_output: 64_000, structured_outputs: false }),
+    ("claude-3-5-sonnet", ModelFacts { max_output: 8_192, structured_outputs: false }),
+    ("claude-3-5-haiku", ModelFacts { max_output: 8_192, structured_outputs: false }),
+    ("claude-3-opus", ModelFacts { max_output: 4_096, structured_outputs: false }),
+    ("claude-3-haiku", ModelFacts { max_output: 4_096, structured_outputs: false }),
+];
+
+/// The facts for `model`, if it is a known Claude model (dated and `-latest` ids included).
+pub fn model_facts(model: &str) -> Option<ModelFacts> {
+    MODELS.iter().find(|(prefix, _)| model.starts_with(prefix)).map(|(_, facts)| *facts)
+}
+
+impl Adapter for Anthropic {
+    type Stream = stream::Decoder;
+
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Anthropic
+    }
+
+    fn encode_chat(&self, req: &ChatRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
+        request::encode(req, ctx, &join_url(&self.base_url, "/v1/messages"), &self.headers)
+    }
+
+    fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse> {
+        response::decode(response, ctx)
+    }
+
+    fn stream_decoder(&self, ctx: &Ctx<'_>) -> stream::Decoder {
+        stream::Decoder::new(ctx)
+    }
+
+    fn decode_error(&self, status: StatusCode, headers: &HeaderMap, body: &Bytes) -> ApiError {
+        error::decode_error(status, headers, body)
+    }
+
+    fn encode_models(&self) -> Result<http::Request<Bytes>> {
+        get(&join_url(&self.base_url, "/v1/models"), &self.headers)
+    }
+
+    fn decode_models(&self, response: http::Response<Bytes>) -> Result<ModelList> {
+        response::decode_models(response)
+    }
+}
+
+/// The error for a request field Anthropic cannot express.
+pub(crate) fn unsupported(feature: impl Into<String>) -> Error {
+    Error::Unsupported { provider: ProviderKind::Anthropic, feature: feature.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_facts_match_dated_ids_and_the_most_specific_prefix() {
+        assert_eq!(model_facts("claude-sonnet-4-5-20250929").map(|f| f.max_output), Some(64_000));
+        assert_eq!(model_facts("claude-opus-4-1-20250805").map(|f| f.structured_outputs), Some(true));
+        assert_eq!(model_facts("claude-opus-4-20250514").map(|f| f.structured_outputs), Some(false));
+        assert_eq!(model_facts("claude-3-5-haiku-latest").map(|f| f.max_output), Some(8_192));
+        assert_eq!(model_facts("claude-next"), None);
+    }
+}

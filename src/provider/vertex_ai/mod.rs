@@ -1,0 +1,174 @@
+//! Gemini on Vertex AI (`vertex_ai/...`, aiplatform v1, Google's publisher models).
+//!
+//! Upstream docs: <https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest>.
+//! The wire format is Gemini's (`crate::provider::gemini`); what differs is the URL
+//! (`https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent`,
+//! `aiplatform.googleapis.com` for the `global` location) and authentication: an OAuth bearer
+//! token, from a token given directly (`VERTEXAI_ACCESS_TOKEN`), from a service account's JSON
+//! key (`VERTEXAI_CREDENTIALS` or `GOOGLE_APPLICATION_CREDENTIALS`, a path or the JSON itself)
+//! through `gcp_auth`, or else from Application Default Credentials (the metadata server,
+//! `gcloud`). Tokens are cached and refreshed by `gcp_auth`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures_core::future::BoxFuture;
+use http::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::OnceCell;
+
+use crate::error::{ApiError, Error, ErrorKind, Result};
+use crate::provider::gemini::{Endpoint, Google, Method, resource_name};
+use crate::provider::openai::request::bearer;
+use crate::provider::{Credentials, Ctx, ProviderKind};
+
+pub mod error;
+pub mod request;
+pub mod response;
+pub mod stream;
+
+/// The OAuth scope Vertex AI needs.
+pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+
+/// The location used when none is configured.
+pub const DEFAULT_LOCATION: &str = "us-central1";
+
+/// How Vertex AI requests get their bearer token.
+pub enum VertexCredentials {
+    /// A token given directly (it is not refreshed).
+    Token(SecretString),
+    /// A service account's JSON key.
+    ServiceAccount(Arc<gcp_auth::CustomServiceAccount>),
+    /// Application Default Credentials, looked up on first use.
+    Default(OnceCell<Arc<dyn gcp_auth::TokenProvider>>),
+}
+
+impl fmt::Debug for VertexCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Token(_) => "Token([REDACTED])",
+            Self::ServiceAccount(_) => "ServiceAccount([REDACTED])",
+            Self::Default(_) => "Default",
+        })
+    }
+}
+
+impl VertexCredentials {
+    /// Credentials from a service account key: the JSON itself, or a path to it.
+    pub fn service_account(json_or_path: &str) -> Result<Self> {
+        let account = if json_or_path.trim_start().starts_with('{') {
+            gcp_auth::CustomServiceAccount::from_json(json_or_path)
+        } else {
+            gcp_auth::CustomServiceAccount::from_file(json_or_path)
+        }
+        .map_err(|e| Error::Config(format!("vertex_ai: cannot read the service account key: {e}")))?;
+        Ok(Self::ServiceAccount(Arc::new(account)))
+    }
+}
+
+impl Credentials for VertexCredentials {
+    fn bearer_token(&self) -> BoxFuture<'_, Result<SecretString>> {
+        Box::pin(async move {
+            let provider: &dyn gcp_auth::TokenProvider = match self {
+                Self::Token(token) => return Ok(token.clone()),
+                Self::ServiceAccount(account) => account.as_ref(),
+                Self::Default(cell) => cell.get_or_try_init(gcp_auth::provider).await.map_err(token_error)?.as_ref(),
+            };
+            let token = provider.token(&[SCOPE]).await.map_err(token_error)?;
+            Ok(SecretString::from(token.as_str().to_string()))
+        })
+    }
+}
+
+/// A failure to get a token: the token endpoint unreachable is a transport error (worth a
+/// retry); anything else is an authentication error.
+fn token_error(err: gcp_auth::Error) -> Error {
+    let provider = ProviderKind::VertexAi;
+    match err {
+        gcp_auth::Error::Http(what, source) => Error::Transport {
+            provider,
+            message: format!("fetching a Vertex AI access token: {what}: {source}"),
+            source: Some(Box::new(source)),
+        },
+        other => ApiError::new(
+            provider,
+            ErrorKind::Authentication.http_status(),
+            ErrorKind::Authentication,
+            format!("could not get a Vertex AI access token: {other}"),
+        )
+        .into(),
+    }
+}
+
+/// The Vertex AI endpoint: project, location, base URL and credentials.
+#[derive(Debug)]
+pub struct Vertex {
+    base_url: String,
+    project: String,
+    location: String,
+    credentials: VertexCredentials,
+    headers: HeaderMap,
+}
+
+/// The Vertex AI adapter.
+pub type VertexAi = Google<Arc<Vertex>>;
+
+impl VertexAi {
+    /// An adapter for `project` in `location` (`us-central1` unless given); `base_url`
+    /// replaces the regional host.
+    pub fn new(
+        project: &str,
+        location: Option<&str>,
+        base_url: Option<&str>,
+        credentials: VertexCredentials,
+        headers: HeaderMap,
+    ) -> Result<Self> {
+        if project.is_empty() {
+            return Err(Error::Config("vertex_ai needs a project: set VERTEXAI_PROJECT".into()));
+        }
+        let location = location.unwrap_or(DEFAULT_LOCATION).to_string();
+        let base_url = match base_url {
+            Some(base) => base.trim_end_matches('/').to_string(),
+            None => request::default_host(&location),
+        };
+        Ok(Google::with_endpoint(Arc::new(Vertex {
+            base_url,
+            project: project.to_string(),
+            location,
+            credentials,
+            headers,
+        })))
+    }
+}
+
+impl Endpoint for Arc<Vertex> {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::VertexAi
+    }
+
+    fn model_name(&self, model: &str) -> String {
+        format!("projects/{}/locations/{}/publishers/google/{}", self.project, self.location, resource_name(model))
+    }
+
+    fn url(&self, model: &str, method: Method) -> String {
+        request::url(&self.base_url, &self.project, &self.location, model, method)
+    }
+
+    fn headers(&self, ctx: &Ctx<'_>) -> Result<HeaderMap> {
+        let token = ctx.auth_token.ok_or_else(|| Error::Config("vertex_ai: no access token was fetched".into()))?;
+        let mut headers = self.headers.clone();
+        bearer(&mut headers, Some(token))?;
+        if token.expose_secret().is_empty() {
+            return Err(Error::Config("vertex_ai: the access token is empty".into()));
+        }
+        Ok(headers)
+    }
+
+    fn models_url(&self) -> Option<String> {
+        None
+    }
+
+    fn credentials(&self) -> Option<&dyn Credentials> {
+        Some(&self.credentials)
+    }
+}

@@ -1,0 +1,2 @@
+//! Vertex AI streams are Gemini's (`streamGenerateContent?alt=sse`), decoded by
+//! `crate::provider::gemini::stream::Decoder`.
