@@ -1,0 +1,157 @@
+//! Per-call encode and decode, and per-chunk stream decode, for the OpenAI-format adapter.
+
+use std::collections::VecDeque;
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::HeaderMap;
+use serde_json::json;
+use switchyard::provider::openai::OpenAi;
+use switchyard::provider::openai::stream::Decoder;
+use switchyard::provider::openai_compat::{OpenAiCompat, VENDORS};
+use switchyard::provider::{Adapter, Ctx, StreamDecode};
+use switchyard::spec::openai::{ChatCompletionTool, ChatCompletionToolChoiceOption};
+use switchyard::transport::sse::SseEvent;
+use switchyard::{ChatMessage, ChatRequest};
+
+fn request() -> ChatRequest {
+    let mut req = ChatRequest::new(
+        "openai/gpt-4o-mini",
+        vec![
+            ChatMessage::system("You are a helpful assistant. Answer briefly and cite sources where you can."),
+            ChatMessage::user(
+                "What's the weather in Paris right now, and what should I wear for a walk along the Seine?",
+            ),
+            ChatMessage::assistant("Let me check the weather for you."),
+            ChatMessage::user("Thanks. Also compare it with Tokyo."),
+        ],
+    );
+    req.temperature = Some(0.7);
+    req.max_tokens = Some(512);
+    req.tools = Some(vec![ChatCompletionTool::function(
+        "get_weather",
+        "Get the current weather for a city.",
+        json!({"type": "object", "properties": {"location": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, "required": ["location"]}),
+    )]);
+    req.tool_choice = Some(ChatCompletionToolChoiceOption::auto());
+    req
+}
+
+fn response_body() -> Bytes {
+    Bytes::from(json!({
+        "id": "chatcmpl-CQ6yW1bLh2mVdXkq0rT8sKf3nJp2a", "object": "chat.completion", "created": 1763812345,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "It is 18 °C and cloudy in Paris: a light jacket and comfortable shoes will do. Tokyo is warmer at 22 °C with sun, so layers you can take off are best there. Enjoy the walk along the river.", "refusal": null, "annotations": []}, "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 112, "completion_tokens": 52, "total_tokens": 164, "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
+        "service_tier": "default", "system_fingerprint": "fp_560af6e559"
+    }).to_string())
+}
+
+fn chunk_event() -> SseEvent {
+    SseEvent::new(
+        "",
+        "{\"id\":\"chatcmpl-CQ6zC3bIf7gKqC7rO2lT6eAz0hWs4\",\"object\":\"chat.completion.chunk\",\"created\":1763812346,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" nice\"},\"logprobs\":null,\"finish_reason\":null}],\"obfuscation\":\"Zk3\"}",
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let key = Some("sk-bench".to_string().into());
+    let adapter = OpenAi::new(None, key.as_ref(), None, None, HeaderMap::new()).unwrap_or_else(|e| panic!("{e}"));
+    let req = request();
+    let ctx = Ctx::new("gpt-4o-mini");
+    c.bench_function("openai/encode_chat_request", |b| b.iter(|| adapter.encode_chat(black_box(&req), &ctx)));
+
+    // A vendor with quirks (renames, respellings) goes through a JSON value.
+    let mistral = VENDORS.iter().find(|v| v.id == "mistral").unwrap_or(&VENDORS[0]);
+    let quirky = OpenAiCompat::new(mistral, None, key.as_ref(), HeaderMap::new()).unwrap_or_else(|e| panic!("{e}"));
+    c.bench_function("mistral/encode_chat_request", |b| b.iter(|| quirky.encode_chat(black_box(&req), &ctx)));
+
+    let body = response_body();
+    c.bench_function("openai/decode_chat_response", |b| {
+        b.iter(|| adapter.decode_chat(http::Response::new(black_box(body.clone())), &ctx))
+    });
+
+    let event = chunk_event();
+    let mut decoder = Decoder::new(adapter.kind());
+    let mut out = VecDeque::new();
+    c.bench_function("openai/decode_stream_chunk", |b| {
+        b.iter(|| {
+            let flow = decoder.on_frame(black_box(event.clone()), &mut out);
+            out.clear();
+            flow
+        })
+    });
+}
+
+fn bench_anthropic(c: &mut Criterion) {
+    use switchyard::provider::anthropic::Anthropic;
+    let adapter =
+        Anthropic::new(None, &"sk-bench".to_string().into(), HeaderMap::new()).unwrap_or_else(|e| panic!("{e}"));
+    let req = request();
+    let ctx = Ctx::for_chat("claude-sonnet-4-5-20250929", &req, false, false);
+    c.bench_function("anthropic/encode_chat_request", |b| b.iter(|| adapter.encode_chat(black_box(&req), &ctx)));
+
+    let body = Bytes::from(json!({
+        "id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+        "content": [{"type": "text", "text": "It is 18 °C and cloudy in Paris: a light jacket and comfortable shoes will do. Tokyo is warmer at 22 °C with sun, so layers you can take off are best there. Enjoy the walk along the river."}],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 112, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 52, "service_tier": "standard"}
+    }).to_string());
+    c.bench_function("anthropic/decode_chat_response", |b| {
+        b.iter(|| adapter.decode_chat(http::Response::new(black_box(body.clone())), &ctx))
+    });
+
+    let event = SseEvent::new(
+        "content_block_delta",
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" nice"}}"#,
+    );
+    let mut decoder = adapter.stream_decoder(&ctx);
+    let mut out = VecDeque::new();
+    let start = SseEvent::new(
+        "content_block_start",
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+    );
+    let _ = decoder.on_frame(start, &mut out);
+    c.bench_function("anthropic/decode_stream_chunk", |b| {
+        b.iter(|| {
+            let flow = decoder.on_frame(black_box(event.clone()), &mut out);
+            out.clear();
+            flow
+        })
+    });
+}
+
+fn bench_gemini(c: &mut Criterion) {
+    use switchyard::provider::gemini::Gemini;
+    let adapter = Gemini::new(None, &"key".to_string().into(), HeaderMap::new()).unwrap_or_else(|e| panic!("{e}"));
+    let req = request();
+    let ctx = Ctx::for_chat("gemini-2.5-flash", &req, false, false);
+    c.bench_function("gemini/encode_chat_request", |b| b.iter(|| adapter.encode_chat(black_box(&req), &ctx)));
+
+    let body = Bytes::from(json!({
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "It is 18 °C and cloudy in Paris: a light jacket and comfortable shoes will do. Tokyo is warmer at 22 °C with sun, so layers you can take off are best there. Enjoy the walk along the river."}]}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 112, "candidatesTokenCount": 52, "totalTokenCount": 164},
+        "modelVersion": "gemini-2.5-flash", "responseId": "mH2Gab3rN8zXxN8PkqGC4Qs"
+    }).to_string());
+    c.bench_function("gemini/decode_chat_response", |b| {
+        b.iter(|| adapter.decode_chat(http::Response::new(black_box(body.clone())), &ctx))
+    });
+
+    let event = SseEvent::new(
+        "",
+        r#"{"candidates":[{"content":{"parts":[{"text":" nice"}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":8,"totalTokenCount":8},"modelVersion":"gemini-2.5-flash","responseId":"Str34mT3xt"}"#,
+    );
+    let mut decoder = adapter.stream_decoder(&ctx);
+    let mut out = VecDeque::new();
+    c.bench_function("gemini/decode_stream_chunk", |b| {
+        b.iter(|| {
+            let flow = decoder.on_frame(black_box(event.clone()), &mut out);
+            out.clear();
+            flow
+        })
+    });
+}
+
+criterion_group!(benches, bench, bench_anthropic, bench_gemini);
+criterion_main!(benches);
