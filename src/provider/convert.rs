@@ -3,7 +3,115 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::spec::openai::{Embedding, EmbeddingEncodingFormat, EmbeddingVector};
+use crate::ChatResponse;
+use crate::error::{Error, Result};
+use crate::provider::ProviderKind;
+use crate::spec::ext::Nullable;
+use crate::spec::openai::{
+    ChatCompletionChoice, ChatCompletionMessageToolCall, ChatCompletionResponseMessage, ChatRole, CompletionUsage,
+    Embedding, EmbeddingEncodingFormat, EmbeddingVector, FinishReason, ReasoningEffort,
+};
+
+/// A chat completion made from a native answer.
+pub(crate) fn completion(
+    id: String,
+    model: String,
+    choices: Vec<ChatCompletionChoice>,
+    usage: Option<CompletionUsage>,
+) -> ChatResponse {
+    ChatResponse {
+        id,
+        object: "chat.completion".into(),
+        created: crate::provider::unix_now(),
+        model,
+        choices,
+        usage,
+        service_tier: Nullable::Absent,
+        system_fingerprint: Nullable::Absent,
+        extra: Map::new(),
+    }
+}
+
+/// One choice of an assistant's answer: its text, tool calls (none leaves the field out),
+/// reasoning, and the provider's own extra fields (e.g. `thinking_blocks`).
+pub(crate) fn assistant_choice(
+    index: i64,
+    text: Option<String>,
+    tool_calls: Vec<ChatCompletionMessageToolCall>,
+    reasoning: Option<String>,
+    extra: Map<String, Value>,
+    finish_reason: Option<FinishReason>,
+) -> ChatCompletionChoice {
+    ChatCompletionChoice {
+        index,
+        message: ChatCompletionResponseMessage {
+            role: ChatRole::Assistant,
+            content: text,
+            refusal: None,
+            tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
+            annotations: None,
+            audio: Nullable::Absent,
+            function_call: None,
+            reasoning_content: reasoning.into(),
+            extra,
+        },
+        finish_reason,
+        logprobs: None,
+        extra: Map::new(),
+    }
+}
+
+/// Refuses the first OpenAI parameter in `present` (name, is it set) that `provider` has no
+/// equivalent for, with `Error::Unsupported`; with `drop_params`, drops them all instead
+/// and says so in a debug log.
+pub(crate) fn reject_or_drop(present: &[(&str, bool)], drop_params: bool, provider: ProviderKind) -> Result<()> {
+    for &(name, is_set) in present {
+        if is_set {
+            if !drop_params {
+                return Err(Error::Unsupported { provider, feature: format!("the `{name}` parameter") });
+            }
+            tracing::debug!(param = name, %provider, "dropping a parameter the provider does not support");
+        }
+    }
+    Ok(())
+}
+
+/// What a request's `reasoning_effort` asks of a provider with thinking budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Thinking {
+    /// No `reasoning_effort`, or an unknown level dropped under `drop_params`.
+    Unset,
+    /// `reasoning_effort: "none"`.
+    Off,
+    /// A budget in tokens.
+    Budget(i64),
+}
+
+/// `reasoning_effort` as a thinking budget, with LiteLLM's budgets (minimal and low 1024,
+/// medium 2048, high 4096) and the larger levels doubling on (xhigh 8192, max 16384). A
+/// level we do not know is `Error::Unsupported`, or unset with `drop_params`.
+pub(crate) fn thinking_budget(
+    effort: Option<&ReasoningEffort>,
+    drop_params: bool,
+    provider: ProviderKind,
+) -> Result<Thinking> {
+    Ok(Thinking::Budget(match effort {
+        None => return Ok(Thinking::Unset),
+        Some(ReasoningEffort::None) => return Ok(Thinking::Off),
+        Some(ReasoningEffort::Minimal | ReasoningEffort::Low) => 1024,
+        Some(ReasoningEffort::Medium) => 2048,
+        Some(ReasoningEffort::High) => 4096,
+        Some(ReasoningEffort::Xhigh) => 8192,
+        Some(ReasoningEffort::Max) => 16384,
+        Some(ReasoningEffort::Other(level)) if drop_params => {
+            tracing::debug!(%level, %provider, "dropping a reasoning_effort the provider does not know");
+            return Ok(Thinking::Unset);
+        }
+        Some(ReasoningEffort::Other(level)) => {
+            return Err(Error::Unsupported { provider, feature: format!("reasoning_effort `{level}`") });
+        }
+    }))
+}
 
 /// A data URL's media type and base64 payload (`data:image/png;base64,AAAA`).
 pub(crate) fn data_url(url: &str) -> Option<(&str, &str)> {

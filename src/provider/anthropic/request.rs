@@ -23,9 +23,9 @@ use serde_json::{Map, Value, json};
 use super::{model_facts, unsupported};
 use crate::ChatRequest;
 use crate::error::{Error, Result};
-use crate::provider::Ctx;
-use crate::provider::convert::{any_object, data_url, parse_arguments};
+use crate::provider::convert::{Thinking, any_object, data_url, parse_arguments, reject_or_drop, thinking_budget};
 use crate::provider::openai::request::post_json;
+use crate::provider::{Ctx, ProviderKind};
 use crate::spec::anthropic::{
     CacheControl, CreateMessageParams, DocumentBlock, DocumentBlockType, ImageBlock, ImageBlockType, ImageSource,
     InputMessage, JsonOutputFormat, MessageContent as AnthropicContent, Metadata, OutputConfig, RequestServiceTier,
@@ -184,15 +184,7 @@ fn check_unsupported(req: &ChatRequest, drop_params: bool) -> Result<()> {
         ("functions", req.functions.is_some()),
         ("function_call", req.function_call.is_some()),
     ];
-    for (name, is_set) in present {
-        if is_set {
-            if !drop_params {
-                return Err(unsupported(format!("the `{name}` parameter")));
-            }
-            tracing::debug!(param = name, "dropping a parameter Anthropic does not support");
-        }
-    }
-    Ok(())
+    reject_or_drop(&present, drop_params, ProviderKind::Anthropic)
 }
 
 /// `anthropic_beta` (a string or a list) from the request's extra fields, for the header.
@@ -228,23 +220,12 @@ fn take_passthrough(extra: &mut Map<String, Value>, drop_params: bool) -> Result
     Ok(kept)
 }
 
-/// `reasoning_effort` as a thinking budget (LiteLLM's budgets: low 1024, medium 2048,
-/// high 4096; the larger levels double on).
+/// `reasoning_effort` as a thinking budget ([`thinking_budget`]'s levels).
 fn thinking_for(effort: Option<&ReasoningEffort>, drop_params: bool) -> Result<Option<ThinkingConfigParam>> {
-    let budget = match effort {
-        None | Some(ReasoningEffort::None) => return Ok(None),
-        Some(ReasoningEffort::Minimal | ReasoningEffort::Low) => 1024,
-        Some(ReasoningEffort::Medium) => 2048,
-        Some(ReasoningEffort::High) => 4096,
-        Some(ReasoningEffort::Xhigh) => 8192,
-        Some(ReasoningEffort::Max) => 16384,
-        Some(ReasoningEffort::Other(level)) if drop_params => {
-            tracing::debug!(%level, "dropping a reasoning_effort Anthropic does not know");
-            return Ok(None);
-        }
-        Some(ReasoningEffort::Other(level)) => return Err(unsupported(format!("reasoning_effort `{level}`"))),
-    };
-    Ok(Some(ThinkingConfigParam::Enabled(budget)))
+    Ok(match thinking_budget(effort, drop_params, ProviderKind::Anthropic)? {
+        Thinking::Unset | Thinking::Off => None,
+        Thinking::Budget(budget) => Some(ThinkingConfigParam::Enabled(budget)),
+    })
 }
 
 fn max_tokens(req: &ChatRequest, ctx: &Ctx<'_>, thinking: Option<&ThinkingConfigParam>) -> Result<i64> {

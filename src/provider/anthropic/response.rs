@@ -12,14 +12,12 @@ use serde_json::{Map, Value, json};
 
 use super::request::{JSON_TOOL, JsonMode, json_mode};
 use crate::error::{Error, Result};
+use crate::provider::convert::{assistant_choice, completion};
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::anthropic::{ListModelsResponse, Message, StopReason};
 use crate::spec::ext::Nullable;
 use crate::spec::ext::anthropic::ContentBlock;
-use crate::spec::openai::{
-    ChatCompletionChoice, ChatCompletionMessageToolCall, ChatCompletionResponseMessage, ChatRole, CompletionUsage,
-    FinishReason, Model, PromptTokensDetails,
-};
+use crate::spec::openai::{ChatCompletionMessageToolCall, CompletionUsage, FinishReason, Model, PromptTokensDetails};
 use crate::{ChatResponse, ModelList};
 
 /// Decodes a message answer.
@@ -84,38 +82,14 @@ pub fn to_openai(message: Message, json_tool: bool) -> ChatResponse {
     }
     let finish = message.stop_reason.as_ref().map(|r| finish_reason(r, answered_by_json_tool));
     let usage = &message.usage;
-    ChatResponse {
-        id: message.id,
-        object: "chat.completion".into(),
-        created: crate::provider::unix_now(),
-        model: message.model,
-        choices: vec![ChatCompletionChoice {
-            index: 0,
-            message: ChatCompletionResponseMessage {
-                role: ChatRole::Assistant,
-                content: text,
-                refusal: None,
-                tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
-                annotations: None,
-                audio: Nullable::Absent,
-                function_call: None,
-                reasoning_content: reasoning.into(),
-                extra,
-            },
-            finish_reason: finish,
-            logprobs: None,
-            extra: Map::new(),
-        }],
-        usage: Some(openai_usage(
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cache_read_input_tokens.as_ref().copied(),
-            usage.cache_creation_input_tokens.as_ref().copied(),
-        )),
-        service_tier: Nullable::Absent,
-        system_fingerprint: Nullable::Absent,
-        extra: Map::new(),
-    }
+    let usage = openai_usage(
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_input_tokens.as_ref().copied(),
+        usage.cache_creation_input_tokens.as_ref().copied(),
+    );
+    let choice = assistant_choice(0, text, tool_calls, reasoning, extra, finish);
+    completion(message.id, message.model, vec![choice], Some(usage))
 }
 
 /// Anthropic's stop reason as OpenAI's finish reason. A forced JSON tool answered in content,

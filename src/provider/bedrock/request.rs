@@ -23,8 +23,8 @@ use serde_json::{Map, Value, json};
 
 use super::unsupported;
 use crate::error::{Error, Result};
-use crate::provider::Ctx;
-use crate::provider::convert::{any_object, data_url, parse_arguments};
+use crate::provider::convert::{Thinking, any_object, data_url, parse_arguments, reject_or_drop, thinking_budget};
+use crate::provider::{Ctx, ProviderKind};
 use crate::spec::bedrock::{
     CachePointBlock, CachePointType, CohereEmbedRequest, ContentBlock, ConversationRole, ConverseRequest,
     DocumentBlock, DocumentFormat, GuardrailConfiguration, ImageBlock, ImageFormat, InferenceConfiguration,
@@ -175,32 +175,15 @@ fn check_unsupported(req: &ChatRequest, drop_params: bool) -> Result<()> {
         ("functions", req.functions.is_some()),
         ("function_call", req.function_call.is_some()),
     ];
-    for (name, is_set) in present {
-        if is_set {
-            if !drop_params {
-                return Err(unsupported(format!("the `{name}` parameter")));
-            }
-            tracing::debug!(param = name, "dropping a parameter Bedrock does not support");
-        }
-    }
-    Ok(())
+    reject_or_drop(&present, drop_params, ProviderKind::Bedrock)
 }
 
 /// `reasoning_effort` as Anthropic's `thinking` budget (LiteLLM's budgets), for Claude
 /// models; other Bedrock models have no common thinking switch.
 fn thinking_for(effort: Option<&ReasoningEffort>, ctx: &Ctx<'_>) -> Result<Option<Value>> {
-    let budget = match effort {
-        None | Some(ReasoningEffort::None) => return Ok(None),
-        Some(ReasoningEffort::Minimal | ReasoningEffort::Low) => 1024,
-        Some(ReasoningEffort::Medium) => 2048,
-        Some(ReasoningEffort::High) => 4096,
-        Some(ReasoningEffort::Xhigh) => 8192,
-        Some(ReasoningEffort::Max) => 16384,
-        Some(ReasoningEffort::Other(level)) if ctx.drop_params => {
-            tracing::debug!(%level, "dropping a reasoning_effort Bedrock does not know");
-            return Ok(None);
-        }
-        Some(ReasoningEffort::Other(level)) => return Err(unsupported(format!("reasoning_effort `{level}`"))),
+    let budget = match thinking_budget(effort, ctx.drop_params, ProviderKind::Bedrock)? {
+        Thinking::Unset | Thinking::Off => return Ok(None),
+        Thinking::Budget(budget) => budget,
     };
     if !ctx.model.contains("anthropic.claude") {
         if ctx.drop_params {

@@ -13,13 +13,10 @@ use serde_json::{Map, Value, json};
 use super::request::{EmbedFamily, JSON_TOOL, embed_family, json_tool_schema};
 use crate::error::{Error, Result};
 use crate::provider::anthropic::response::openai_usage;
+use crate::provider::convert::{assistant_choice, completion};
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::bedrock::{CohereEmbedResponse, ContentBlock, ConverseResponse, StopReason, TitanEmbedResponse};
-use crate::spec::ext::Nullable;
-use crate::spec::openai::{
-    ChatCompletionChoice, ChatCompletionMessageToolCall, ChatCompletionResponseMessage, ChatRole, EmbeddingUsage,
-    FinishReason,
-};
+use crate::spec::openai::{ChatCompletionMessageToolCall, EmbeddingUsage, FinishReason};
 use crate::{ChatResponse, EmbeddingResponse};
 
 /// Decodes a Converse answer.
@@ -88,38 +85,15 @@ pub fn to_openai(converse: ConverseResponse, id: &str, ctx: &Ctx<'_>) -> ChatRes
         extra.insert("thinking_blocks".into(), Value::Array(thinking_blocks));
     }
     let usage = &converse.usage;
-    ChatResponse {
-        id: id.to_string(),
-        object: "chat.completion".into(),
-        created: crate::provider::unix_now(),
-        model: ctx.model.to_string(),
-        choices: vec![ChatCompletionChoice {
-            index: 0,
-            message: ChatCompletionResponseMessage {
-                role: ChatRole::Assistant,
-                content: text,
-                refusal: None,
-                tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
-                annotations: None,
-                audio: Nullable::Absent,
-                function_call: None,
-                reasoning_content: reasoning.into(),
-                extra,
-            },
-            finish_reason: Some(finish_reason(&converse.stop_reason, answered_by_json_tool)),
-            logprobs: None,
-            extra: Map::new(),
-        }],
-        usage: Some(openai_usage(
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cache_read_input_tokens,
-            usage.cache_write_input_tokens,
-        )),
-        service_tier: Nullable::Absent,
-        system_fingerprint: Nullable::Absent,
-        extra: Map::new(),
-    }
+    let usage = openai_usage(
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_write_input_tokens,
+    );
+    let finish = finish_reason(&converse.stop_reason, answered_by_json_tool);
+    let choice = assistant_choice(0, text, tool_calls, reasoning, extra, Some(finish));
+    completion(id.to_string(), ctx.model.to_string(), vec![choice], Some(usage))
 }
 
 /// Bedrock's stop reason as OpenAI's finish reason. A forced JSON tool answered in content,

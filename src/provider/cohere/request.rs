@@ -18,7 +18,8 @@ use serde_json::{Map, Value};
 
 use super::unsupported;
 use crate::error::{Error, Result};
-use crate::provider::Ctx;
+use crate::provider::convert::{Thinking as Budget, reject_or_drop, thinking_budget};
+use crate::provider::{Ctx, ProviderKind};
 use crate::spec::cohere::{
     ChatMessage as CohereMessage, ChatMessageContent, ChatRequest as CohereRequest, ContentItem, ContentType,
     EmbedRequest, FunctionDefinition, ImageUrl, ResponseFormat as CohereFormat, ResponseFormatType, Role, Thinking,
@@ -130,15 +131,7 @@ fn check_unsupported(req: &ChatRequest, drop_params: bool) -> Result<()> {
         ("functions", req.functions.is_some()),
         ("function_call", req.function_call.is_some()),
     ];
-    for (name, is_set) in present {
-        if is_set {
-            if !drop_params {
-                return Err(unsupported(format!("the `{name}` parameter")));
-            }
-            tracing::debug!(param = name, "dropping a parameter Cohere does not support");
-        }
-    }
-    Ok(())
+    reject_or_drop(&present, drop_params, ProviderKind::Cohere)
 }
 
 fn response_format(format: Option<&ResponseFormat>) -> Option<CohereFormat> {
@@ -155,26 +148,15 @@ fn response_format(format: Option<&ResponseFormat>) -> Option<CohereFormat> {
     }
 }
 
-/// `reasoning_effort` as a thinking budget (the budgets used for Anthropic); `none` turns
+/// `reasoning_effort` as a thinking budget ([`thinking_budget`]'s levels); `none` turns
 /// thinking off.
 fn thinking_for(effort: Option<&ReasoningEffort>, drop_params: bool) -> Result<Option<Thinking>> {
-    let budget = match effort {
-        None => return Ok(None),
-        Some(ReasoningEffort::None) => {
-            return Ok(Some(Thinking { type_: "disabled".into(), token_budget: None, extra: Map::new() }));
-        }
-        Some(ReasoningEffort::Minimal | ReasoningEffort::Low) => 1024,
-        Some(ReasoningEffort::Medium) => 2048,
-        Some(ReasoningEffort::High) => 4096,
-        Some(ReasoningEffort::Xhigh) => 8192,
-        Some(ReasoningEffort::Max) => 16384,
-        Some(ReasoningEffort::Other(level)) if drop_params => {
-            tracing::debug!(%level, "dropping a reasoning_effort Cohere does not know");
-            return Ok(None);
-        }
-        Some(ReasoningEffort::Other(level)) => return Err(unsupported(format!("reasoning_effort `{level}`"))),
+    let (type_, token_budget) = match thinking_budget(effort, drop_params, ProviderKind::Cohere)? {
+        Budget::Unset => return Ok(None),
+        Budget::Off => ("disabled", None),
+        Budget::Budget(budget) => ("enabled", Some(budget)),
     };
-    Ok(Some(Thinking { type_: "enabled".into(), token_budget: Some(budget), extra: Map::new() }))
+    Ok(Some(Thinking { type_: type_.into(), token_budget, extra: Map::new() }))
 }
 
 fn tools(req: &ChatRequest, drop_params: bool) -> Result<(Option<Vec<Tool>>, Option<ToolChoice>)> {

@@ -12,14 +12,14 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
+use crate::provider::convert::{assistant_choice, completion};
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::cohere::{
     ChatResponse as CohereResponse, ContentType, EmbedResponse, FinishReason as CohereFinish, ListModelsResponse, Usage,
 };
 use crate::spec::ext::Nullable;
 use crate::spec::openai::{
-    ChatCompletionChoice, ChatCompletionMessageToolCall, ChatCompletionResponseMessage, ChatRole, CompletionUsage,
-    EmbeddingUsage, FinishReason, Model, PromptTokensDetails,
+    ChatCompletionMessageToolCall, CompletionUsage, EmbeddingUsage, FinishReason, Model, PromptTokensDetails,
 };
 use crate::{ChatResponse, EmbeddingResponse, ModelList};
 
@@ -70,33 +70,9 @@ pub fn to_openai(answer: CohereResponse, model: &str) -> ChatResponse {
     if let Some(citations) = message.citations.filter(|c| !c.is_empty()) {
         extra.insert("citations".into(), Value::Array(citations.into_iter().map(Value::Object).collect()));
     }
-    ChatResponse {
-        id: answer.id,
-        object: "chat.completion".into(),
-        created: crate::provider::unix_now(),
-        model: model.to_string(),
-        choices: vec![ChatCompletionChoice {
-            index: 0,
-            message: ChatCompletionResponseMessage {
-                role: ChatRole::Assistant,
-                content: text,
-                refusal: None,
-                tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
-                annotations: None,
-                audio: Nullable::Absent,
-                function_call: None,
-                reasoning_content: reasoning.into(),
-                extra,
-            },
-            finish_reason: answer.finish_reason.as_ref().map(finish_reason),
-            logprobs: None,
-            extra: Map::new(),
-        }],
-        usage: answer.usage.as_ref().map(openai_usage),
-        service_tier: Nullable::Absent,
-        system_fingerprint: Nullable::Absent,
-        extra: Map::new(),
-    }
+    let finish = answer.finish_reason.as_ref().map(finish_reason);
+    let choice = assistant_choice(0, text, tool_calls, reasoning, extra, finish);
+    completion(answer.id, model.to_string(), vec![choice], answer.usage.as_ref().map(openai_usage))
 }
 
 /// Cohere's finish reason as OpenAI's.

@@ -15,7 +15,7 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::provider::convert::parse_arguments;
+use crate::provider::convert::{Thinking, parse_arguments, thinking_budget};
 use crate::provider::openai::request::post_json;
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::ext::{ChatMessage, ContentPart, EmbeddingInput, MessageContent};
@@ -175,22 +175,14 @@ fn check_unsupported(kind: ProviderKind, req: &ChatRequest, drop_params: bool) -
     Ok(())
 }
 
-/// `reasoning_effort` as a thinking budget (LiteLLM's: low 1024, medium 2048, high 4096);
-/// `none` turns thinking off where the model allows it.
+/// `reasoning_effort` as a thinking budget ([`thinking_budget`]'s levels, but `max` is
+/// Gemini 2.5's largest budget, 24576); `none` turns thinking off where the model allows it.
 fn thinking(kind: ProviderKind, effort: Option<&ReasoningEffort>, drop_params: bool) -> Result<Option<ThinkingConfig>> {
-    let budget = match effort {
-        None => return Ok(None),
-        Some(ReasoningEffort::None) => 0,
-        Some(ReasoningEffort::Minimal | ReasoningEffort::Low) => 1024,
-        Some(ReasoningEffort::Medium) => 2048,
-        Some(ReasoningEffort::High) => 4096,
-        Some(ReasoningEffort::Xhigh) => 8192,
-        Some(ReasoningEffort::Max) => 24576,
-        Some(ReasoningEffort::Other(level)) if drop_params => {
-            tracing::debug!(%kind, %level, "dropping a reasoning_effort Gemini does not know");
-            return Ok(None);
-        }
-        Some(ReasoningEffort::Other(level)) => return Err(unsupported(kind, format!("reasoning_effort `{level}`"))),
+    let budget = match (effort, thinking_budget(effort, drop_params, kind)?) {
+        (_, Thinking::Unset) => return Ok(None),
+        (_, Thinking::Off) => 0,
+        (Some(ReasoningEffort::Max), _) => 24576,
+        (_, Thinking::Budget(budget)) => budget,
     };
     Ok(Some(ThinkingConfig {
         thinking_budget: Some(budget),

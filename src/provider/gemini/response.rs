@@ -15,6 +15,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, Error, ErrorKind, Result};
+use crate::provider::convert::{assistant_choice, completion};
 use crate::provider::ids::tool_call_id;
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::ext::Nullable;
@@ -23,8 +24,8 @@ use crate::spec::gemini::{
     ListModelsResponse, Part, UsageMetadata,
 };
 use crate::spec::openai::{
-    ChatCompletionChoice, ChatCompletionMessageToolCall, ChatCompletionResponseMessage, ChatRole,
-    CompletionTokensDetails, CompletionUsage, EmbeddingEncodingFormat, FinishReason, Model, PromptTokensDetails,
+    ChatCompletionChoice, ChatCompletionMessageToolCall, CompletionTokensDetails, CompletionUsage,
+    EmbeddingEncodingFormat, FinishReason, Model, PromptTokensDetails,
 };
 use crate::{ChatResponse, EmbeddingResponse, ModelList};
 
@@ -70,17 +71,12 @@ pub fn to_openai(kind: ProviderKind, answer: GenerateContentResponse, model: &st
         .enumerate()
         .map(|(position, candidate)| choice(position, candidate))
         .collect();
-    Ok(ChatResponse {
-        id: answer.response_id.unwrap_or_default(),
-        object: "chat.completion".into(),
-        created: crate::provider::unix_now(),
-        model: answer.model_version.unwrap_or_else(|| model.to_string()),
+    Ok(completion(
+        answer.response_id.unwrap_or_default(),
+        answer.model_version.unwrap_or_else(|| model.to_string()),
         choices,
-        usage: answer.usage_metadata.as_ref().map(usage),
-        service_tier: Nullable::Absent,
-        system_fingerprint: Nullable::Absent,
-        extra: Map::new(),
-    })
+        answer.usage_metadata.as_ref().map(usage),
+    ))
 }
 
 fn choice(position: usize, candidate: Candidate) -> ChatCompletionChoice {
@@ -97,23 +93,7 @@ fn choice(position: usize, candidate: Candidate) -> ChatCompletionChoice {
         }
     }
     let finish = candidate.finish_reason.as_ref().map(|r| finish_reason(r, !calls.is_empty()));
-    ChatCompletionChoice {
-        index,
-        message: ChatCompletionResponseMessage {
-            role: ChatRole::Assistant,
-            content: text,
-            refusal: None,
-            tool_calls: (!calls.is_empty()).then_some(calls),
-            annotations: None,
-            audio: Nullable::Absent,
-            function_call: None,
-            reasoning_content: reasoning.into(),
-            extra: Map::new(),
-        },
-        finish_reason: finish,
-        logprobs: None,
-        extra: Map::new(),
-    }
+    assistant_choice(index, text, calls, reasoning, Map::new(), finish)
 }
 
 /// The tool call in a part, if it holds one: the `position`-th call of choice `index`.
