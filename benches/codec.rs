@@ -1,4 +1,4 @@
-//! Per-call encode and decode, and per-chunk stream decode, for the OpenAI-format adapter.
+//! Per-call encode and decode, and per-chunk stream decode, for each adapter.
 
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -153,5 +153,92 @@ fn bench_gemini(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench, bench_anthropic, bench_gemini);
+fn bench_bedrock(c: &mut Criterion) {
+    use switchyard::provider::bedrock::{Bedrock, BedrockAuth};
+    use switchyard::transport::eventstream::{EventFrame, FrameKind};
+    let auth = BedrockAuth::SigV4 {
+        access_key_id: "AKIDEXAMPLE".into(),
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_string().into(),
+        session_token: None,
+    };
+    let adapter = Bedrock::new("us-east-1", None, auth, HeaderMap::new()).unwrap_or_else(|e| panic!("{e}"));
+    let req = request();
+    let ctx = Ctx::for_chat("us.anthropic.claude-sonnet-4-20250514-v1:0", &req, false, false);
+    // Encoding includes the SigV4 signature over the body.
+    c.bench_function("bedrock/encode_chat_request", |b| b.iter(|| adapter.encode_chat(black_box(&req), &ctx)));
+
+    let body = Bytes::from(json!({
+        "output": {"message": {"role": "assistant", "content": [{"text": "It is 18 °C and cloudy in Paris: a light jacket and comfortable shoes will do. Tokyo is warmer at 22 °C with sun, so layers you can take off are best there. Enjoy the walk along the river."}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 112, "outputTokens": 52, "totalTokens": 164},
+        "metrics": {"latencyMs": 812}
+    }).to_string());
+    c.bench_function("bedrock/decode_chat_response", |b| {
+        b.iter(|| {
+            let mut response = http::Response::new(black_box(body.clone()));
+            response
+                .headers_mut()
+                .insert("x-amzn-requestid", http::HeaderValue::from_static("5c1e3a4e-8a1d-4a3b-9f51-3e0e5b8f2b11"));
+            adapter.decode_chat(response, &ctx)
+        })
+    });
+
+    let frame = EventFrame {
+        kind: FrameKind::Event("contentBlockDelta".into()),
+        payload: Bytes::from_static(br#"{"contentBlockIndex":0,"delta":{"text":" nice"},"p":"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0"}"#),
+    };
+    let mut decoder = adapter.stream_decoder(&ctx);
+    let mut out = VecDeque::new();
+    let start = EventFrame {
+        kind: FrameKind::Event("messageStart".into()),
+        payload: Bytes::from_static(br#"{"role":"assistant","p":"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL"}"#),
+    };
+    let _ = decoder.on_frame(start, &mut out);
+    c.bench_function("bedrock/decode_stream_chunk", |b| {
+        b.iter(|| {
+            let flow = decoder.on_frame(black_box(frame.clone()), &mut out);
+            out.clear();
+            flow
+        })
+    });
+}
+
+fn bench_cohere(c: &mut Criterion) {
+    use switchyard::provider::cohere::Cohere;
+    let adapter = Cohere::new(None, &"co-bench".to_string().into(), HeaderMap::new()).unwrap_or_else(|e| panic!("{e}"));
+    let req = request();
+    let ctx = Ctx::for_chat("command-a-03-2025", &req, false, false);
+    c.bench_function("cohere/encode_chat_request", |b| b.iter(|| adapter.encode_chat(black_box(&req), &ctx)));
+
+    let body = Bytes::from(json!({
+        "id": "c14c80c3-18eb-4519-9460-6c92edd8cfb4",
+        "message": {"role": "assistant", "content": [{"type": "text", "text": "It is 18 °C and cloudy in Paris: a light jacket and comfortable shoes will do. Tokyo is warmer at 22 °C with sun, so layers you can take off are best there. Enjoy the walk along the river."}]},
+        "finish_reason": "COMPLETE",
+        "usage": {"billed_units": {"input_tokens": 112, "output_tokens": 52}, "tokens": {"input_tokens": 580, "output_tokens": 52}}
+    }).to_string());
+    c.bench_function("cohere/decode_chat_response", |b| {
+        b.iter(|| adapter.decode_chat(http::Response::new(black_box(body.clone())), &ctx))
+    });
+
+    let event = SseEvent::new(
+        "content-delta",
+        r#"{"type":"content-delta","index":0,"delta":{"message":{"content":{"text":" nice"}}}}"#,
+    );
+    let mut decoder = adapter.stream_decoder(&ctx);
+    let mut out = VecDeque::new();
+    let start = SseEvent::new(
+        "message-start",
+        r#"{"id":"29f14a5a-11de-4cae-9800-25e4747408ea","type":"message-start","delta":{"message":{"role":"assistant","content":[],"tool_plan":"","tool_calls":[],"citations":[]}}}"#,
+    );
+    let _ = decoder.on_frame(start, &mut out);
+    c.bench_function("cohere/decode_stream_chunk", |b| {
+        b.iter(|| {
+            let flow = decoder.on_frame(black_box(event.clone()), &mut out);
+            out.clear();
+            flow
+        })
+    });
+}
+
+criterion_group!(benches, bench, bench_anthropic, bench_gemini, bench_bedrock, bench_cohere);
 criterion_main!(benches);

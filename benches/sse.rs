@@ -1,8 +1,11 @@
-//! SSE framing throughput (MB/s): a realistic OpenAI stream, fed as the network delivers it.
+//! Stream framing throughput (MB/s): a realistic OpenAI SSE stream and a Bedrock binary
+//! event stream, fed as the network delivers them.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use switchyard::provider::{Framer, ProviderKind};
+use switchyard::transport::eventstream::{EventStreamFramer, event_frame};
 use switchyard::transport::sse::SseFramer;
 
 fn stream_body() -> Vec<u8> {
@@ -39,5 +42,42 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// A ConverseStream answer of 500 text deltas, as AWS frames it.
+fn event_stream_body() -> Vec<u8> {
+    let mut body = event_frame("messageStart", br#"{"p":"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL","role":"assistant"}"#);
+    for i in 0..500 {
+        let payload = format!(
+            r#"{{"contentBlockIndex":0,"delta":{{"text":" word{i} \u00e9"}},"p":"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY"}}"#
+        );
+        body.extend(event_frame("contentBlockDelta", payload.as_bytes()));
+    }
+    body.extend(event_frame("messageStop", br#"{"p":"abcdefghijklmnopq","stopReason":"end_turn"}"#));
+    body
+}
+
+fn event_frames(body: &[u8], piece: usize) -> usize {
+    let mut framer = EventStreamFramer::new(ProviderKind::Bedrock);
+    let mut frames = 0;
+    for chunk in body.chunks(piece) {
+        framer.push(chunk);
+        while let Ok(Some(frame)) = framer.next_frame() {
+            black_box(&frame);
+            frames += 1;
+        }
+    }
+    frames
+}
+
+fn bench_event_stream(c: &mut Criterion) {
+    let body = event_stream_body();
+    assert_eq!(event_frames(&body, 1024), 502, "the bench body must frame completely");
+    let mut group = c.benchmark_group("event_stream_framing");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    for piece in [64, 1024, 16 * 1024] {
+        group.bench_function(format!("pieces_of_{piece}_bytes"), |b| b.iter(|| event_frames(black_box(&body), piece)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_event_stream);
 criterion_main!(benches);

@@ -116,4 +116,67 @@ mod tests {
         assert_eq!(leap.map(|d| d.as_secs()), Some(1_709_164_800));
         assert!(parse_amz_date("2015-08-30").is_none());
     }
+
+    fn settings(secret: &str) -> Settings {
+        Settings {
+            auth: BedrockAuth::SigV4 {
+                access_key_id: ACCESS_KEY_ID.into(),
+                secret_access_key: secret.to_string().into(),
+                session_token: None,
+            },
+            region: "us-east-1".into(),
+        }
+    }
+
+    /// A Converse request signed as the adapter signs it, as wiremock would hand it over
+    /// (URL on `localhost`, the signed host in the `host` header).
+    fn received() -> wiremock::Request {
+        let host = "bedrock-runtime.us-east-1.amazonaws.com";
+        let path = "/model/us.anthropic.claude-sonnet-4-20250514-v1%3A0/converse";
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri(format!("https://{host}{path}"))
+            .header("content-type", "application/json")
+            .body(Bytes::from_static(br#"{"messages":[]}"#))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let time = parse_amz_date("20251122T120000Z").unwrap_or_else(|| panic!("date"));
+        let auth = settings(SECRET_ACCESS_KEY).auth;
+        sign_request(&mut request, &auth, "us-east-1", SIGNING_NAME, time).unwrap_or_else(|e| panic!("{e}"));
+        let mut headers = request.headers().clone();
+        headers.insert("host", http::HeaderValue::from_static(host));
+        wiremock::Request {
+            url: reqwest::Url::parse(&format!("http://localhost:4010{path}")).unwrap_or_else(|e| panic!("{e}")),
+            method: http::Method::POST,
+            headers,
+            body: request.body().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_correctly_signed_request_verifies() {
+        assert_eq!(verify(&received(), &settings(SECRET_ACCESS_KEY)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn any_change_after_signing_or_another_secret_fails_verification() {
+        let mut body = received();
+        body.body = br#"{"messages":[{}]}"#.to_vec();
+        let mut path = received();
+        path.url.set_path("/model/us.anthropic.claude-sonnet-4-20250514-v1:0/converse");
+        let mut header = received();
+        header.headers.insert("content-type", http::HeaderValue::from_static("text/plain"));
+        let mut unsigned = received();
+        unsigned.headers.remove("authorization");
+        for (what, request, secret) in [
+            ("body", body, SECRET_ACCESS_KEY),
+            ("path", path, SECRET_ACCESS_KEY),
+            ("signed header", header, SECRET_ACCESS_KEY),
+            ("no authorization", unsigned, SECRET_ACCESS_KEY),
+            ("secret", received(), "another-secret"),
+        ] {
+            let problems = verify(&request, &settings(secret));
+            assert_eq!(problems.len(), 1, "{what}: {problems:?}");
+            assert!(problems[0].starts_with("sigv4:"), "{what}: {problems:?}");
+        }
+    }
 }

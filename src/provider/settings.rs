@@ -318,4 +318,54 @@ mod tests {
         assert_eq!(filled.base_url.as_deref(), Some("http://given/v1"));
         assert_eq!(filled.organization, None);
     }
+
+    fn bedrock(pairs: &[(&str, &str)]) -> Result<Provider> {
+        Provider::configure(
+            ProviderKind::Bedrock,
+            &ProviderSettings::default().with_env(ProviderKind::Bedrock, &env(pairs)),
+        )
+    }
+
+    #[test]
+    fn bedrock_reads_aws_variables_and_prefers_iam_credentials() {
+        let filled = ProviderSettings::default().with_env(
+            ProviderKind::Bedrock,
+            &env(&[
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+                ("AWS_REGION", "eu-central-1"),
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", "secret"),
+                ("AWS_SESSION_TOKEN", "token"),
+                ("AWS_BEARER_TOKEN_BEDROCK", "bedrock-key"),
+            ]),
+        );
+        assert_eq!(filled.location.as_deref(), Some("eu-central-1"));
+        assert_eq!(filled.aws_access_key_id.as_deref(), Some("AKID"));
+        assert_eq!(filled.aws_session_token.as_ref().map(ExposeSecret::expose_secret), Some("token"));
+        let both = bedrock(&[
+            ("AWS_REGION", "eu-central-1"),
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_BEARER_TOKEN_BEDROCK", "bedrock-key"),
+        ]);
+        assert!(
+            matches!(&both, Ok(Provider::Bedrock(b)) if format!("{b:?}").contains("SigV4")),
+            "IAM credentials win: {both:?}"
+        );
+        let key = bedrock(&[("AWS_REGION", "us-west-2"), ("AWS_BEARER_TOKEN_BEDROCK", "bedrock-key")]);
+        assert!(matches!(&key, Ok(Provider::Bedrock(b)) if format!("{b:?}").contains("ApiKey")), "{key:?}");
+        assert!(!format!("{both:?}{key:?}").contains("secret") && !format!("{key:?}").contains("bedrock-key"));
+    }
+
+    #[test]
+    fn bedrock_configuration_errors_say_what_is_missing() {
+        let message = |r: Result<Provider>| match r {
+            Err(Error::Config(m)) => m,
+            other => panic!("expected a configuration error, got {other:?}"),
+        };
+        assert!(message(bedrock(&[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s")])).contains("region"));
+        assert!(message(bedrock(&[("AWS_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "AKID")])).contains("only one"));
+        assert!(message(bedrock(&[("AWS_REGION", "us-east-1")])).contains("AWS_BEARER_TOKEN_BEDROCK"));
+        assert!(message(bedrock(&[("AWS_REGION", "us east"), ("AWS_BEARER_TOKEN_BEDROCK", "k")])).contains("region"));
+    }
 }
