@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod drift;
 pub mod error;
 mod model_ref;
+pub mod pricing;
 pub mod provider;
 pub mod spec;
 pub mod transport;
