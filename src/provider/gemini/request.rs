@@ -15,7 +15,7 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::provider::convert::{Thinking, parse_arguments, thinking_budget};
+use crate::provider::convert::{Thinking, parse_arguments, reject_or_drop, thinking_budget};
 use crate::provider::openai::request::post_json;
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::ext::{ChatMessage, ContentPart, EmbeddingInput, MessageContent};
@@ -164,15 +164,7 @@ fn check_unsupported(kind: ProviderKind, req: &ChatRequest, drop_params: bool) -
         ("functions", req.functions.is_some()),
         ("function_call", req.function_call.is_some()),
     ];
-    for (name, is_set) in present {
-        if is_set {
-            if !drop_params {
-                return Err(unsupported(kind, format!("the `{name}` parameter")));
-            }
-            tracing::debug!(%kind, param = name, "dropping a parameter Gemini does not support");
-        }
-    }
-    Ok(())
+    reject_or_drop(&present, drop_params, kind)
 }
 
 /// `reasoning_effort` as a thinking budget ([`thinking_budget`]'s levels, but `max` is
