@@ -292,6 +292,9 @@ pub enum Error {
     /// The client is misconfigured (missing key, bad URL, unknown provider, ...).
     #[error("configuration error: {0}")]
     Config(String),
+    /// The shared router state (Redis) could not be read or written.
+    #[error("shared state unavailable: {0}")]
+    State(String),
 }
 
 impl Error {
@@ -304,6 +307,7 @@ impl Error {
             Self::Stream { kind, .. } => *kind,
             Self::Unsupported { .. } | Self::InvalidRequest { .. } => ErrorKind::InvalidRequest,
             Self::Config(_) => ErrorKind::InvalidRequest,
+            Self::State(_) => ErrorKind::Server,
         }
     }
 
@@ -332,7 +336,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Api(api) => api.is_retryable(),
-            Self::Transport { .. } | Self::Timeout { .. } => true,
+            Self::Transport { .. } | Self::Timeout { .. } | Self::State(_) => true,
             Self::Stream { kind, .. } => kind.is_retryable(),
             Self::Decode { .. } | Self::Unsupported { .. } | Self::InvalidRequest { .. } | Self::Config(_) => false,
         }

@@ -12,6 +12,7 @@ pub mod error;
 mod model_ref;
 pub mod pricing;
 pub mod provider;
+pub mod router;
 pub mod spec;
 pub mod transport;
 

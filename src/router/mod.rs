@@ -1,0 +1,4 @@
+//! Routing: deployments, strategies, fallbacks and cooldowns (in progress). Policy is pure
+//! code over the small shared [`state`].
+
+pub mod state;
