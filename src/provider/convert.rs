@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use crate::ChatResponse;
 use crate::error::{Error, Result};
 use crate::provider::ProviderKind;
-use crate::spec::ext::Nullable;
+use crate::spec::ext::{EmbeddingInput, Nullable};
 use crate::spec::openai::{
     ChatCompletionChoice, ChatCompletionMessageToolCall, ChatCompletionResponseMessage, ChatRole, CompletionUsage,
     Embedding, EmbeddingEncodingFormat, EmbeddingVector, FinishReason, ReasoningEffort,
@@ -139,6 +139,18 @@ pub(crate) fn any_object() -> Map<String, Value> {
     let mut schema = Map::new();
     schema.insert("type".into(), Value::String("object".into()));
     schema
+}
+
+/// The texts of an embeddings request; token ids are `Error::Unsupported` (native APIs take
+/// text only).
+pub(crate) fn embedding_texts(input: &EmbeddingInput, provider: ProviderKind) -> Result<&[String]> {
+    match input {
+        EmbeddingInput::Text(text) => Ok(std::slice::from_ref(text)),
+        EmbeddingInput::Texts(texts) => Ok(texts),
+        EmbeddingInput::Tokens(_) | EmbeddingInput::TokenBatches(_) => {
+            Err(Error::Unsupported { provider, feature: "embedding token ids (send text)".into() })
+        }
+    }
 }
 
 /// OpenAI embeddings from vectors, as base64 little-endian f32s when that was asked for.

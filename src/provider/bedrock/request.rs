@@ -23,7 +23,9 @@ use serde_json::{Map, Value, json};
 
 use super::unsupported;
 use crate::error::{Error, Result};
-use crate::provider::convert::{Thinking, any_object, data_url, parse_arguments, reject_or_drop, thinking_budget};
+use crate::provider::convert::{
+    Thinking, any_object, data_url, embedding_texts, parse_arguments, reject_or_drop, thinking_budget,
+};
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::bedrock::{
     CachePointBlock, CachePointType, CohereEmbedRequest, ContentBlock, ConversationRole, ConverseRequest,
@@ -32,7 +34,7 @@ use crate::spec::bedrock::{
     SystemContentBlock, TitanEmbedRequest, Tool, ToolChoice, ToolConfiguration, ToolInputSchema, ToolResultBlock,
     ToolResultContentBlock, ToolSpecification, ToolUseBlock,
 };
-use crate::spec::ext::{ChatMessage, ContentPart, EmbeddingInput, MessageContent};
+use crate::spec::ext::{ChatMessage, ContentPart, MessageContent};
 use crate::spec::openai::{
     ChatCompletionNamedToolChoice, ChatCompletionRequestAssistantMessage, ChatCompletionToolChoiceOption,
     ReasoningEffort, ResponseFormat, StopConfiguration, ToolChoiceMode, ToolType,
@@ -617,19 +619,13 @@ pub fn embed_family(model: &str) -> Option<EmbedFamily> {
 
 /// The InvokeModel body for an embeddings request.
 pub fn embed_body(req: &EmbeddingRequest, ctx: &Ctx<'_>) -> Result<Bytes> {
-    let texts: Vec<String> = match &req.input {
-        EmbeddingInput::Text(text) => vec![text.clone()],
-        EmbeddingInput::Texts(texts) => texts.clone(),
-        EmbeddingInput::Tokens(_) | EmbeddingInput::TokenBatches(_) => {
-            return Err(unsupported("embedding token ids (send text)"));
-        }
-    };
+    let texts = embedding_texts(&req.input, ProviderKind::Bedrock)?;
     if req.user.is_some() && !ctx.drop_params {
         return Err(unsupported("the `user` parameter for embeddings"));
     }
     let body = match embed_family(ctx.model) {
         Some(EmbedFamily::Titan) => {
-            let [text] = texts.as_slice() else {
+            let [text] = texts else {
                 return Err(unsupported(format!(
                     "{} texts in one call to a Titan embedding model (it embeds one text per call; \
                      send one, or use cohere.embed-* for batches)",
@@ -653,7 +649,7 @@ pub fn embed_body(req: &EmbeddingRequest, ctx: &Ctx<'_>) -> Result<Bytes> {
                 Some(_) => return Err(Error::invalid("`input_type` must be a string", Some("input_type"))),
             };
             serde_json::to_vec(&CohereEmbedRequest {
-                texts,
+                texts: texts.to_vec(),
                 input_type,
                 truncate: req.extra.get("truncate").and_then(Value::as_str).map(str::to_string),
                 embedding_types: None,

@@ -18,14 +18,14 @@ use serde_json::{Map, Value};
 
 use super::unsupported;
 use crate::error::{Error, Result};
-use crate::provider::convert::{Thinking as Budget, reject_or_drop, thinking_budget};
+use crate::provider::convert::{Thinking as Budget, embedding_texts, reject_or_drop, thinking_budget};
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::cohere::{
     ChatMessage as CohereMessage, ChatMessageContent, ChatRequest as CohereRequest, ContentItem, ContentType,
     EmbedRequest, FunctionDefinition, ImageUrl, ResponseFormat as CohereFormat, ResponseFormatType, Role, Thinking,
     Tool, ToolCall, ToolCallFunction, ToolChoice,
 };
-use crate::spec::ext::{ChatMessage, ContentPart, EmbeddingInput, MessageContent};
+use crate::spec::ext::{ChatMessage, ContentPart, MessageContent};
 use crate::spec::openai::{
     ChatCompletionNamedToolChoice, ChatCompletionToolChoiceOption, EmbeddingEncodingFormat, ReasoningEffort,
     ResponseFormat, StopConfiguration, ToolChoiceMode, ToolType,
@@ -348,13 +348,7 @@ fn content(content: &MessageContent, index: usize) -> Result<ChatMessageContent>
 /// `embedding_types` (an extra field) may ask for one of Cohere's compressed types, returned
 /// as numbers; OpenAI's `base64` is float32 little-endian, so it is computed from floats.
 pub fn embed_body(req: &EmbeddingRequest, ctx: &Ctx<'_>) -> Result<Bytes> {
-    let texts: Vec<String> = match &req.input {
-        EmbeddingInput::Text(text) => vec![text.clone()],
-        EmbeddingInput::Texts(texts) => texts.clone(),
-        EmbeddingInput::Tokens(_) | EmbeddingInput::TokenBatches(_) => {
-            return Err(unsupported("embedding token ids (send text)"));
-        }
-    };
+    let texts = embedding_texts(&req.input, ProviderKind::Cohere)?;
     if req.user.is_some() && !ctx.drop_params {
         return Err(unsupported("the `user` parameter for embeddings"));
     }
@@ -372,7 +366,7 @@ pub fn embed_body(req: &EmbeddingRequest, ctx: &Ctx<'_>) -> Result<Bytes> {
     }
     let body = EmbedRequest {
         model: ctx.model.to_string(),
-        texts: Some(texts),
+        texts: Some(texts.to_vec()),
         input_type: string("input_type")?.unwrap_or_else(|| "search_document".into()),
         embedding_types: Some(vec![embedding_type]),
         output_dimension: req.dimensions,

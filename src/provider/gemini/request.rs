@@ -15,10 +15,10 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::provider::convert::{Thinking, parse_arguments, reject_or_drop, thinking_budget};
+use crate::provider::convert::{Thinking, embedding_texts, parse_arguments, reject_or_drop, thinking_budget};
 use crate::provider::openai::request::post_json;
 use crate::provider::{Ctx, ProviderKind};
-use crate::spec::ext::{ChatMessage, ContentPart, EmbeddingInput, MessageContent};
+use crate::spec::ext::{ChatMessage, ContentPart, MessageContent};
 use crate::spec::gemini::{
     BatchEmbedContentsRequest, Blob, Content, EmbedContentRequest, FileData, FunctionCall, FunctionCallingConfig,
     FunctionCallingMode, FunctionDeclaration, FunctionResponse, GenerateContentRequest, GenerationConfig, Part,
@@ -578,13 +578,7 @@ fn sanitize(
 /// The embeddings request: one `embedContent` for a single text, `batchEmbedContents` for
 /// several. `model_name` is the resource name (`models/text-embedding-004`).
 pub fn embed_body(kind: ProviderKind, req: &EmbeddingRequest, model_name: &str) -> Result<(bool, Bytes)> {
-    let texts: Vec<&str> = match &req.input {
-        EmbeddingInput::Text(text) => vec![text.as_str()],
-        EmbeddingInput::Texts(texts) => texts.iter().map(String::as_str).collect(),
-        EmbeddingInput::Tokens(_) | EmbeddingInput::TokenBatches(_) => {
-            return Err(unsupported(kind, "embedding token ids (send text)"));
-        }
-    };
+    let texts = embedding_texts(&req.input, kind)?;
     if req.user.is_some() {
         return Err(unsupported(kind, "the `user` parameter"));
     }
@@ -597,7 +591,7 @@ pub fn embed_body(kind: ProviderKind, req: &EmbeddingRequest, model_name: &str) 
         output_dimensionality: req.dimensions,
         extra: Map::new(),
     };
-    let body = if let [single] = texts.as_slice() {
+    let body = if let [single] = texts {
         serde_json::to_vec(&one(single))
     } else {
         serde_json::to_vec(&BatchEmbedContentsRequest {
