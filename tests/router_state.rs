@@ -60,6 +60,11 @@ async fn usage_adds_up_per_deployment() {
             total == MinuteUsage { requests: 2, tokens: 150 } || total == MinuteUsage { requests: 1, tokens: 30 },
             "{name}: {total:?}"
         );
+        let read = state.usage("d1").await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            read == total || read == MinuteUsage { requests: 0, tokens: 0 },
+            "{name}: read {read:?} after {total:?}"
+        );
         assert_eq!(state.usage("d2").await.ok(), Some(MinuteUsage::default()), "{name}: per deployment");
     }
 }

@@ -66,6 +66,11 @@ fn minute_now() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() / 60).unwrap_or(0)
 }
 
+/// The rpm and tpm counter keys of `deployment` for `minute`.
+fn usage_keys(prefix: &str, deployment: &str, minute: u64) -> (String, String) {
+    (format!("{prefix}rpm:{deployment}:{minute}"), format!("{prefix}tpm:{deployment}:{minute}"))
+}
+
 fn redis_error(e: redis::RedisError) -> Error {
     Error::State(format!("redis: {e}"))
 }
@@ -176,13 +181,12 @@ impl SharedState {
         let minute = minute_now();
         let ttl = Duration::from_secs(120);
         match self {
-            Self::Memory(m) => Ok(MinuteUsage {
-                requests: m.add(format!("rpm:{deployment}:{minute}"), requests, ttl),
-                tokens: m.add(format!("tpm:{deployment}:{minute}"), tokens, ttl),
-            }),
+            Self::Memory(m) => {
+                let (rpm, tpm) = usage_keys("", deployment, minute);
+                Ok(MinuteUsage { requests: m.add(rpm, requests, ttl), tokens: m.add(tpm, tokens, ttl) })
+            }
             Self::Redis(r) => {
-                let rpm = format!("{}:rpm:{deployment}:{minute}", r.prefix);
-                let tpm = format!("{}:tpm:{deployment}:{minute}", r.prefix);
+                let (rpm, tpm) = usage_keys(&format!("{}:", r.prefix), deployment, minute);
                 let mut c = r.connection.clone();
                 let (requests, tokens): (u64, u64) = redis::pipe()
                     .atomic()
@@ -200,9 +204,23 @@ impl SharedState {
         }
     }
 
-    /// `deployment`'s counts for this minute.
+    /// `deployment`'s counts for this minute (a read: nothing is written).
     pub async fn usage(&self, deployment: &str) -> Result<MinuteUsage> {
-        self.add_usage(deployment, 0, 0).await
+        let minute = minute_now();
+        match self {
+            Self::Memory(m) => {
+                let (rpm, tpm) = usage_keys("", deployment, minute);
+                let count = |key: &str| m.get(key).map_or(0, |(n, _)| n);
+                Ok(MinuteUsage { requests: count(&rpm), tokens: count(&tpm) })
+            }
+            Self::Redis(r) => {
+                let (rpm, tpm) = usage_keys(&format!("{}:", r.prefix), deployment, minute);
+                let mut c = r.connection.clone();
+                let (requests, tokens): (Option<u64>, Option<u64>) =
+                    redis::cmd("MGET").arg(&rpm).arg(&tpm).query_async(&mut c).await.map_err(redis_error)?;
+                Ok(MinuteUsage { requests: requests.unwrap_or(0), tokens: tokens.unwrap_or(0) })
+            }
+        }
     }
 
     /// Whether the store answers (for readiness checks).
