@@ -215,7 +215,7 @@ impl ClientBuilder {
 }
 
 /// The environment variables any provider reads, as they are now.
-fn env_snapshot() -> HashMap<String, String> {
+pub(crate) fn env_snapshot() -> HashMap<String, String> {
     ProviderKind::all()
         .flat_map(ProviderSettings::env_vars)
         .flat_map(|(_, vars)| vars)

@@ -295,6 +295,17 @@ pub enum Error {
     /// The shared router state (Redis) could not be read or written.
     #[error("shared state unavailable: {0}")]
     State(String),
+    /// The router could not place the call: an unknown model group, every deployment cooling
+    /// down or at its limits, or a prompt larger than every deployment's context window.
+    #[error("{message}")]
+    Routing {
+        /// What kind of failure this is (`NotFound`, `RateLimited`, `ContextLengthExceeded`).
+        kind: ErrorKind,
+        /// What happened, naming the group.
+        message: String,
+        /// When a deployment will be available again, if one will.
+        retry_after: Option<Duration>,
+    },
 }
 
 impl Error {
@@ -308,6 +319,7 @@ impl Error {
             Self::Unsupported { .. } | Self::InvalidRequest { .. } => ErrorKind::InvalidRequest,
             Self::Config(_) => ErrorKind::InvalidRequest,
             Self::State(_) => ErrorKind::Server,
+            Self::Routing { kind, .. } => *kind,
         }
     }
 
@@ -329,7 +341,10 @@ impl Error {
 
     /// How long the provider asked us to wait before trying again.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.api().and_then(|api| api.retry_after)
+        match self {
+            Self::Routing { retry_after, .. } => *retry_after,
+            _ => self.api().and_then(|api| api.retry_after),
+        }
     }
 
     /// Whether trying again (later, or on another deployment) can succeed.
@@ -337,7 +352,7 @@ impl Error {
         match self {
             Self::Api(api) => api.is_retryable(),
             Self::Transport { .. } | Self::Timeout { .. } | Self::State(_) => true,
-            Self::Stream { kind, .. } => kind.is_retryable(),
+            Self::Stream { kind, .. } | Self::Routing { kind, .. } => kind.is_retryable(),
             Self::Decode { .. } | Self::Unsupported { .. } | Self::InvalidRequest { .. } | Self::Config(_) => false,
         }
     }

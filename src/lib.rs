@@ -3,17 +3,20 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod blocking;
+pub mod cache;
 mod chat_stream;
 mod client;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 pub mod drift;
 pub mod error;
+pub mod hooks;
 mod model_ref;
 pub mod pricing;
 pub mod provider;
 pub mod router;
 pub mod spec;
+pub mod tokens;
 pub mod transport;
 
 pub use chat_stream::{ChatStream, ChunkAccumulator};

@@ -1,0 +1,590 @@
+//! The routing loop: pick, attempt, learn from the failure, re-pick or fall back.
+//!
+//! - Retries stay in the group and re-pick, preferring deployments that have not failed this
+//!   call. Errors that another attempt cannot fix (authentication, invalid request, context
+//!   length, content policy) are not retried; they go straight to the fallbacks.
+//! - A failure counts against its deployment (rate limits, auth, not found, server errors,
+//!   timeouts); more than `allowed_fails` inside the failure window cools it down. A 429 that
+//!   says when to come back (`Retry-After`) cools it down for exactly that long: the upstream
+//!   told us, on behalf of every instance sharing the state.
+//! - When every deployment of a group is cooling down, a retry waits for the first to come
+//!   back if that is within the retry policy's `max_retry_after`; otherwise the call fails
+//!   with a rate-limit error naming the group, and its `retry_after`.
+//! - Fallbacks follow the requested group's lists: context-window errors (the provider's, or
+//!   our pre-call check) use `context_window_fallbacks`, content-policy refusals use
+//!   `content_policy_fallbacks`, then either falls back to the general `fallbacks`, which
+//!   serve every other error except an invalid request (another group would refuse it too).
+//! - Shared state is advisory: when Redis is unreachable the router logs it and routes on
+//!   what it knows, rather than failing calls because a counter could not be read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::Instrument as _;
+
+use super::deployment::{InFlight, Live};
+use super::policy::{self, Candidate};
+use super::state::MinuteUsage;
+use super::{Attempt, CallOptions, CallReport, Inner, Routed, RoutedStream, Router};
+use crate::cache::{ResponseCache, replay_chunks};
+use crate::chat_stream::ChatStream;
+use crate::error::{Error, ErrorKind, Result};
+use crate::hooks::{CallEvent, EventKind};
+use crate::pricing::Receipt;
+use crate::provider::{Ctx, ProviderKind, dispatch};
+use crate::spec::openai::CompletionUsage;
+use crate::tokens::{TokenCount, chat_upper_bound, count_chat, reserved_output};
+use crate::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
+
+/// What is being asked.
+#[derive(Clone, Copy)]
+enum Op<'r> {
+    Chat(&'r ChatRequest),
+    Stream(&'r ChatRequest),
+    Embed(&'r EmbeddingRequest),
+}
+
+/// What an attempt returned.
+enum Outcome {
+    Chat(ChatResponse),
+    /// The stream, its first chunk (none for an empty stream), and when that chunk came.
+    Stream(ChatStream, Option<ChatChunk>, Instant),
+    Embed(EmbeddingResponse),
+}
+
+/// The bookkeeping of one call.
+pub(crate) struct Call {
+    pub id: String,
+    pub group: String,
+    pub stream: bool,
+    pub started: Instant,
+    pub started_at: SystemTime,
+    pub attempts: Vec<Attempt>,
+    pub fallbacks: Vec<String>,
+}
+
+/// A deployment that took the call.
+struct Placed {
+    live: Arc<Live>,
+    in_flight: InFlight,
+    outcome: Outcome,
+    /// Tokens counted against its tpm before the call.
+    precharged: u64,
+}
+
+impl Call {
+    fn new(group: &str, stream: bool) -> Self {
+        Self {
+            id: format!("call-{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..)),
+            group: group.to_string(),
+            stream,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            attempts: Vec::new(),
+            fallbacks: Vec::new(),
+        }
+    }
+
+    pub fn report(&self, live: Option<&Live>, receipt: Option<Receipt>, cache_hit: bool) -> CallReport {
+        CallReport {
+            call_id: self.id.clone(),
+            group: self.group.clone(),
+            deployment: live.map(|l| l.id.clone()),
+            provider: live.map(|l| l.kind),
+            model: live.map(|l| l.model.clone()),
+            attempts: self.attempts.clone(),
+            fallbacks: self.fallbacks.clone(),
+            receipt,
+            cache_hit,
+            latency: self.started.elapsed(),
+            time_to_first_token: None,
+        }
+    }
+
+    pub fn event(
+        &self,
+        kind: EventKind,
+        report: &CallReport,
+        usage: Option<CompletionUsage>,
+        error: Option<&Error>,
+    ) -> CallEvent {
+        let last = self.attempts.last();
+        CallEvent {
+            kind,
+            call_id: self.id.clone(),
+            group: self.group.clone(),
+            deployment: report.deployment.clone().or_else(|| last.map(|a| a.deployment.clone())),
+            provider: report.provider.or_else(|| last.map(|a| a.provider)),
+            model: report.model.clone(),
+            stream: self.stream,
+            started_at: self.started_at,
+            latency: self.started.elapsed(),
+            time_to_first_token: report.time_to_first_token,
+            usage,
+            receipt: report.receipt.clone(),
+            cache_hit: report.cache_hit,
+            attempts: self.attempts.len(),
+            fallbacks: self.fallbacks.clone(),
+            error_kind: error.map(Error::kind),
+            error: error.map(ToString::to_string),
+        }
+    }
+}
+
+/// Token counts for the context-window pre-check and tpm limits, counted only when needed.
+struct Sizing<'r> {
+    request: Option<&'r ChatRequest>,
+    bound: u64,
+    reserved: u64,
+    counts: HashMap<(ProviderKind, String), TokenCount>,
+}
+
+impl<'r> Sizing<'r> {
+    fn new(op: Op<'r>) -> Self {
+        let request = match op {
+            Op::Chat(r) | Op::Stream(r) => Some(r),
+            Op::Embed(_) => None,
+        };
+        Self {
+            request,
+            bound: request.map_or(0, chat_upper_bound),
+            reserved: request.map_or(0, reserved_output),
+            counts: HashMap::new(),
+        }
+    }
+
+    fn count(&mut self, live: &Live) -> u64 {
+        let Some(request) = self.request else { return 0 };
+        self.counts
+            .entry((live.kind, live.model.clone()))
+            .or_insert_with(|| count_chat(live.kind, &live.model, request))
+            .tokens
+    }
+
+    /// Whether the prompt and the reserved output fit the deployment's window.
+    fn fits(&mut self, live: &Live) -> bool {
+        let Some(window) = live.context_window else { return true };
+        self.request.is_none() || self.bound + self.reserved <= window || self.count(live) + self.reserved <= window
+    }
+
+    /// Tokens to count against the deployment's tpm before the call.
+    fn for_limits(&mut self, live: &Live) -> u64 {
+        if live.tpm.is_some() { self.count(live) } else { 0 }
+    }
+}
+
+/// Logs a shared-state failure and goes on with `fallback`.
+fn advisory<T>(result: Result<T>, fallback: T, what: &str) -> T {
+    result.unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "router state: cannot {what}; routing without it");
+        fallback
+    })
+}
+
+fn usage_of_embedding(response: &EmbeddingResponse) -> Option<CompletionUsage> {
+    response.usage.as_ref().map(|u| CompletionUsage {
+        completion_tokens: 0,
+        completion_tokens_details: None,
+        prompt_tokens: u.prompt_tokens,
+        prompt_tokens_details: None,
+        total_tokens: u.total_tokens,
+        extra: serde_json::Map::new(),
+    })
+}
+
+fn total_tokens(usage: Option<&CompletionUsage>) -> u64 {
+    usage.and_then(|u| u64::try_from(u.total_tokens).ok()).unwrap_or(0)
+}
+
+impl Router {
+    /// A chat completion through the group named by `request.model`.
+    pub async fn chat(&self, request: &ChatRequest) -> Result<Routed<ChatResponse>> {
+        self.chat_with(request, CallOptions::default()).await
+    }
+
+    /// A chat completion with per-call options (cache control).
+    pub async fn chat_with(&self, request: &ChatRequest, options: CallOptions) -> Result<Routed<ChatResponse>> {
+        let inner = &self.inner;
+        let mut call = Call::new(&request.model, false);
+        let span = tracing::info_span!("switchyard.call", call_id = %call.id, group = %call.group, stream = false);
+        async {
+            let cache_key = inner.cache_key(request, options)?;
+            if let Some((cache, key)) = &cache_key
+                && !options.cache.no_cache
+                && let Some(hit) = inner.cache_get(cache, key).await
+            {
+                let report = call.report(None, inner.cached_receipt(&call.group, hit.usage.as_ref()), true);
+                inner.hooks.emit(call.event(EventKind::Success, &report, hit.usage.clone(), None));
+                return Ok(Routed { response: hit, report });
+            }
+            let placed = match inner.run(&mut call, Op::Chat(request)).await {
+                Ok(placed) => placed,
+                Err(err) => return Err(inner.failed(&call, err)),
+            };
+            let Outcome::Chat(response) = placed.outcome else {
+                return Err(Error::State("router: a chat attempt returned another kind of answer".into()));
+            };
+            inner.settle(&placed.live, placed.precharged, response.usage.as_ref()).await;
+            if let Some((cache, key)) = &cache_key
+                && !options.cache.no_store
+            {
+                advisory(cache.put(key, &response, options.cache.ttl).await, (), "store a cached answer");
+            }
+            let receipt = inner.receipt(&placed.live, response.usage.as_ref());
+            let report = call.report(Some(&placed.live), receipt, false);
+            drop(placed.in_flight);
+            inner.hooks.emit(call.event(EventKind::Success, &report, response.usage.clone(), None));
+            Ok(Routed { response, report })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// A streamed chat completion. Resolves at the first chunk: failures before it are
+    /// retried and fall back like any other; a failure after it ends the stream with a typed
+    /// error. The report's receipt is filled in when the stream ends.
+    pub async fn chat_stream(&self, request: &ChatRequest) -> Result<RoutedStream> {
+        self.chat_stream_with(request, CallOptions::default()).await
+    }
+
+    /// A streamed chat completion with per-call options.
+    pub async fn chat_stream_with(&self, request: &ChatRequest, options: CallOptions) -> Result<RoutedStream> {
+        let inner = &self.inner;
+        let mut call = Call::new(&request.model, true);
+        let span = tracing::info_span!("switchyard.call", call_id = %call.id, group = %call.group, stream = true);
+        let include_usage = request.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false);
+        async {
+            let cache_key = inner.cache_key(request, options)?;
+            if let Some((cache, key)) = &cache_key
+                && !options.cache.no_cache
+                && let Some(hit) = inner.cache_get(cache, key).await
+            {
+                let mut report = call.report(None, inner.cached_receipt(&call.group, hit.usage.as_ref()), true);
+                report.time_to_first_token = Some(call.started.elapsed());
+                let chunks = replay_chunks(&hit, include_usage)?;
+                return Ok(RoutedStream::replay(self.inner.clone(), call, report, chunks, hit.usage));
+            }
+            let placed = match inner.run(&mut call, Op::Stream(request)).await {
+                Ok(placed) => placed,
+                Err(err) => return Err(inner.failed(&call, err)),
+            };
+            let Outcome::Stream(stream, first, first_at) = placed.outcome else {
+                return Err(Error::State("router: a stream attempt returned another kind of answer".into()));
+            };
+            let mut report = call.report(Some(&placed.live), None, false);
+            report.time_to_first_token = Some(first_at.duration_since(call.started));
+            let store = cache_key
+                .filter(|_| !options.cache.no_store)
+                .map(|(cache, key)| (cache.clone(), key, options.cache.ttl));
+            Ok(RoutedStream::live(
+                self.inner.clone(),
+                call,
+                report,
+                stream,
+                first,
+                placed.in_flight,
+                placed.precharged,
+                store,
+            ))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Embeddings through the group named by `request.model`.
+    pub async fn embed(&self, request: &EmbeddingRequest) -> Result<Routed<EmbeddingResponse>> {
+        let inner = &self.inner;
+        let mut call = Call::new(&request.model, false);
+        let span = tracing::info_span!("switchyard.call", call_id = %call.id, group = %call.group, stream = false);
+        async {
+            let placed = match inner.run(&mut call, Op::Embed(request)).await {
+                Ok(placed) => placed,
+                Err(err) => return Err(inner.failed(&call, err)),
+            };
+            let Outcome::Embed(response) = placed.outcome else {
+                return Err(Error::State("router: an embeddings attempt returned another kind of answer".into()));
+            };
+            let usage = usage_of_embedding(&response);
+            inner.settle(&placed.live, placed.precharged, usage.as_ref()).await;
+            let report = call.report(Some(&placed.live), inner.receipt(&placed.live, usage.as_ref()), false);
+            drop(placed.in_flight);
+            inner.hooks.emit(call.event(EventKind::Success, &report, usage, None));
+            Ok(Routed { response, report })
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+impl Inner {
+    fn cache_key(&self, request: &ChatRequest, options: CallOptions) -> Result<Option<(&ResponseCache, String)>> {
+        match &self.cache {
+            Some(cache) if !(options.cache.no_cache && options.cache.no_store) => {
+                Ok(Some((cache, ResponseCache::key(request)?)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn cache_get(&self, cache: &ResponseCache, key: &str) -> Option<ChatResponse> {
+        advisory(cache.get(key).await, None, "read the response cache")
+    }
+
+    pub(crate) fn receipt(&self, live: &Live, usage: Option<&CompletionUsage>) -> Option<Receipt> {
+        self.prices.receipt(&live.kind.to_string(), &live.model, usage?)
+    }
+
+    /// A cache hit's receipt: the items as the group's first deployment prices them, at no cost.
+    fn cached_receipt(&self, group: &str, usage: Option<&CompletionUsage>) -> Option<Receipt> {
+        let live = self.groups.get(group)?.first()?;
+        self.receipt(live, usage).map(Receipt::for_cache_hit)
+    }
+
+    /// Counts the tokens the call used beyond what was charged before it.
+    pub(crate) async fn settle(&self, live: &Live, precharged: u64, usage: Option<&CompletionUsage>) {
+        let extra = total_tokens(usage).saturating_sub(precharged);
+        if extra > 0 && live.tpm.is_some() {
+            advisory(self.state.add_usage(&live.id, 0, extra).await.map(|_| ()), (), "count tokens");
+        }
+    }
+
+    fn failed(&self, call: &Call, err: Error) -> Error {
+        let report = call.report(None, None, false);
+        self.hooks.emit(call.event(EventKind::Failure, &report, None, Some(&err)));
+        err
+    }
+
+    /// Runs the call in its group, then in the fallbacks the errors lead to.
+    async fn run(&self, call: &mut Call, op: Op<'_>) -> Result<Placed> {
+        let origin = call.group.clone();
+        let mut sizing = Sizing::new(op);
+        let mut group = origin.clone();
+        loop {
+            match self.run_group(&group, call, op, &mut sizing).await {
+                Ok(placed) => return Ok(placed),
+                Err(err) => {
+                    let Some(next) = self.next_fallback(&origin, &err, &call.fallbacks) else { return Err(err) };
+                    tracing::info!(from = %group, to = %next, error = %err, "falling back");
+                    call.fallbacks.push(next.clone());
+                    group = next;
+                }
+            }
+        }
+    }
+
+    fn next_fallback(&self, origin: &str, err: &Error, taken: &[String]) -> Option<String> {
+        let specific = match err.kind() {
+            ErrorKind::ContextLengthExceeded => self.context_window_fallbacks.get(origin),
+            ErrorKind::ContentFiltered => self.content_policy_fallbacks.get(origin),
+            ErrorKind::InvalidRequest => return None,
+            _ => None,
+        };
+        // An unknown group is the caller's mistake, not a reason to serve another model.
+        if matches!(err, Error::Routing { kind: ErrorKind::NotFound, .. }) {
+            return None;
+        }
+        specific
+            .into_iter()
+            .chain(self.fallbacks.get(origin))
+            .flatten()
+            .find(|g| g.as_str() != origin && !taken.contains(g))
+            .cloned()
+    }
+
+    async fn run_group(&self, group: &str, call: &mut Call, op: Op<'_>, sizing: &mut Sizing<'_>) -> Result<Placed> {
+        let deployments = self.groups.get(group).ok_or_else(|| {
+            let mut known: Vec<&str> = self.groups.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            Error::Routing {
+                kind: ErrorKind::NotFound,
+                message: format!("no deployment serves the model `{group}` (known: {})", known.join(", ")),
+                retry_after: None,
+            }
+        })?;
+        let fits: Vec<bool> = deployments.iter().map(|d| sizing.fits(d)).collect();
+        if !fits.contains(&true) {
+            let largest = deployments.iter().filter_map(|d| d.context_window).max().unwrap_or(0);
+            let prompt = deployments.iter().map(|d| sizing.count(d)).max().unwrap_or(0);
+            return Err(Error::Routing {
+                kind: ErrorKind::ContextLengthExceeded,
+                message: format!(
+                    "the prompt (about {prompt} tokens, {} reserved for output) does not fit the context window of any deployment of `{group}` (largest: {largest} tokens)",
+                    sizing.reserved
+                ),
+                retry_after: None,
+            });
+        }
+        let mut retries = 0u32;
+        let mut failed_here: Vec<usize> = Vec::new();
+        loop {
+            let mut candidates = Vec::with_capacity(deployments.len());
+            let mut soonest: Option<Duration> = None;
+            let mut tokens = 0;
+            for (i, live) in deployments.iter().enumerate() {
+                let left = advisory(self.state.cooldown_left(&live.id).await, None, "read a cooldown");
+                if fits[i]
+                    && let Some(left) = left
+                {
+                    soonest = Some(soonest.map_or(left, |s| s.min(left)));
+                }
+                let usage = if live.rpm.is_some() || live.tpm.is_some() {
+                    tokens = tokens.max(sizing.for_limits(live));
+                    advisory(self.state.usage(&live.id).await, MinuteUsage::default(), "read usage")
+                } else {
+                    MinuteUsage::default()
+                };
+                candidates.push(Candidate {
+                    weight: live.weight,
+                    order: live.order,
+                    rpm: live.rpm,
+                    tpm: live.tpm,
+                    usage,
+                    in_flight: live.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+                    latency: live.latency(),
+                    cost: if self.strategy == policy::Strategy::LowestCost {
+                        live.expected_cost(sizing.count(live), sizing.reserved)
+                    } else {
+                        None
+                    },
+                    cooling_down: left.is_some() || !fits[i],
+                });
+            }
+            let choice = {
+                let mut rng = self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let fresh: Vec<Candidate> = candidates
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| Candidate { cooling_down: c.cooling_down || failed_here.contains(&i), ..c.clone() })
+                    .collect();
+                policy::choose(self.strategy, &fresh, tokens, &mut rng)
+                    .or_else(|| policy::choose(self.strategy, &candidates, tokens, &mut rng))
+            };
+            let Some(index) = choice else {
+                if let Some(wait) = soonest
+                    && retries < self.retry.max_retries
+                    && wait <= self.retry.max_retry_after
+                {
+                    tracing::debug!(group, ?wait, "every deployment is cooling down; waiting for the first back");
+                    tokio::time::sleep(wait).await;
+                    retries += 1;
+                    continue;
+                }
+                let message = match soonest {
+                    Some(wait) => format!(
+                        "every deployment of `{group}` is cooling down after failures or rate limits; the first is back in {:.1} s",
+                        wait.as_secs_f64()
+                    ),
+                    None => format!("every deployment of `{group}` is at its rpm/tpm limit for this minute"),
+                };
+                let retry_after = soonest.or_else(|| {
+                    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                    Some(Duration::from_secs(60 - secs % 60))
+                });
+                return Err(Error::Routing { kind: ErrorKind::RateLimited, message, retry_after });
+            };
+            let live = &deployments[index];
+            let precharged = sizing.for_limits(live);
+            if live.rpm.is_some() || live.tpm.is_some() {
+                advisory(self.state.add_usage(&live.id, 1, precharged).await.map(|_| ()), (), "count a request");
+            }
+            let in_flight = InFlight::start(live);
+            let started = Instant::now();
+            let span = tracing::info_span!(
+                "switchyard.attempt",
+                group,
+                deployment = %live.id,
+                provider = %live.kind,
+                model = %live.model,
+                attempt = call.attempts.len() + 1
+            );
+            let result = self.attempt(live, op).instrument(span).await;
+            let duration = started.elapsed();
+            call.attempts.push(Attempt {
+                group: group.to_string(),
+                deployment: live.id.clone(),
+                provider: live.kind,
+                duration,
+                error: result.as_ref().err().map(|e| (e.kind(), e.to_string())),
+            });
+            match result {
+                Ok(outcome) => {
+                    let latency = match &outcome {
+                        Outcome::Stream(_, _, first_at) => first_at.duration_since(started),
+                        Outcome::Chat(_) | Outcome::Embed(_) => duration,
+                    };
+                    live.observe_latency(latency);
+                    return Ok(Placed { live: live.clone(), in_flight, outcome, precharged });
+                }
+                Err(err) => {
+                    drop(in_flight);
+                    tracing::info!(deployment = %live.id, error = %err, "attempt failed");
+                    self.learn(live, &err).await;
+                    if !err.is_retryable() || retries >= self.retry.max_retries {
+                        return Err(err);
+                    }
+                    if !failed_here.contains(&index) {
+                        failed_here.push(index);
+                    }
+                    // Back off only when the same deployment is the only one left to try
+                    // (a Retry-After is waited out through the cooldown instead).
+                    if deployments.len() == failed_here.len()
+                        && err.retry_after().is_none()
+                        && let Some(delay) = self.retry.delay(retries, None)
+                    {
+                        tokio::time::sleep(delay).await;
+                    }
+                    retries += 1;
+                }
+            }
+        }
+    }
+
+    /// Records a failure against its deployment and starts a cooldown when it calls for one.
+    async fn learn(&self, live: &Live, err: &Error) {
+        if err.kind() == ErrorKind::RateLimited
+            && let Some(wait) = err.retry_after().filter(|w| !w.is_zero())
+        {
+            advisory(self.state.start_cooldown(&live.id, wait).await, (), "start a cooldown");
+            return;
+        }
+        let counts = matches!(
+            err.kind(),
+            ErrorKind::RateLimited
+                | ErrorKind::Authentication
+                | ErrorKind::PermissionDenied
+                | ErrorKind::NotFound
+                | ErrorKind::Overloaded
+                | ErrorKind::Server
+                | ErrorKind::Timeout
+        );
+        if !counts {
+            return;
+        }
+        let failures = advisory(self.state.record_failure(&live.id, self.failure_window).await, 0, "count a failure");
+        if failures > self.allowed_fails {
+            tracing::warn!(deployment = %live.id, failures, cooldown = ?self.cooldown, "deployment cooling down");
+            advisory(self.state.start_cooldown(&live.id, self.cooldown).await, (), "start a cooldown");
+        }
+    }
+
+    /// One attempt on one deployment, with no retries of its own.
+    async fn attempt(&self, live: &Live, op: Op<'_>) -> Result<Outcome> {
+        match op {
+            Op::Chat(request) => {
+                let ctx = Ctx::for_chat(&live.model, request, false, self.drop_params);
+                dispatch::chat(&live.provider, &self.transport, request, &ctx).await.map(Outcome::Chat)
+            }
+            Op::Stream(request) => {
+                let ctx = Ctx::for_chat(&live.model, request, true, self.drop_params);
+                let mut stream = dispatch::chat_stream(&live.provider, &self.transport, request, &ctx).await?;
+                let first = stream.next_chunk().await.transpose()?;
+                Ok(Outcome::Stream(stream, first, Instant::now()))
+            }
+            Op::Embed(request) => {
+                let ctx = Ctx::for_embed(&live.model, request, self.drop_params);
+                dispatch::embed(&live.provider, &self.transport, request, &ctx).await.map(Outcome::Embed)
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! [`RoutedStream`]: a routed chat stream that, when it ends, prices the call, settles the
+//! deployment's token count, stores the answer in the cache and tells the hooks.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+
+use super::deployment::InFlight;
+use super::route::Call;
+use super::{CallReport, Inner, Routed};
+use crate::cache::ResponseCache;
+use crate::chat_stream::{ChatStream, ChunkAccumulator};
+use crate::error::{Error, Result};
+use crate::hooks::EventKind;
+use crate::spec::openai::CompletionUsage;
+use crate::{ChatChunk, ChatResponse};
+
+enum Source {
+    Live(ChatStream),
+    Replay(VecDeque<ChatChunk>),
+}
+
+/// Where a finished stream's answer goes in the cache.
+type Store = (ResponseCache, String, Option<Duration>);
+
+/// The chunks of a routed stream, and its [`CallReport`].
+///
+/// Every chunk is passed on as it comes. When the stream ends, [`RoutedStream::report`]
+/// carries the receipt and the hooks get a [`EventKind::StreamEnd`] event (or
+/// [`EventKind::Failure`] for an error mid-stream, or a stream dropped before its end).
+pub struct RoutedStream {
+    inner: Arc<Inner>,
+    call: Call,
+    report: CallReport,
+    source: Source,
+    first: Option<ChatChunk>,
+    in_flight: Option<InFlight>,
+    precharged: u64,
+    usage: Option<CompletionUsage>,
+    store: Option<(Store, ChunkAccumulator)>,
+    finished: bool,
+}
+
+impl fmt::Debug for RoutedStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoutedStream")
+            .field("report", &self.report)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RoutedStream {
+    #[expect(clippy::too_many_arguments, reason = "one internal constructor that takes over a placed call")]
+    pub(crate) fn live(
+        inner: Arc<Inner>,
+        call: Call,
+        report: CallReport,
+        stream: ChatStream,
+        first: Option<ChatChunk>,
+        in_flight: InFlight,
+        precharged: u64,
+        store: Option<Store>,
+    ) -> Self {
+        Self {
+            inner,
+            call,
+            report,
+            source: Source::Live(stream),
+            first,
+            in_flight: Some(in_flight),
+            precharged,
+            usage: None,
+            store: store.map(|s| (s, ChunkAccumulator::new())),
+            finished: false,
+        }
+    }
+
+    pub(crate) fn replay(
+        inner: Arc<Inner>,
+        call: Call,
+        report: CallReport,
+        chunks: Vec<ChatChunk>,
+        usage: Option<CompletionUsage>,
+    ) -> Self {
+        Self {
+            inner,
+            call,
+            report,
+            source: Source::Replay(chunks.into()),
+            first: None,
+            in_flight: None,
+            precharged: 0,
+            usage,
+            store: None,
+            finished: false,
+        }
+    }
+
+    /// How the call was served; the receipt is there once the stream has ended.
+    pub fn report(&self) -> &CallReport {
+        &self.report
+    }
+
+    /// The next chunk; `None` at the end.
+    pub async fn next_chunk(&mut self) -> Option<Result<ChatChunk>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Reads the whole stream into one answer, with the final report.
+    pub async fn collect_response(mut self) -> Result<Routed<ChatResponse>> {
+        let mut acc = ChunkAccumulator::new();
+        while let Some(chunk) = self.next_chunk().await {
+            acc.push(&chunk?);
+        }
+        Ok(Routed { response: acc.finish(), report: self.report.clone() })
+    }
+
+    fn observe(&mut self, chunk: &ChatChunk) {
+        if let Some(usage) = chunk.usage.as_ref() {
+            self.usage = Some(usage.clone());
+        }
+        if let Some((_, acc)) = &mut self.store {
+            acc.push(chunk);
+        }
+    }
+
+    /// Ends the call once: receipt, token settlement, cache, hooks.
+    fn finish(&mut self, ending: Ending<'_>) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let live = self.in_flight.take().map(|f| f.0.clone());
+        self.report.latency = self.call.started.elapsed();
+        if let Some(live) = live {
+            self.report.receipt = self.inner.receipt(&live, self.usage.as_ref());
+            let (inner, usage, precharged) = (self.inner.clone(), self.usage.clone(), self.precharged);
+            let store = if matches!(ending, Ending::Clean) { self.store.take() } else { None };
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    inner.settle(&live, precharged, usage.as_ref()).await;
+                    if let Some(((cache, key, ttl), acc)) = store
+                        && let Err(err) = cache.put(&key, &acc.finish(), ttl).await
+                    {
+                        tracing::warn!(error = %err, "cannot store a streamed answer in the cache");
+                    }
+                });
+            }
+        }
+        let (kind, error) = match ending {
+            Ending::Clean => (EventKind::StreamEnd, None),
+            Ending::Failed(err) => (EventKind::Failure, Some(err)),
+            Ending::Dropped => (EventKind::Failure, None),
+        };
+        let mut event = self.call.event(kind, &self.report, self.usage.clone(), error);
+        if matches!(ending, Ending::Dropped) {
+            event.error = Some("the caller dropped the stream before its end".into());
+        }
+        self.inner.hooks.emit(event);
+    }
+}
+
+/// How a stream ended.
+enum Ending<'e> {
+    Clean,
+    Failed(&'e Error),
+    Dropped,
+}
+
+impl Stream for RoutedStream {
+    type Item = Result<ChatChunk>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(chunk) = this.first.take() {
+            this.observe(&chunk);
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        let next = match &mut this.source {
+            Source::Replay(chunks) => Poll::Ready(chunks.pop_front().map(Ok)),
+            Source::Live(stream) => Pin::new(stream).poll_next(cx),
+        };
+        match next {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.observe(&chunk);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(err))) => {
+                this.finish(Ending::Failed(&err));
+                Poll::Ready(Some(Err(err)))
+            }
+            Poll::Ready(None) => {
+                this.finish(Ending::Clean);
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
+impl Drop for RoutedStream {
+    fn drop(&mut self) {
+        self.finish(Ending::Dropped);
+    }
+}

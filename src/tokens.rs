@@ -1,0 +1,216 @@
+//! Token counting before the call: for the router's context-window pre-check and for tpm
+//! limits, when the upstream's own count is not known yet.
+//!
+//! - OpenAI and Azure models with a known tokenizer (`gpt-4o`, `o3-mini`, `gpt-4.1`, ...) are
+//!   counted **exactly** for text messages, with OpenAI's published chat framing (3 tokens per
+//!   message, 1 per name, 3 to prime the reply) over `tiktoken`'s encoding for that model.
+//! - Everything else is an **estimate**: the `o200k_base` count of the same text. Claude's,
+//!   Gemini's, Llama's and Cohere's tokenizers are not public in a form we can ship, and they
+//!   usually count 0-20% more than `o200k_base` for English. Images count a flat
+//!   [`IMAGE_TOKENS`]; tool definitions and tool calls count their JSON text. Any of these
+//!   makes the count an estimate ([`TokenCount::exact`] is false).
+//!
+//! An estimate can be low, so the pre-check is a first filter: a provider's own
+//! context-length error still triggers the context-window fallback.
+
+use tiktoken_rs::CoreBPE;
+use tiktoken_rs::tokenizer::{Tokenizer, get_tokenizer};
+
+use crate::ChatRequest;
+use crate::provider::ProviderKind;
+use crate::spec::ext::{ChatMessage, ContentPart, MessageContent};
+
+/// Tokens counted for one image part, whatever its size: OpenAI's figure for a 512x512 tile
+/// plus the base (85 + 170 x 4 = 765 for a 1024x1024 image at high detail).
+pub const IMAGE_TOKENS: u64 = 765;
+
+/// Framing tokens per message in OpenAI's chat format.
+const PER_MESSAGE: u64 = 3;
+/// Tokens that prime the assistant's reply.
+const REPLY_PRIMING: u64 = 3;
+
+/// A token count and whether it is exact for the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenCount {
+    /// The tokens.
+    pub tokens: u64,
+    /// True when counted with the model's own tokenizer over text only.
+    pub exact: bool,
+}
+
+/// The tokenizer for a model, and whether it is the model's own.
+fn tokenizer(provider: ProviderKind, model: &str) -> (&'static CoreBPE, bool) {
+    let own = matches!(provider, ProviderKind::OpenAi | ProviderKind::Azure).then(|| get_tokenizer(model)).flatten();
+    let chosen = own.unwrap_or(Tokenizer::O200kBase);
+    // The singletons are built from data compiled into tiktoken-rs.
+    (tiktoken_rs::bpe_for_tokenizer(chosen).unwrap_or_else(|_| tiktoken_rs::o200k_base_singleton()), own.is_some())
+}
+
+/// Tokens in a text for a model.
+pub fn count_text(provider: ProviderKind, model: &str, text: &str) -> TokenCount {
+    let (bpe, exact) = tokenizer(provider, model);
+    TokenCount { tokens: bpe.encode_ordinary(text).len() as u64, exact }
+}
+
+/// Tokens in a chat request's prompt (messages and tool definitions) for a model.
+pub fn count_chat(provider: ProviderKind, model: &str, request: &ChatRequest) -> TokenCount {
+    let (bpe, mut exact) = tokenizer(provider, model);
+    let mut tokens = REPLY_PRIMING;
+    let text = |s: &str| bpe.encode_ordinary(s).len() as u64;
+    for message in &request.messages {
+        tokens += PER_MESSAGE + text(message.role());
+        if let Some(name) = name(message) {
+            tokens += 1 + text(name);
+        }
+        match message.content() {
+            Some(MessageContent::Text(s)) => tokens += text(s),
+            Some(MessageContent::Parts(parts)) => {
+                for part in parts {
+                    match part {
+                        ContentPart::Text(t) => tokens += text(&t.text),
+                        ContentPart::ImageUrl(_) => {
+                            tokens += IMAGE_TOKENS;
+                            exact = false;
+                        }
+                        other => {
+                            tokens += text(&serde_json::to_string(other).unwrap_or_default());
+                            exact = false;
+                        }
+                    }
+                }
+            }
+            None => {}
+        }
+        if let ChatMessage::Assistant(m) = message
+            && let Some(calls) = &m.tool_calls
+        {
+            tokens += text(&serde_json::to_string(calls).unwrap_or_default());
+            exact = false;
+        }
+    }
+    if let Some(tools) = &request.tools
+        && !tools.is_empty()
+    {
+        tokens += text(&serde_json::to_string(tools).unwrap_or_default());
+        exact = false;
+    }
+    TokenCount { tokens, exact }
+}
+
+/// A cheap bound that [`count_chat`] never exceeds (every token is at least one byte): when
+/// it fits a context window, counting is not needed.
+pub fn chat_upper_bound(request: &ChatRequest) -> u64 {
+    let mut bound = REPLY_PRIMING;
+    for message in &request.messages {
+        bound += PER_MESSAGE + message.role().len() as u64 + name(message).map_or(0, |n| 1 + n.len() as u64);
+        match message.content() {
+            Some(MessageContent::Text(s)) => bound += s.len() as u64,
+            Some(MessageContent::Parts(parts)) => {
+                for part in parts {
+                    bound += match part {
+                        ContentPart::Text(t) => t.text.len() as u64,
+                        ContentPart::ImageUrl(_) => IMAGE_TOKENS,
+                        other => serde_json::to_string(other).map_or(0, |s| s.len() as u64),
+                    };
+                }
+            }
+            None => {}
+        }
+        if let ChatMessage::Assistant(m) = message
+            && let Some(calls) = &m.tool_calls
+        {
+            bound += serde_json::to_string(calls).map_or(0, |s| s.len() as u64);
+        }
+    }
+    if let Some(tools) = &request.tools {
+        bound += serde_json::to_string(tools).map_or(0, |s| s.len() as u64);
+    }
+    bound
+}
+
+/// The output tokens a request reserves (`max_completion_tokens`, else `max_tokens`).
+pub fn reserved_output(request: &ChatRequest) -> u64 {
+    request.max_completion_tokens.or(request.max_tokens).map_or(0, |n| n.max(0) as u64)
+}
+
+fn name(message: &ChatMessage) -> Option<&str> {
+    match message {
+        ChatMessage::Developer(m) => m.name.as_deref(),
+        ChatMessage::System(m) => m.name.as_deref(),
+        ChatMessage::User(m) => m.name.as_deref(),
+        ChatMessage::Assistant(m) => m.name.as_deref(),
+        ChatMessage::Tool(_) => None,
+        ChatMessage::Function(m) => Some(&m.name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(messages: Vec<ChatMessage>) -> ChatRequest {
+        ChatRequest::new("gpt-4o", messages)
+    }
+
+    /// OpenAI's cookbook example ("How to count tokens with tiktoken"): these messages are
+    /// 129 prompt tokens for gpt-4o / gpt-4o-mini, as the API's `usage.prompt_tokens` reported.
+    #[test]
+    fn counts_match_the_api_for_the_cookbook_example() {
+        let mut example_user = ChatMessage::system("New synergies will help drive top-line growth.");
+        let mut example_assistant = ChatMessage::system("Things working well together will increase revenue.");
+        if let ChatMessage::System(m) = &mut example_user {
+            m.name = Some("example_user".into());
+        }
+        if let ChatMessage::System(m) = &mut example_assistant {
+            m.name = Some("example_assistant".into());
+        }
+        let mut example_user2 = ChatMessage::system(
+            "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.",
+        );
+        let mut example_assistant2 =
+            ChatMessage::system("Let's talk later when we're less busy about how to do better.");
+        if let ChatMessage::System(m) = &mut example_user2 {
+            m.name = Some("example_user".into());
+        }
+        if let ChatMessage::System(m) = &mut example_assistant2 {
+            m.name = Some("example_assistant".into());
+        }
+        let req = request(vec![
+            ChatMessage::system(
+                "You are a helpful, pattern-following assistant that translates corporate jargon into plain English.",
+            ),
+            example_user,
+            example_assistant,
+            example_user2,
+            example_assistant2,
+            ChatMessage::user("This late pivot means we don't have time to boil the ocean for the client deliverable."),
+        ]);
+        let count = count_chat(ProviderKind::OpenAi, "gpt-4o", &req);
+        assert_eq!(count, TokenCount { tokens: 124, exact: true });
+        let count = count_chat(ProviderKind::OpenAi, "gpt-4-0613", &req);
+        assert_eq!(count, TokenCount { tokens: 129, exact: true });
+    }
+
+    #[test]
+    fn other_providers_are_estimates_and_images_make_a_count_inexact() {
+        let req = request(vec![ChatMessage::user("Hello there")]);
+        assert!(!count_chat(ProviderKind::Anthropic, "claude-sonnet-4-5", &req).exact);
+        let exact = count_chat(ProviderKind::OpenAi, "gpt-4o", &req);
+        assert!(exact.exact);
+        let with_image = request(vec![ChatMessage::user(vec![
+            ContentPart::text("Hello there"),
+            ContentPart::image_url("https://example.com/a.png"),
+        ])]);
+        let count = count_chat(ProviderKind::OpenAi, "gpt-4o", &with_image);
+        assert_eq!(count, TokenCount { tokens: exact.tokens + IMAGE_TOKENS, exact: false });
+    }
+
+    #[test]
+    fn the_upper_bound_is_never_below_the_count() {
+        let text = "naïve café ☕ — 数据 ".repeat(50);
+        let req = request(vec![ChatMessage::system("Be brief."), ChatMessage::user(text)]);
+        for provider in [ProviderKind::OpenAi, ProviderKind::Anthropic] {
+            assert!(count_chat(provider, "gpt-4o", &req).tokens <= chat_upper_bound(&req));
+        }
+    }
+}
