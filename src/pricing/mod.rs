@@ -220,8 +220,14 @@ impl Registry {
     }
 
     /// The facts for `provider/model`, else for the bare model name.
+    ///
+    /// Azure OpenAI is priced as OpenAI (its global deployments cost the same); name the
+    /// model an Azure deployment runs with [`crate::router::Deployment::base_model`].
     pub fn get(&self, provider: &str, model: &str) -> Option<&ModelInfo> {
-        self.models.get(&format!("{provider}/{model}")).or_else(|| self.models.get(model))
+        self.models
+            .get(&format!("{provider}/{model}"))
+            .or_else(|| if provider == "azure" { self.models.get(&format!("openai/{model}")) } else { None })
+            .or_else(|| self.models.get(model))
     }
 
     /// A receipt for `usage` on `provider/model`; `None` when the model has no price here.
@@ -263,11 +269,23 @@ impl Receipt {
     fn new(model: String, version: &str, info: &ModelInfo, usage: &CompletionUsage) -> Self {
         let count = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
         let details = usage.prompt_tokens_details.as_ref();
-        let cache_read = count(details.and_then(|d| d.cached_tokens));
+        // DeepSeek reports its cache hits as `prompt_cache_hit_tokens` (inside
+        // `prompt_tokens`); where `cached_tokens` is absent, that is the cached part.
+        let cache_read = count(details.and_then(|d| d.cached_tokens))
+            .max(usage.extra.get("prompt_cache_hit_tokens").and_then(serde_json::Value::as_u64).unwrap_or(0));
         let cache_write = count(details.and_then(|d| d.cache_write_tokens));
-        let prompt = count(Some(usage.prompt_tokens)).saturating_sub(cache_read).saturating_sub(cache_write);
+        // Cohere bills `billed_units`, which leave out the tokens of its own prompt template
+        // that `tokens` counts; the Cohere adapter keeps them in the usage's extra fields.
+        let billed = |field: &str| {
+            usage.extra.get("billed_units").and_then(|b| b.get(field)).and_then(serde_json::Value::as_u64)
+        };
+        let prompt = billed("input_tokens")
+            .unwrap_or_else(|| count(Some(usage.prompt_tokens)))
+            .saturating_sub(cache_read)
+            .saturating_sub(cache_write);
         let reasoning = count(usage.completion_tokens_details.as_ref().and_then(|d| d.reasoning_tokens));
-        let completion = count(Some(usage.completion_tokens)).saturating_sub(reasoning);
+        let completion =
+            billed("output_tokens").unwrap_or_else(|| count(Some(usage.completion_tokens))).saturating_sub(reasoning);
         let items = [
             ("prompt", prompt, info.input),
             ("cache_read", cache_read, info.cache_read.unwrap_or(info.input)),

@@ -132,3 +132,119 @@ fn bad_registry_files_are_clear_configuration_errors() {
     assert!(matches!(Registry::from_json(typo), Err(Error::Config(m)) if m.contains("outptu")));
     assert!(matches!(Registry::from_litellm_json("[]", "x"), Err(Error::Config(_))));
 }
+
+/// One row per provider: its native usage, through the adapter's own usage mapping, priced
+/// against hand-computed figures (pico-dollars: $1 = 10^12).
+#[test]
+fn receipts_match_hand_computed_figures_for_every_provider() {
+    use crate::provider::cohere::response::openai_usage as cohere_usage;
+    use crate::provider::gemini::response::usage as gemini_usage;
+    let gemini: crate::spec::gemini::UsageMetadata = serde_json::from_value(json!({
+        "promptTokenCount": 1000, "cachedContentTokenCount": 400, "candidatesTokenCount": 200, "thoughtsTokenCount": 300
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let vertex: crate::spec::gemini::UsageMetadata =
+        serde_json::from_value(json!({"promptTokenCount": 2000, "candidatesTokenCount": 100}))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let cohere: crate::spec::cohere::Usage = serde_json::from_value(json!({
+        "billed_units": {"input_tokens": 80, "output_tokens": 40}, "tokens": {"input_tokens": 150, "output_tokens": 40}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    /// provider, model, normalised usage, (item, quantity, cost) lines, total.
+    type Row = (&'static str, &'static str, CompletionUsage, Vec<(&'static str, u64, u64)>, u64);
+    let rows: Vec<Row> = vec![
+        // Gemini counts cached tokens inside promptTokenCount and thoughts apart from candidates:
+        // 600 x $0.30/M + 400 x $0.03/M + 200 x $2.50/M + 300 x $2.50/M.
+        (
+            "gemini",
+            "gemini-2.5-flash",
+            gemini_usage(&gemini),
+            vec![
+                ("prompt", 600, 180_000_000),
+                ("cache_read", 400, 12_000_000),
+                ("completion", 200, 500_000_000),
+                ("reasoning", 300, 750_000_000),
+            ],
+            1_442_000_000,
+        ),
+        // 2000 x $1.25/M + 100 x $10/M.
+        (
+            "vertex_ai",
+            "gemini-2.5-pro",
+            gemini_usage(&vertex),
+            vec![("prompt", 2000, 2_500_000_000), ("completion", 100, 1_000_000_000)],
+            3_500_000_000,
+        ),
+        // Bedrock Converse reports cache reads and writes apart from inputTokens, as Anthropic:
+        // 100 x $3/M + 1000 x $0.30/M + 200 x $3.75/M + 50 x $15/M.
+        (
+            "bedrock",
+            "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            anthropic_usage(100, 50, Some(1000), Some(200)),
+            vec![
+                ("prompt", 100, 300_000_000),
+                ("cache_read", 1000, 300_000_000),
+                ("cache_write", 200, 750_000_000),
+                ("completion", 50, 750_000_000),
+            ],
+            2_100_000_000,
+        ),
+        // Cohere bills billed_units (80 in, not the 150 its template made): 80 x $0.15/M + 40 x $0.60/M.
+        (
+            "cohere",
+            "command-r-08-2024",
+            cohere_usage(&cohere),
+            vec![("prompt", 80, 12_000_000), ("completion", 40, 24_000_000)],
+            36_000_000,
+        ),
+        // DeepSeek's cache hits come as prompt_cache_hit_tokens inside prompt_tokens:
+        // 400 x $0.28/M + 600 x $0.028/M + 200 x $0.42/M + 100 x $0.42/M.
+        (
+            "deepseek",
+            "deepseek-reasoner",
+            usage(json!({
+                "prompt_tokens": 1000, "completion_tokens": 300, "total_tokens": 1300,
+                "prompt_cache_hit_tokens": 600, "prompt_cache_miss_tokens": 400,
+                "completion_tokens_details": {"reasoning_tokens": 100}
+            })),
+            vec![
+                ("prompt", 400, 112_000_000),
+                ("cache_read", 600, 16_800_000),
+                ("completion", 200, 84_000_000),
+                ("reasoning", 100, 42_000_000),
+            ],
+            254_800_000,
+        ),
+        // Azure is priced as OpenAI: 100 x $2.50/M + 10 x $10/M.
+        (
+            "azure",
+            "gpt-4o",
+            usage(json!({"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110})),
+            vec![("prompt", 100, 250_000_000), ("completion", 10, 100_000_000)],
+            350_000_000,
+        ),
+        // 1000 x $0.59/M + 100 x $0.79/M.
+        (
+            "groq",
+            "llama-3.3-70b-versatile",
+            usage(json!({"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100})),
+            vec![("prompt", 1000, 590_000_000), ("completion", 100, 79_000_000)],
+            669_000_000,
+        ),
+        // Embeddings: 5000 x $0.02/M.
+        (
+            "openai",
+            "text-embedding-3-small",
+            usage(json!({"prompt_tokens": 5000, "completion_tokens": 0, "total_tokens": 5000})),
+            vec![("prompt", 5000, 100_000_000)],
+            100_000_000,
+        ),
+    ];
+    let registry = builtin();
+    for (provider, model, usage, lines, total) in rows {
+        let receipt =
+            registry.receipt(provider, model, &usage).unwrap_or_else(|| panic!("{provider}/{model} is priced"));
+        assert_eq!(costs(&receipt), lines, "{provider}/{model}");
+        assert_eq!(receipt.total, Usd(total), "{provider}/{model}");
+    }
+}

@@ -37,6 +37,9 @@ pub struct Deployment {
     pub order: u32,
     /// The context window, when the price registry does not know it (or knows it wrong).
     pub context_window: Option<u64>,
+    /// The model to price and count tokens as, when the model id says nothing (an Azure
+    /// deployment named `prod-chat` that runs `gpt-4o`; LiteLLM's `model_info.base_model`).
+    pub base_model: Option<String>,
 }
 
 impl Deployment {
@@ -51,6 +54,7 @@ impl Deployment {
             tpm: None,
             order: 0,
             context_window: None,
+            base_model: None,
         }
     }
 
@@ -110,6 +114,13 @@ impl Deployment {
         self
     }
 
+    /// Sets the model to price and count tokens as.
+    #[must_use]
+    pub fn base_model(mut self, model: impl Into<String>) -> Self {
+        self.base_model = Some(model.into());
+        self
+    }
+
     /// Sets the context window.
     #[must_use]
     pub fn context_window(mut self, tokens: u64) -> Self {
@@ -125,6 +136,8 @@ pub(crate) struct Live {
     pub kind: ProviderKind,
     /// The model id the provider knows.
     pub model: String,
+    /// The model id prices and token counts are looked up as.
+    pub priced_as: String,
     pub provider: Arc<Provider>,
     pub weight: u32,
     pub rpm: Option<u64>,
@@ -148,7 +161,8 @@ impl Live {
         config: &Deployment,
         registry: &Registry,
     ) -> Self {
-        let info = registry.get(&kind.to_string(), &model);
+        let priced_as = config.base_model.clone().unwrap_or_else(|| model.clone());
+        let info = registry.get(&kind.to_string(), &priced_as);
         Self {
             id,
             kind,
@@ -160,6 +174,7 @@ impl Live {
             context_window: config.context_window.or_else(|| info.and_then(|i| i.context_window)),
             prices: info.map(|i| (i.input, i.output, i.per_request)),
             model,
+            priced_as,
             in_flight: AtomicU64::new(0),
             latency_ns: AtomicU64::new(0),
         }

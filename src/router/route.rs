@@ -332,7 +332,7 @@ impl Inner {
     }
 
     pub(crate) fn receipt(&self, live: &Live, usage: Option<&CompletionUsage>) -> Option<Receipt> {
-        self.prices.receipt(&live.kind.to_string(), &live.model, usage?)
+        self.prices.receipt(&live.kind.to_string(), &live.priced_as, usage?)
     }
 
     /// A cache hit's receipt: the items as the group's first deployment prices them, at no cost.
