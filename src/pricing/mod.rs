@@ -167,6 +167,27 @@ impl Registry {
         Ok(Self { version: file.version, models })
     }
 
+    /// Reads a price file: ours (an object with `version` and `models`) or LiteLLM's
+    /// (versioned as the file's name). Merge it over the built-in one with [`Registry::merged`].
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("price registry {}: {e}", path.display())))?;
+        let ours = serde_json::from_str::<serde_json::Value>(&text)
+            .map(|v| v.get("version").is_some() && v.get("models").is_some())
+            .map_err(|e| Error::Config(format!("price registry {}: {e}", path.display())))?;
+        let named = |e: Error| match e {
+            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+            other => other,
+        };
+        if ours {
+            Self::from_json(&text).map_err(named)
+        } else {
+            let version = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            Self::from_litellm_json(&text, &version).map_err(named)
+        }
+    }
+
     /// Reads LiteLLM's `model_prices_and_context_window.json` (dollars per token). Entries
     /// are keyed `provider/model` from their `litellm_provider` unless the key already
     /// names one; `sample_spec` and entries without token prices are skipped.

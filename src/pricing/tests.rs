@@ -248,3 +248,27 @@ fn receipts_match_hand_computed_figures_for_every_provider() {
         assert_eq!(receipt.total, Usd(total), "{provider}/{model}");
     }
 }
+
+#[test]
+fn price_files_load_in_either_format_and_name_themselves_in_errors() {
+    let dir = std::env::temp_dir().join(format!("switchyard-prices-{:016x}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let ours = dir.join("ours.json");
+    std::fs::write(&ours, r#"{"version": "team-2026-11", "models": {"openai/gpt-4o": {"input": 2.0, "output": 8.0}}}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let theirs = dir.join("litellm-prices.json");
+    std::fs::write(&theirs, r#"{"my/model": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let broken = dir.join("broken.json");
+    std::fs::write(&broken, "{ not json").unwrap_or_else(|e| panic!("{e}"));
+
+    let merged = builtin().merged(Registry::load(&ours).unwrap_or_else(|e| panic!("{e}")));
+    assert_eq!(merged.get("openai", "gpt-4o").map(|m| m.input), Some(Usd(2_000_000)), "the file overrides");
+    assert!(merged.get("openai", "gpt-4o-mini").is_some(), "and extends, keeping the rest");
+    assert!(merged.version().ends_with("+team-2026-11"));
+    let litellm = Registry::load(&theirs).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(litellm.version(), "litellm-prices");
+    assert!(matches!(Registry::load(&broken), Err(Error::Config(m)) if m.contains("broken.json")));
+    assert!(matches!(Registry::load(dir.join("missing.json")), Err(Error::Config(m)) if m.contains("missing.json")));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -335,10 +335,10 @@ impl Inner {
         self.prices.receipt(&live.kind.to_string(), &live.priced_as, usage?)
     }
 
-    /// A cache hit's receipt: the items as the group's first deployment prices them, at no cost.
+    /// A cache hit's receipt: the items as the group's first priced deployment prices them
+    /// (the entry does not record which one answered), at no cost.
     fn cached_receipt(&self, group: &str, usage: Option<&CompletionUsage>) -> Option<Receipt> {
-        let live = self.groups.get(group)?.first()?;
-        self.receipt(live, usage).map(Receipt::for_cache_hit)
+        self.groups.get(group)?.iter().find_map(|live| self.receipt(live, usage)).map(Receipt::for_cache_hit)
     }
 
     /// Counts the tokens the call used beyond what was charged before it.
@@ -421,19 +421,26 @@ impl Inner {
             let mut candidates = Vec::with_capacity(deployments.len());
             let mut soonest: Option<Duration> = None;
             let mut tokens = 0;
-            for (i, live) in deployments.iter().enumerate() {
+            // One round of state reads, all deployments at once (one round trip to Redis).
+            let reads = futures_util::future::join_all(deployments.iter().map(|live| async move {
                 let left = advisory(self.state.cooldown_left(&live.id).await, None, "read a cooldown");
+                let usage = if live.rpm.is_some() || live.tpm.is_some() {
+                    advisory(self.state.usage(&live.id).await, MinuteUsage::default(), "read usage")
+                } else {
+                    MinuteUsage::default()
+                };
+                (left, usage)
+            }))
+            .await;
+            for (i, (live, (left, usage))) in deployments.iter().zip(reads).enumerate() {
                 if fits[i]
                     && let Some(left) = left
                 {
                     soonest = Some(soonest.map_or(left, |s| s.min(left)));
                 }
-                let usage = if live.rpm.is_some() || live.tpm.is_some() {
+                if live.rpm.is_some() || live.tpm.is_some() {
                     tokens = tokens.max(sizing.for_limits(live));
-                    advisory(self.state.usage(&live.id).await, MinuteUsage::default(), "read usage")
-                } else {
-                    MinuteUsage::default()
-                };
+                }
                 candidates.push(Candidate {
                     weight: live.weight,
                     order: live.order,
