@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::router::state::redis_error;
 use crate::{ChatChunk, ChatRequest, ChatResponse};
 
 /// Fields of a request that do not change its answer, left out of the key.
@@ -88,14 +89,7 @@ impl ResponseCache {
     /// A cache in Redis at `url`, keys under `prefix`. Connects now, so a wrong URL or a Redis
     /// that is down is reported at start-up.
     pub async fn redis(url: &str, prefix: &str, default_ttl: Duration) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| Error::Config(format!("redis URL `{url}`: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)));
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| Error::State(format!("redis: {e}")))?;
+        let connection = crate::router::state::connect(url).await?;
         Ok(Self { backend: Backend::Redis { connection, prefix: prefix.to_string() }, default_ttl })
     }
 
@@ -123,8 +117,7 @@ impl ResponseCache {
             Backend::Memory(cache) => Ok(cache.get(key).await.map(|entry| (*entry.response).clone())),
             Backend::Redis { connection, prefix } => {
                 let mut connection = connection.clone();
-                let text: Option<String> =
-                    connection.get(format!("{prefix}{key}")).await.map_err(|e| Error::State(format!("redis: {e}")))?;
+                let text: Option<String> = connection.get(format!("{prefix}{key}")).await.map_err(redis_error)?;
                 Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
             }
         }
@@ -152,7 +145,7 @@ impl ResponseCache {
                     .arg(millis)
                     .query_async(&mut connection)
                     .await
-                    .map_err(|e| Error::State(format!("redis: {e}")))?;
+                    .map_err(redis_error)?;
             }
         }
         Ok(())

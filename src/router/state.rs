@@ -71,7 +71,18 @@ fn usage_keys(prefix: &str, deployment: &str, minute: u64) -> (String, String) {
     (format!("{prefix}rpm:{deployment}:{minute}"), format!("{prefix}tpm:{deployment}:{minute}"))
 }
 
-fn redis_error(e: redis::RedisError) -> Error {
+/// A connection to Redis at `url`, made now so that a wrong URL or a Redis that is down is
+/// reported at start-up. Few, short retries: calls must not stall on a Redis that is away.
+pub(crate) async fn connect(url: &str) -> Result<ConnectionManager> {
+    let client = redis::Client::open(url).map_err(|e| Error::Config(format!("redis URL `{url}`: {e}")))?;
+    let config = ConnectionManagerConfig::new()
+        .set_number_of_retries(2)
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)));
+    ConnectionManager::new_with_config(client, config).await.map_err(redis_error)
+}
+
+pub(crate) fn redis_error(e: redis::RedisError) -> Error {
     Error::State(format!("redis: {e}"))
 }
 
@@ -111,13 +122,7 @@ impl SharedState {
     /// State in Redis at `url` (`redis://127.0.0.1:6379/0`), under `prefix`. Connects now,
     /// so a wrong URL or a Redis that is down is reported at start-up.
     pub async fn redis(url: &str, prefix: &str) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| Error::Config(format!("redis URL `{url}`: {e}")))?;
-        // Few, short retries: routing must not stall on a Redis that is away.
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)));
-        let connection = ConnectionManager::new_with_config(client, config).await.map_err(redis_error)?;
+        let connection = connect(url).await?;
         Ok(Self::Redis(RedisState { connection, prefix: prefix.to_string() }))
     }
 
