@@ -10,6 +10,8 @@ mod client;
 pub mod conformance;
 pub mod drift;
 pub mod error;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 pub mod hooks;
 mod model_ref;
 pub mod pricing;

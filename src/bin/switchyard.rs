@@ -35,6 +35,8 @@ enum Command {
     },
     /// List the providers this build knows, with their API base and key variables.
     Providers,
+    /// Run the OpenAI-compatible gateway (with no config: the mock provider's models).
+    Serve(ServeArgs),
     /// Work with the API descriptions in `openapi/`.
     Spec {
         #[command(subcommand)]
@@ -94,6 +96,20 @@ struct EmbedArgs {
     /// The texts to embed.
     #[arg(required = true)]
     texts: Vec<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// A config in LiteLLM's config.yaml shape; without one, the mock provider's models
+    /// `echo`, `tools` and `embed` are served.
+    #[arg(long, short, env = "SWITCHYARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1", env = "SWITCHYARD_HOST")]
+    host: std::net::IpAddr,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 4000, env = "SWITCHYARD_PORT")]
+    port: u16,
 }
 
 #[derive(Subcommand)]
@@ -170,6 +186,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Providers => providers(&mut out),
+        Command::Serve(args) => serve(args).await,
         Command::Spec { command: SpecCommand::Drift { spec, upstream, format } } => {
             let report = switchyard::drift::drift(&spec, &upstream)?;
             match format {
@@ -179,6 +196,38 @@ async fn run(command: Command) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    use secrecy::ExposeSecret as _;
+    use switchyard::gateway::{Config, Gateway};
+    let started = Instant::now();
+    let env = |name: &str| std::env::var(name).ok();
+    let gateway = match &args.config {
+        Some(path) => {
+            let config = Config::load(path)?;
+            let unsupported = config.unsupported_keys();
+            if !unsupported.is_empty() {
+                eprintln!("warning: {} does not act on these config keys: {}", path.display(), unsupported.join(", "));
+            }
+            Gateway::from_config(&config, &env).await?
+        }
+        None => Gateway::with_defaults(&env).await?,
+    };
+    let addr = std::net::SocketAddr::new(args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
+    eprintln!("switchyard gateway on http://{addr} serving {}", gateway.router().groups().join(", "));
+    if gateway.master_key_was_generated() {
+        eprintln!(
+            "master key (generated; set SWITCHYARD_MASTER_KEY to choose one): {}",
+            gateway.master_key().expose_secret()
+        );
+    }
+    eprintln!("ready in {} ms", started.elapsed().as_millis());
+    switchyard::gateway::serve_on(gateway, listener, switchyard::gateway::shutdown_signal()).await?;
+    Ok(())
 }
 
 async fn chat(args: ChatArgs, out: &mut impl Write) -> Result<(), Failure> {

@@ -138,6 +138,8 @@ pub(crate) struct Live {
     pub model: String,
     /// The model id prices and token counts are looked up as.
     pub priced_as: String,
+    /// The configured API base, if any.
+    pub api_base: Option<String>,
     pub provider: Arc<Provider>,
     pub weight: u32,
     pub rpm: Option<u64>,
@@ -175,6 +177,7 @@ impl Live {
             prices: info.map(|i| (i.input, i.output, i.per_request)),
             model,
             priced_as,
+            api_base: None,
             in_flight: AtomicU64::new(0),
             latency_ns: AtomicU64::new(0),
         }

@@ -67,6 +67,8 @@ pub struct CallReport {
     pub provider: Option<ProviderKind>,
     /// The model id the provider was asked for.
     pub model: Option<String>,
+    /// The API base of the deployment, where it has one of its own.
+    pub api_base: Option<String>,
     /// Every attempt, the answering one last.
     pub attempts: Vec<Attempt>,
     /// The groups fallen back to, in order.

@@ -93,6 +93,7 @@ impl Call {
             deployment: live.map(|l| l.id.clone()),
             provider: live.map(|l| l.kind),
             model: live.map(|l| l.model.clone()),
+            api_base: live.and_then(|l| l.api_base.clone()),
             attempts: self.attempts.clone(),
             fallbacks: self.fallbacks.clone(),
             receipt,

@@ -1,0 +1,388 @@
+//! The gateway's configuration: LiteLLM's `config.yaml` shape, so its users can move over.
+//!
+//! ```yaml
+//! model_list:
+//!   - model_name: gpt-4o                    # the name clients ask for (a router group)
+//!     litellm_params:
+//!       model: azure/prod-4o                # provider/model, as in the SDK
+//!       api_base: https://example.openai.azure.com
+//!       api_key: os.environ/AZURE_API_KEY   # read from the environment at start-up
+//!       api_version: "2024-10-21"
+//!       rpm: 600
+//!       tpm: 200000
+//!       weight: 2
+//!       order: 1
+//!     model_info: { id: azure-east, base_model: gpt-4o, max_input_tokens: 128000 }
+//! router_settings:
+//!   routing_strategy: least-busy            # simple-shuffle, least-busy, latency-based-routing, usage-based-routing, cost-based-routing
+//!   num_retries: 2
+//!   timeout: 600                            # seconds, per attempt until the first byte
+//!   fallbacks: [{gpt-4o: [claude]}]
+//!   context_window_fallbacks: [{gpt-4o: [gemini]}]
+//!   content_policy_fallbacks: [{gpt-4o: [claude]}]
+//!   allowed_fails: 3
+//!   cooldown_time: 5
+//!   redis_url: redis://127.0.0.1:6379/0      # or redis_host / redis_port / redis_password
+//! litellm_settings:
+//!   drop_params: true
+//!   request_timeout: 600
+//!   cache: true
+//!   cache_params: { type: redis, ttl: 600 } # or type: local
+//! general_settings:
+//!   master_key: os.environ/SWITCHYARD_MASTER_KEY
+//!   database_url: sqlite://switchyard.db    # or postgres://...
+//! ```
+//!
+//! Keys this gateway does not support are named in one warning at start-up, never silently
+//! ignored; an invalid file is an error naming the line and the field.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_norway::Value;
+
+use crate::error::{Error, Result};
+
+/// The whole file.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Config {
+    /// The deployments.
+    #[serde(default)]
+    pub model_list: Vec<ModelEntry>,
+    /// Routing.
+    #[serde(default)]
+    pub router_settings: RouterSettings,
+    /// Call behaviour.
+    #[serde(default)]
+    pub litellm_settings: LitellmSettings,
+    /// The server.
+    #[serde(default)]
+    pub general_settings: GeneralSettings,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
+}
+
+/// One deployment of a model name.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ModelEntry {
+    /// The name clients ask for.
+    pub model_name: String,
+    /// How to reach it.
+    pub litellm_params: LitellmParams,
+    /// Facts about it.
+    #[serde(default)]
+    pub model_info: ModelInfo,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
+}
+
+/// How to reach a deployment.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct LitellmParams {
+    /// `provider/model`.
+    pub model: String,
+    /// The API base.
+    pub api_base: Option<String>,
+    /// The key (`os.environ/VAR` reads the environment).
+    pub api_key: Option<String>,
+    /// The API version (Azure).
+    pub api_version: Option<String>,
+    /// Organization (OpenAI).
+    pub organization: Option<String>,
+    /// Requests per minute.
+    pub rpm: Option<u64>,
+    /// Tokens per minute.
+    pub tpm: Option<u64>,
+    /// Weighted-shuffle weight.
+    pub weight: Option<u32>,
+    /// Priority tier (lower first).
+    pub order: Option<u32>,
+    /// AWS region (Bedrock).
+    pub aws_region_name: Option<String>,
+    /// AWS access key id (Bedrock).
+    pub aws_access_key_id: Option<String>,
+    /// AWS secret (Bedrock).
+    pub aws_secret_access_key: Option<String>,
+    /// AWS session token (Bedrock).
+    pub aws_session_token: Option<String>,
+    /// Google Cloud project (Vertex AI).
+    pub vertex_project: Option<String>,
+    /// Google Cloud location (Vertex AI).
+    pub vertex_location: Option<String>,
+    /// Service-account JSON or a path to it (Vertex AI).
+    pub vertex_credentials: Option<String>,
+    /// Extra headers sent upstream.
+    #[serde(default)]
+    pub extra_headers: BTreeMap<String, String>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
+}
+
+/// Facts about a deployment.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ModelInfo {
+    /// A stable id (keys cooldowns and counts shared across instances).
+    pub id: Option<String>,
+    /// The model to price and count tokens as.
+    pub base_model: Option<String>,
+    /// The context window.
+    pub max_input_tokens: Option<u64>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
+}
+
+/// `router_settings`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RouterSettings {
+    /// LiteLLM's strategy names.
+    pub routing_strategy: Option<String>,
+    /// Retries per group.
+    pub num_retries: Option<u32>,
+    /// Seconds per attempt until the first byte.
+    pub timeout: Option<f64>,
+    /// `[{group: [fallback, ...]}, ...]`.
+    #[serde(default)]
+    pub fallbacks: Vec<BTreeMap<String, Vec<String>>>,
+    /// Fallbacks for prompts too long for a group.
+    #[serde(default)]
+    pub context_window_fallbacks: Vec<BTreeMap<String, Vec<String>>>,
+    /// Fallbacks for refused content.
+    #[serde(default)]
+    pub content_policy_fallbacks: Vec<BTreeMap<String, Vec<String>>>,
+    /// Failures allowed per window before a cooldown.
+    pub allowed_fails: Option<u64>,
+    /// Cooldown seconds.
+    pub cooldown_time: Option<f64>,
+    /// Redis URL for shared state.
+    pub redis_url: Option<String>,
+    /// Redis host (with `redis_port`, `redis_password`).
+    pub redis_host: Option<String>,
+    /// Redis port.
+    pub redis_port: Option<u16>,
+    /// Redis password.
+    pub redis_password: Option<String>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
+}
+
+/// `litellm_settings`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct LitellmSettings {
+    /// Drop parameters a provider cannot express.
+    #[serde(default)]
+    pub drop_params: bool,
+    /// Seconds per attempt until the first byte (when `router_settings.timeout` is unset).
+    pub request_timeout: Option<f64>,
+    /// Retries (when `router_settings.num_retries` is unset).
+    pub num_retries: Option<u32>,
+    /// Whether to cache answers.
+    #[serde(default)]
+    pub cache: bool,
+    /// The cache.
+    #[serde(default)]
+    pub cache_params: CacheParams,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
+}
+
+/// `litellm_settings.cache_params`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct CacheParams {
+    /// `local` (memory, the default) or `redis`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Seconds an answer is kept (default 600).
+    pub ttl: Option<f64>,
+    /// Redis host (else the router's Redis).
+    pub host: Option<String>,
+    /// Redis port.
+    pub port: Option<u16>,
+    /// Redis password.
+    pub password: Option<String>,
+    /// Key prefix.
+    pub namespace: Option<String>,
+    /// Memory cache size in MB (ours; default 256).
+    pub max_size_mb: Option<u64>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
+}
+
+/// `general_settings`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct GeneralSettings {
+    /// The admin key (`os.environ/VAR` allowed).
+    pub master_key: Option<String>,
+    /// `sqlite://path` (default `sqlite://switchyard.db`) or `postgres://...`.
+    pub database_url: Option<String>,
+    /// Largest request body in MB (ours; default 32).
+    pub max_request_size_mb: Option<u64>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read the config {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parses a config's text. Errors name the field and the line.
+    pub fn parse(text: &str) -> Result<Self> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let config: Config = serde_norway::from_str(text).map_err(|e| Error::Config(format!("invalid config: {e}")))?;
+        let mut seen = std::collections::HashSet::new();
+        for (i, entry) in config.model_list.iter().enumerate() {
+            if entry.model_name.trim().is_empty() {
+                return Err(Error::Config(format!("invalid config: model_list[{i}].model_name is empty")));
+            }
+            if entry.litellm_params.model.trim().is_empty() {
+                return Err(Error::Config(format!("invalid config: model_list[{i}].litellm_params.model is empty")));
+            }
+            if let Some(id) = &entry.model_info.id
+                && !seen.insert(id.clone())
+            {
+                return Err(Error::Config(format!(
+                    "invalid config: model_list[{i}].model_info.id `{id}` is used twice"
+                )));
+            }
+        }
+        Ok(config)
+    }
+
+    /// Every key this gateway does not act on, as dotted paths (`litellm_settings.callbacks`).
+    pub fn unsupported_keys(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut add = |prefix: &str, map: &BTreeMap<String, Value>| {
+            out.extend(map.keys().map(|k| if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }));
+        };
+        add("", &self.unknown);
+        add("router_settings", &self.router_settings.unknown);
+        add("litellm_settings", &self.litellm_settings.unknown);
+        add("litellm_settings.cache_params", &self.litellm_settings.cache_params.unknown);
+        add("general_settings", &self.general_settings.unknown);
+        for (i, entry) in self.model_list.iter().enumerate() {
+            add(&format!("model_list[{i}]"), &entry.unknown);
+            add(&format!("model_list[{i}].litellm_params"), &entry.litellm_params.unknown);
+            add(&format!("model_list[{i}].model_info"), &entry.model_info.unknown);
+        }
+        out
+    }
+
+    /// The Redis URL for shared state, from `redis_url` or host/port/password.
+    pub fn redis_url(&self) -> Option<String> {
+        let r = &self.router_settings;
+        r.redis_url.clone().or_else(|| {
+            let host = r.redis_host.as_deref()?;
+            let port = r.redis_port.unwrap_or(6379);
+            Some(match r.redis_password.as_deref() {
+                Some(password) => format!("redis://:{password}@{host}:{port}/0"),
+                None => format!("redis://{host}:{port}/0"),
+            })
+        })
+    }
+
+    /// The per-attempt first-byte timeout, if set.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.router_settings
+            .timeout
+            .or(self.litellm_settings.request_timeout)
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+    }
+}
+
+/// Resolves LiteLLM's `os.environ/VAR` references; other values are returned as they are.
+pub fn resolve_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String> {
+    match value.strip_prefix("os.environ/") {
+        Some(var) => env(var)
+            .ok_or_else(|| Error::Config(format!("the config reads `{var}` from the environment, and it is not set"))),
+        None => Ok(value.to_string()),
+    }
+}
+
+/// Flattens LiteLLM's `[{group: [..]}, ...]` lists.
+pub fn fallback_table(lists: &[BTreeMap<String, Vec<String>>]) -> Vec<(String, Vec<String>)> {
+    lists.iter().flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: azure/prod-4o
+      api_base: https://example.openai.azure.com
+      api_key: os.environ/AZURE_API_KEY
+      rpm: 600
+      weight: 2
+    model_info: { id: east, base_model: gpt-4o }
+  - model_name: claude
+    litellm_params: { model: anthropic/claude-sonnet-4-5-20250929, input_cost_per_token: 0.1 }
+router_settings:
+  routing_strategy: least-busy
+  fallbacks: [{gpt-4o: [claude]}]
+  redis_host: 127.0.0.1
+  enable_pre_call_checks: true
+litellm_settings:
+  drop_params: true
+  success_callback: ["langfuse"]
+general_settings:
+  master_key: sk-master
+"#;
+
+    #[test]
+    fn a_litellm_config_reads_and_names_what_it_does_not_support() {
+        let config = Config::parse(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.model_list.len(), 2);
+        assert_eq!(config.model_list[0].litellm_params.rpm, Some(600));
+        assert_eq!(config.model_list[0].model_info.base_model.as_deref(), Some("gpt-4o"));
+        assert_eq!(
+            fallback_table(&config.router_settings.fallbacks),
+            [("gpt-4o".to_string(), vec!["claude".to_string()])]
+        );
+        assert_eq!(config.redis_url().as_deref(), Some("redis://127.0.0.1:6379/0"));
+        assert_eq!(
+            config.unsupported_keys(),
+            [
+                "router_settings.enable_pre_call_checks",
+                "litellm_settings.success_callback",
+                "model_list[1].litellm_params.input_cost_per_token"
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_configs_name_the_field_and_the_line() {
+        let err = Config::parse(
+            "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      rpm: lots\n",
+        )
+        .err()
+        .unwrap_or_else(|| panic!("invalid"));
+        let message = err.to_string();
+        assert!(message.contains("rpm") && message.contains("line 5"), "{message}");
+        let err =
+            Config::parse("model_list:\n  - litellm_params: {model: openai/x}\n").err().unwrap_or_else(|| panic!("x"));
+        assert!(err.to_string().contains("model_name"), "{err}");
+    }
+
+    #[test]
+    fn environment_references_resolve_or_say_what_is_missing() {
+        let env = |name: &str| (name == "SET").then(|| "value".to_string());
+        assert_eq!(resolve_env("os.environ/SET", &env).ok().as_deref(), Some("value"));
+        assert_eq!(resolve_env("literal", &env).ok().as_deref(), Some("literal"));
+        let err = resolve_env("os.environ/UNSET", &env).err().unwrap_or_else(|| panic!("unset"));
+        assert!(err.to_string().contains("`UNSET`"), "{err}");
+    }
+}

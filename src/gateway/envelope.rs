@@ -1,0 +1,108 @@
+//! OpenAI's error envelope, for every error the gateway answers with:
+//! `{"error": {"message": ..., "type": ..., "param": ..., "code": ...}}`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::{Error, ErrorKind};
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiFailure {
+    /// The status.
+    pub status: StatusCode,
+    /// OpenAI's `type`.
+    pub kind: &'static str,
+    /// What went wrong.
+    pub message: String,
+    /// The parameter at fault.
+    pub param: Option<String>,
+    /// A machine-readable code.
+    pub code: Option<String>,
+    /// Seconds to wait before trying again.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiFailure {
+    /// A failure of `kind` with this message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            kind: kind.as_str(),
+            message: message.into(),
+            param: None,
+            code: None,
+            retry_after: None,
+        }
+    }
+
+    /// Sets the code.
+    #[must_use]
+    pub fn code(mut self, code: &str) -> Self {
+        self.code = Some(code.to_string());
+        self
+    }
+
+    /// Sets the status.
+    #[must_use]
+    pub fn status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// A 400 for a body that is not a valid request.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, message)
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+    }
+}
+
+impl From<&Error> for ApiFailure {
+    fn from(err: &Error) -> Self {
+        let kind = err.kind();
+        let mut failure = Self::new(kind, err.to_string());
+        failure.retry_after = err.retry_after().map(|d| d.as_secs_f64().ceil() as u64);
+        match err {
+            Error::Api(api) => {
+                failure.code = api.code.clone();
+                failure.param = api.param.clone();
+                // An upstream's own failure is a bad gateway, not ours; its 5xx say so.
+                if kind == ErrorKind::Server {
+                    failure.status = StatusCode::BAD_GATEWAY;
+                }
+            }
+            Error::InvalidRequest { param, .. } => failure.param = param.clone(),
+            Error::Routing { kind: ErrorKind::NotFound, .. } => failure.code = Some("model_not_found".into()),
+            Error::Timeout { .. } => failure.status = StatusCode::GATEWAY_TIMEOUT,
+            Error::Transport { .. } | Error::Decode { .. } => failure.status = StatusCode::BAD_GATEWAY,
+            _ => {}
+        }
+        if kind == ErrorKind::ContextLengthExceeded && failure.code.is_none() {
+            failure.code = Some("context_length_exceeded".into());
+        }
+        failure
+    }
+}
+
+impl From<Error> for ApiFailure {
+    fn from(err: Error) -> Self {
+        Self::from(&err)
+    }
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}

@@ -1,0 +1,289 @@
+//! The gateway: an OpenAI-compatible HTTP server on the router (`switchyard serve`).
+//!
+//! The whole layer stack is assembled in [`app`], top to bottom in request order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router as Routes;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::{ExposeSecret, SecretString};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::cache::ResponseCache;
+use crate::error::{Error, ErrorKind, Result};
+use crate::router::{Deployment, Router, SharedState, Strategy};
+use crate::transport::{RetryPolicy, Timeouts};
+
+pub mod config;
+mod envelope;
+mod handlers;
+
+pub use config::Config;
+pub use envelope::ApiFailure;
+
+/// The largest request body by default.
+pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// What the handlers share.
+pub struct Gateway {
+    router: Router,
+    master_key: SecretString,
+    max_body: usize,
+    /// Whether the master key was generated at start-up (to be printed once).
+    generated_key: bool,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("router", &self.router)
+            .field("max_body", &self.max_body)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The models served with no config: the built-in mock, so the gateway works with no key.
+const DEFAULT_CONFIG: &str = r#"
+model_list:
+  - model_name: echo
+    litellm_params: { model: mock/echo }
+  - model_name: tools
+    litellm_params: { model: mock/tools }
+  - model_name: embed
+    litellm_params: { model: mock/embed }
+"#;
+
+impl Gateway {
+    /// The gateway for a config, reading `os.environ/VAR` and overrides from `env`.
+    ///
+    /// Environment overrides: `SWITCHYARD_MASTER_KEY` (else `general_settings.master_key`,
+    /// else a generated key) and `SWITCHYARD_REDIS_URL` (else `router_settings.redis_*`).
+    pub async fn from_config(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        let resolve = |value: &Option<String>| value.as_deref().map(|v| config::resolve_env(v, env)).transpose();
+        let mut builder = Router::builder().drop_params(config.litellm_settings.drop_params);
+        for (i, entry) in config.model_list.iter().enumerate() {
+            let p = &entry.litellm_params;
+            let at = |field: &str| format!("model_list[{i}].litellm_params.{field}");
+            let mut deployment = Deployment::new(p.model.clone());
+            let settings = &mut deployment.settings;
+            settings.api_key =
+                resolve(&p.api_key).map_err(|e| Error::Config(format!("{}: {e}", at("api_key"))))?.map(Into::into);
+            settings.base_url = resolve(&p.api_base).map_err(|e| Error::Config(format!("{}: {e}", at("api_base"))))?;
+            settings.api_version = resolve(&p.api_version)?;
+            settings.organization = resolve(&p.organization)?;
+            settings.location = resolve(&p.aws_region_name)?.or(resolve(&p.vertex_location)?);
+            settings.aws_access_key_id = resolve(&p.aws_access_key_id)?;
+            settings.aws_secret_access_key = resolve(&p.aws_secret_access_key)?.map(Into::into);
+            settings.aws_session_token = resolve(&p.aws_session_token)?.map(Into::into);
+            settings.project = resolve(&p.vertex_project)?;
+            settings.credentials = resolve(&p.vertex_credentials)?.map(Into::into);
+            for (name, value) in &p.extra_headers {
+                settings.headers.push((name.clone(), config::resolve_env(value, env)?));
+            }
+            deployment.rpm = p.rpm;
+            deployment.tpm = p.tpm;
+            deployment.weight = p.weight.unwrap_or(1);
+            deployment.order = p.order.unwrap_or(0);
+            deployment.id = entry.model_info.id.clone();
+            deployment.base_model = entry.model_info.base_model.clone();
+            deployment.context_window = entry.model_info.max_input_tokens;
+            builder = builder.deployment(entry.model_name.clone(), deployment);
+        }
+        let router_settings = &config.router_settings;
+        if let Some(name) = &router_settings.routing_strategy {
+            let strategy = Strategy::from_name(name).ok_or_else(|| {
+                Error::Config(format!(
+                    "router_settings.routing_strategy `{name}` is not one of simple-shuffle, least-busy, latency-based-routing, usage-based-routing, cost-based-routing"
+                ))
+            })?;
+            builder = builder.strategy(strategy);
+        }
+        let retries = router_settings.num_retries.or(config.litellm_settings.num_retries);
+        builder = builder.retry(RetryPolicy { max_retries: retries.unwrap_or(2), ..RetryPolicy::default() });
+        if let Some(timeout) = config.timeout() {
+            builder = builder.timeouts(Timeouts { first_byte: timeout, ..Timeouts::default() });
+        }
+        if let Some(n) = router_settings.allowed_fails {
+            builder = builder.allowed_fails(n);
+        }
+        if let Some(secs) = router_settings.cooldown_time.filter(|s| s.is_finite() && *s >= 0.0) {
+            builder = builder.cooldown(Duration::from_secs_f64(secs));
+        }
+        for (group, to) in config::fallback_table(&router_settings.fallbacks) {
+            builder = builder.fallbacks(group, to);
+        }
+        for (group, to) in config::fallback_table(&router_settings.context_window_fallbacks) {
+            builder = builder.context_window_fallbacks(group, to);
+        }
+        for (group, to) in config::fallback_table(&router_settings.content_policy_fallbacks) {
+            builder = builder.content_policy_fallbacks(group, to);
+        }
+        let redis_url = env("SWITCHYARD_REDIS_URL").or_else(|| config.redis_url());
+        if let Some(url) = &redis_url {
+            builder = builder.state(SharedState::redis(url, "switchyard:router:").await?);
+        }
+        if config.litellm_settings.cache {
+            let params = &config.litellm_settings.cache_params;
+            let ttl = Duration::from_secs_f64(params.ttl.filter(|t| t.is_finite() && *t > 0.0).unwrap_or(600.0));
+            let cache = match params.kind.as_deref().unwrap_or("local") {
+                "local" | "memory" => ResponseCache::memory(params.max_size_mb.unwrap_or(256) << 20, ttl),
+                "redis" => {
+                    let url = match &params.host {
+                        Some(host) => {
+                            let port = params.port.unwrap_or(6379);
+                            match &params.password {
+                                Some(pw) => format!("redis://:{}@{host}:{port}/0", config::resolve_env(pw, env)?),
+                                None => format!("redis://{host}:{port}/0"),
+                            }
+                        }
+                        None => redis_url.clone().ok_or_else(|| {
+                            Error::Config(
+                                "litellm_settings.cache_params: type redis needs a host or router_settings.redis_*"
+                                    .into(),
+                            )
+                        })?,
+                    };
+                    let namespace = params.namespace.clone().unwrap_or_else(|| "switchyard:cache".into());
+                    ResponseCache::redis(&url, &format!("{namespace}:"), ttl).await?
+                }
+                other => {
+                    return Err(Error::Config(format!(
+                        "litellm_settings.cache_params.type `{other}` is not supported (local or redis)"
+                    )));
+                }
+            };
+            builder = builder.cache(cache);
+        }
+        let router = builder.build()?;
+        let configured = env("SWITCHYARD_MASTER_KEY")
+            .map(Ok)
+            .or_else(|| config.general_settings.master_key.as_deref().map(|k| config::resolve_env(k, env)));
+        let (master_key, generated_key) = match configured.transpose()? {
+            Some(key) if !key.is_empty() => (key, false),
+            _ => (format!("sk-switchyard-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)), true),
+        };
+        let max_body = config.general_settings.max_request_size_mb.map_or(DEFAULT_MAX_BODY, |mb| (mb as usize) << 20);
+        Ok(Self { router, master_key: master_key.into(), max_body, generated_key })
+    }
+
+    /// The gateway with no config: the mock provider's models (`echo`, `tools`, `embed`).
+    pub async fn with_defaults(env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        Self::from_config(&Config::parse(DEFAULT_CONFIG)?, env).await
+    }
+
+    /// The router behind it.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// The master key.
+    pub fn master_key(&self) -> &SecretString {
+        &self.master_key
+    }
+
+    /// Whether the master key was generated (no config or environment gave one).
+    pub fn master_key_was_generated(&self) -> bool {
+        self.generated_key
+    }
+
+    /// Whether `presented` is the master key, compared in constant time.
+    fn is_master_key(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        let expected = self.master_key.expose_secret().as_bytes();
+        bool::from(presented.as_bytes().ct_eq(expected))
+    }
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The HTTP app: the layer stack, top to bottom in request order, then the routes.
+pub fn app(gateway: Arc<Gateway>) -> Routes {
+    let max_body = gateway.max_body;
+    // Authenticated routes: everything under /v1 (unknown paths stay 404 through route_layer).
+    let v1 = Routes::new()
+        .route("/v1/chat/completions", post(handlers::chat_completions))
+        .route("/chat/completions", post(handlers::chat_completions))
+        .route("/v1/embeddings", post(handlers::embeddings))
+        .route("/embeddings", post(handlers::embeddings))
+        .route("/v1/models", get(handlers::models))
+        .route("/models", get(handlers::models))
+        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), handlers::authenticate));
+    let open = Routes::new()
+        .route("/health/liveness", get(handlers::liveness))
+        .route("/health/readiness", get(handlers::readiness));
+    v1.merge(open)
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .with_state(gateway)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+                .layer(TraceLayer::new_for_http())
+                .layer(CatchPanicLayer::custom(|_| {
+                    ApiFailure::new(ErrorKind::Server, "the gateway failed on this request; it has been logged")
+                        .into_response()
+                }))
+                .layer(DefaultBodyLimit::max(max_body)),
+        )
+}
+
+/// Serves `gateway` on `addr` until ctrl-c or SIGTERM, then drains in-flight requests.
+pub async fn serve(gateway: Gateway, addr: SocketAddr) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
+    serve_on(gateway, listener, shutdown_signal()).await
+}
+
+/// Serves on a bound listener until `shutdown` resolves.
+pub async fn serve_on(
+    gateway: Gateway,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let started = Instant::now();
+    let addr = listener.local_addr().map_err(|e| Error::Config(format!("listener: {e}")))?;
+    let gateway = Arc::new(gateway);
+    tracing::info!(%addr, groups = ?gateway.router.groups(), ready_in = ?started.elapsed(), "gateway listening");
+    axum::serve(listener, app(gateway))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::Config(format!("server: {e}")))
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}
+
+/// A 503 answer, for readiness checks.
+pub(crate) fn unavailable(message: impl Into<String>) -> Response {
+    ApiFailure::new(ErrorKind::Overloaded, message).status(StatusCode::SERVICE_UNAVAILABLE).into_response()
+}

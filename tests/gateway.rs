@@ -1,0 +1,290 @@
+//! The gateway's HTTP surface through tower's `oneshot` (no socket), with the mock provider
+//! and wiremock upstreams: answers, streams, headers, and every error envelope.
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use switchyard::gateway::{Config, Gateway, app};
+use tower::ServiceExt as _;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const KEY: &str = "sk-gateway-test";
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "SWITCHYARD_MASTER_KEY" => Some(KEY.to_string()),
+        "UPSTREAM_KEY" => Some("sk-upstream".to_string()),
+        _ => None,
+    }
+}
+
+async fn gateway(config: &str) -> axum::Router {
+    let config = Config::parse(config).unwrap_or_else(|e| panic!("{e}"));
+    app(Arc::new(Gateway::from_config(&config, &env).await.unwrap_or_else(|e| panic!("{e}"))))
+}
+
+async fn defaults() -> axum::Router {
+    app(Arc::new(Gateway::with_defaults(&env).await.unwrap_or_else(|e| panic!("{e}"))))
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an OpenAI error envelope of this status and type.
+    fn assert_error(&self, status: u16, kind: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "{}", String::from_utf8_lossy(&self.body));
+        let body = self.json();
+        let error = &body["error"];
+        assert_eq!(error["type"], kind, "{body}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert!(error.get("param").is_some() && error.get("code").is_some(), "{body}");
+        body
+    }
+}
+
+async fn send(app: &axum::Router, request: Request<Body>) -> Answer {
+    let response = app.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = to_bytes(response.into_body(), usize::MAX).await.unwrap_or_else(|e| panic!("{e}")).to_vec();
+    Answer { status, headers, body }
+}
+
+fn post(path: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::post(path)
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("content-type", "application/json")
+        .body(body.into())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn chat(model: &str, text: &str) -> String {
+    json!({"model": model, "messages": [{"role": "user", "content": text}]}).to_string()
+}
+
+#[tokio::test]
+async fn chat_answers_with_the_asked_name_and_the_report_headers() {
+    let app = defaults().await;
+    let answer = send(&app, post("/v1/chat/completions", chat("echo", "hello gateway"))).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let body = answer.json();
+    assert_eq!(body["choices"][0]["message"]["content"], "hello gateway");
+    assert_eq!(body["model"], "echo");
+    assert!(answer.header("x-switchyard-call-id").is_some_and(|id| id.starts_with("call-")));
+    assert_eq!(answer.header("x-switchyard-model-id"), Some("echo/0"));
+    assert_eq!(answer.header("x-switchyard-attempted-retries"), Some("0"));
+    assert_eq!(answer.header("x-switchyard-attempted-fallbacks"), Some("0"));
+    assert_eq!(answer.header("x-switchyard-cache-hit"), Some("false"));
+    assert!(answer.header("x-switchyard-response-cost").is_some());
+    assert!(answer.header("x-switchyard-overhead-duration-ms").is_some());
+    assert!(answer.header("x-request-id").is_some());
+    // Without the /v1 prefix too, as LiteLLM serves it.
+    let answer = send(&app, post("/chat/completions", chat("echo", "again"))).await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn streams_are_server_sent_events_ending_in_done() {
+    let app = defaults().await;
+    let body = json!({
+        "model": "tools", "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    });
+    let answer = send(&app, post("/v1/chat/completions", body.to_string())).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("content-type"), Some("text/event-stream"));
+    let text = String::from_utf8_lossy(&answer.body).to_string();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.last(), Some(&"data: [DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e.trim_start_matches("data: ")).unwrap_or_else(|err| panic!("{err}: {e}")))
+        .collect();
+    assert!(chunks.iter().all(|c| c["model"] == "tools"));
+    let arguments: String = chunks
+        .iter()
+        .flat_map(|c| c["choices"].as_array().cloned().unwrap_or_default())
+        .filter_map(|choice| choice["delta"]["tool_calls"][0]["function"]["arguments"].as_str().map(str::to_string))
+        .collect();
+    let parsed: Value = serde_json::from_str(&arguments).unwrap_or_else(|e| panic!("{e}: {arguments}"));
+    assert!(parsed.is_object());
+    assert!(chunks.last().is_some_and(|c| c["usage"]["total_tokens"].as_u64().is_some()), "usage last");
+}
+
+#[tokio::test]
+async fn a_stream_cut_after_its_first_chunk_ends_with_an_error_event() {
+    let app = gateway("model_list:\n  - model_name: cut\n    litellm_params: {model: mock/truncated}\n").await;
+    let body = json!({"model": "cut", "stream": true, "messages": [{"role": "user", "content": "one two three four"}]});
+    let answer = send(&app, post("/v1/chat/completions", body.to_string())).await;
+    assert_eq!(answer.status, StatusCode::OK, "the stream had started");
+    let text = String::from_utf8_lossy(&answer.body).to_string();
+    let last = text.split("\n\n").filter(|e| !e.is_empty()).last().unwrap_or_default().to_string();
+    let error: Value =
+        serde_json::from_str(last.trim_start_matches("data: ")).unwrap_or_else(|e| panic!("{e}: {last}"));
+    assert!(error["error"]["type"].as_str().is_some(), "{error}");
+    assert!(!text.split("\n\n").any(|e| e == "data: [DONE]"), "no [DONE] after an error: {text}");
+}
+
+#[tokio::test]
+async fn embeddings_and_models() {
+    let app = defaults().await;
+    let answer = send(&app, post("/v1/embeddings", json!({"model": "embed", "input": ["a", "b"]}).to_string())).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let body = answer.json();
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(body["model"], "embed");
+    let request =
+        Request::get("/v1/models").header("x-api-key", KEY).body(Body::empty()).unwrap_or_else(|e| panic!("{e}"));
+    let answer = send(&app, request).await;
+    let ids: Vec<String> = answer.json()["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(ids, ["echo", "embed", "tools"]);
+}
+
+#[tokio::test]
+async fn keys_are_required_and_checked() {
+    let app = defaults().await;
+    let bare =
+        Request::post("/v1/chat/completions").body(Body::from(chat("echo", "hi"))).unwrap_or_else(|e| panic!("{e}"));
+    let body = send(&app, bare).await.assert_error(401, "authentication_error");
+    assert_eq!(body["error"]["code"], "missing_api_key");
+    let wrong = Request::post("/v1/chat/completions")
+        .header("authorization", "Bearer sk-wrong")
+        .body(Body::from(chat("echo", "hi")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let body = send(&app, wrong).await.assert_error(401, "authentication_error");
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    let models = Request::get("/v1/models").body(Body::empty()).unwrap_or_else(|e| panic!("{e}"));
+    send(&app, models).await.assert_error(401, "authentication_error");
+    // Health needs no key and makes no call.
+    let health = Request::get("/health/liveness").body(Body::empty()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(send(&app, health).await.status, StatusCode::OK);
+    let ready = Request::get("/health/readiness").body(Body::empty()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(send(&app, ready).await.json()["status"], "ready");
+}
+
+#[tokio::test]
+async fn bad_bodies_get_the_error_envelope() {
+    let app = defaults().await;
+    let body = send(&app, post("/v1/chat/completions", "{not json")).await.assert_error(400, "invalid_request_error");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("not valid JSON")));
+    send(&app, post("/v1/chat/completions", "")).await.assert_error(400, "invalid_request_error");
+    send(&app, post("/v1/chat/completions", r#"{"model": 3, "messages": []}"#))
+        .await
+        .assert_error(400, "invalid_request_error");
+    send(&app, post("/v1/chat/completions", r#"{"model": "echo", "messages": "hi"}"#))
+        .await
+        .assert_error(400, "invalid_request_error");
+    send(&app, post("/v1/chat/completions", r#"{"model": "echo", "messages": [{"role": "robot", "content": "x"}]}"#))
+        .await
+        .assert_error(400, "invalid_request_error");
+    send(&app, post("/v1/embeddings", r#"{"model": "embed"}"#)).await.assert_error(400, "invalid_request_error");
+    let body = send(&app, post("/v1/chat/completions", chat("gpt-5", "hi"))).await.assert_error(404, "not_found_error");
+    assert_eq!(body["error"]["code"], "model_not_found");
+    let huge = chat("echo", &"x".repeat(33 * 1024 * 1024));
+    let body = send(&app, post("/v1/chat/completions", huge)).await.assert_error(413, "invalid_request_error");
+    assert_eq!(body["error"]["code"], "request_too_large");
+    let body = send(&app, post("/v1/nothing-here", "{}")).await.assert_error(404, "not_found_error");
+    assert_eq!(body["error"]["code"], "unknown_url");
+    let get = Request::get("/v1/chat/completions").header("authorization", format!("Bearer {KEY}")).body(Body::empty());
+    send(&app, get.unwrap_or_else(|e| panic!("{e}"))).await.assert_error(405, "invalid_request_error");
+    let bad_cache = json!({"model": "echo", "messages": [{"role": "user", "content": "x"}], "cache": {"ttl": "soon"}});
+    send(&app, post("/v1/chat/completions", bad_cache.to_string())).await.assert_error(400, "invalid_request_error");
+    // The mock's own error models: what the provider said, in the envelope, with its status.
+    let body = send(&app, post("/v1/chat/completions", chat("echo", "hi"))).await;
+    assert_eq!(body.status, StatusCode::OK, "the gateway is unharmed");
+}
+
+#[tokio::test]
+async fn upstream_errors_keep_their_kind_status_and_retry_after() {
+    let limited = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30").set_body_json(json!({
+            "error": {"message": "slow down", "type": "rate_limit_exceeded", "param": null, "code": "rate_limit_exceeded"}
+        })))
+        .mount(&limited)
+        .await;
+    let broken = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(500).set_body_json(json!({"error": {"message": "boom", "type": "server_error"}})),
+        )
+        .mount(&broken)
+        .await;
+    let config = format!(
+        "model_list:\n  - model_name: limited\n    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{}/v1', api_key: os.environ/UPSTREAM_KEY}}\n  - model_name: broken\n    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{}/v1', api_key: os.environ/UPSTREAM_KEY}}\nrouter_settings: {{num_retries: 0}}\n",
+        limited.uri(),
+        broken.uri()
+    );
+    let app = gateway(&config).await;
+    let answer = send(&app, post("/v1/chat/completions", chat("limited", "hi"))).await;
+    answer.assert_error(429, "rate_limit_error");
+    assert!(answer.header("retry-after").is_some_and(|s| s.parse::<u64>().is_ok_and(|s| (25..=30).contains(&s))));
+    let upstream = &limited.received_requests().await.unwrap_or_default()[0];
+    assert_eq!(upstream.headers.get("authorization").and_then(|v| v.to_str().ok()), Some("Bearer sk-upstream"));
+    send(&app, post("/v1/chat/completions", chat("broken", "hi"))).await.assert_error(502, "server_error");
+}
+
+#[tokio::test]
+async fn the_response_cache_is_configured_and_controlled_per_request() {
+    let app = gateway(
+        "model_list:\n  - model_name: echo\n    litellm_params: {model: mock/echo}\nlitellm_settings: {cache: true, cache_params: {type: local, ttl: 60}}\n",
+    )
+    .await;
+    let first = send(&app, post("/v1/chat/completions", chat("echo", "cache me"))).await;
+    assert_eq!(first.header("x-switchyard-cache-hit"), Some("false"));
+    let second = send(&app, post("/v1/chat/completions", chat("echo", "cache me"))).await;
+    assert_eq!(second.header("x-switchyard-cache-hit"), Some("true"));
+    assert_eq!(second.json()["model"], "echo");
+    let no_cache =
+        json!({"model": "echo", "messages": [{"role": "user", "content": "cache me"}], "cache": {"no-cache": true}});
+    let third = send(&app, post("/v1/chat/completions", no_cache.to_string())).await;
+    assert_eq!(third.header("x-switchyard-cache-hit"), Some("false"));
+}
+
+#[tokio::test]
+async fn configs_fail_clearly() {
+    let env = |_: &str| None;
+    let missing = Config::parse(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_key: os.environ/NOPE}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = Gateway::from_config(&missing, &env).await.err().unwrap_or_else(|| panic!("NOPE is unset"));
+    assert!(
+        err.to_string().contains("model_list[0].litellm_params.api_key") && err.to_string().contains("NOPE"),
+        "{err}"
+    );
+    let strategy = Config::parse("router_settings: {routing_strategy: fastest}\n").unwrap_or_else(|e| panic!("{e}"));
+    let err = Gateway::from_config(&strategy, &env).await.err().unwrap_or_else(|| panic!("unknown strategy"));
+    assert!(err.to_string().contains("fastest"), "{err}");
+    let fallback = Config::parse(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: mock/echo}\nrouter_settings: {fallbacks: [{a: [b]}]}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = Gateway::from_config(&fallback, &env).await.err().unwrap_or_else(|| panic!("unknown fallback"));
+    assert!(err.to_string().contains("`b`"), "{err}");
+    // With no master key anywhere, one is generated (and printed by `switchyard serve`).
+    let gateway = Gateway::with_defaults(&env).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(gateway.master_key_was_generated());
+}
