@@ -25,6 +25,7 @@ use crate::transport::{RetryPolicy, Timeouts};
 pub mod config;
 mod envelope;
 mod handlers;
+pub mod store;
 
 pub use config::Config;
 pub use envelope::ApiFailure;

@@ -1,0 +1,330 @@
+//! The gateway's store: virtual keys, teams and the spend log, in SQLite (the embedded
+//! default) or PostgreSQL, through one set of migrations (`migrations/`) run at start-up.
+//!
+//! Money is integer pico-dollars, times are epoch milliseconds, JSON is text, flags are 0/1:
+//! one schema reads the same on both databases.
+
+use std::fmt;
+
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row as _};
+
+use crate::error::{Error, Result};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A virtual key as stored (its secret only as a hash).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct KeyRecord {
+    /// The public id (`key_...`): logs and admin calls name a key by it.
+    pub id: String,
+    /// SHA-256 of the secret, hex.
+    #[serde(skip)]
+    pub hash: String,
+    /// A name for people.
+    pub alias: Option<String>,
+    /// The team it belongs to.
+    pub team_id: Option<String>,
+    /// The model names it may use; empty = all.
+    pub models: Vec<String>,
+    /// Budget per period, pico-dollars.
+    pub max_budget_pico: Option<i64>,
+    /// The budget period, seconds (none: the budget is for the key's lifetime).
+    pub budget_duration_s: Option<i64>,
+    /// Requests per minute.
+    pub rpm: Option<i64>,
+    /// Tokens per minute.
+    pub tpm: Option<i64>,
+    /// Calls in flight at once (per instance).
+    pub max_parallel: Option<i64>,
+    /// When it stops working, epoch ms.
+    pub expires_at: Option<i64>,
+    /// Free-form.
+    pub metadata: serde_json::Value,
+    /// When it was made, epoch ms.
+    pub created_at: i64,
+}
+
+/// One row of the spend log.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SpendRow {
+    /// The call's id.
+    pub call_id: String,
+    /// The key's public id (none for the master key).
+    pub key_id: Option<String>,
+    /// The key's team.
+    pub team_id: Option<String>,
+    /// The model name asked for.
+    pub model: String,
+    /// The deployment that answered.
+    pub deployment: Option<String>,
+    /// Its provider.
+    pub provider: Option<String>,
+    /// Tokens.
+    pub prompt_tokens: i64,
+    /// Tokens.
+    pub completion_tokens: i64,
+    /// Prompt tokens read from the provider's cache.
+    pub cached_tokens: i64,
+    /// Prompt tokens written to the provider's cache.
+    pub cache_write_tokens: i64,
+    /// Completion tokens spent reasoning.
+    pub reasoning_tokens: i64,
+    /// What it cost, pico-dollars.
+    pub cost_pico: i64,
+    /// `success` or `failure`.
+    pub status: String,
+    /// The error kind, for failures.
+    pub error_kind: Option<String>,
+    /// Microseconds from request to answer (or stream end).
+    pub latency_us: i64,
+    /// Microseconds to the first streamed chunk.
+    pub ttft_us: Option<i64>,
+    /// Answered from the response cache.
+    pub cache_hit: bool,
+    /// Epoch ms.
+    pub created_at: i64,
+}
+
+/// The store.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    url_kind: &'static str,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("database", &self.url_kind).finish_non_exhaustive()
+    }
+}
+
+fn db(e: impl fmt::Display) -> Error {
+    Error::State(format!("database: {e}"))
+}
+
+/// Epoch milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+const KEY_COLUMNS: &str = "id, hash, alias, team_id, models, max_budget_pico, budget_duration_s, rpm, tpm, max_parallel, expires_at, metadata, created_at";
+
+impl Store {
+    /// Connects (`sqlite://path` creates the file; `postgres://...`) and runs the migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let (url, url_kind, max) = if let Some(path) = url.strip_prefix("sqlite://") {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let url = if path.contains("mode=") { url.to_string() } else { format!("{url}{sep}mode=rwc") };
+            // One writer at a time is SQLite's way; a few readers beside it.
+            (url, "sqlite", 4)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (url.to_string(), "postgres", 16)
+        } else {
+            return Err(Error::Config(format!("database_url `{url}`: use sqlite://PATH or postgres://...")));
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(&url)
+            .await
+            .map_err(|e| Error::Config(format!("cannot open the database ({url_kind}): {e}")))?;
+        if url_kind == "sqlite" {
+            // WAL lets readers work beside the spend writer.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await.map_err(db)?;
+        }
+        MIGRATOR.run(&pool).await.map_err(|e| Error::Config(format!("database migrations: {e}")))?;
+        Ok(Self { pool, url_kind })
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        self.url_kind
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(db)
+    }
+
+    /// Stores a new key.
+    pub async fn insert_key(&self, key: &KeyRecord) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        );
+        bind_key(sqlx::query(&sql), key).execute(&self.pool).await.map(|_| ()).map_err(db)
+    }
+
+    /// Replaces a key's settings (by id).
+    pub async fn update_key(&self, key: &KeyRecord) -> Result<bool> {
+        let sql = "UPDATE api_keys SET hash = $2, alias = $3, team_id = $4, models = $5, max_budget_pico = $6, \
+                   budget_duration_s = $7, rpm = $8, tpm = $9, max_parallel = $10, expires_at = $11, metadata = $12, \
+                   created_at = $13 WHERE id = $1";
+        let done = bind_key(sqlx::query(sql), key).execute(&self.pool).await.map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes a key; false when there was none.
+    pub async fn delete_key(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM api_keys WHERE id = $1").bind(id).execute(&self.pool).await.map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The key with this secret's hash.
+    pub async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1");
+        let row = sqlx::query(&sql).bind(hash).fetch_optional(&self.pool).await.map_err(db)?;
+        row.map(|r| key_from_row(&r)).transpose()
+    }
+
+    /// The key with this public id.
+    pub async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(db)?;
+        row.map(|r| key_from_row(&r)).transpose()
+    }
+
+    /// Every key, newest first.
+    pub async fn list_keys(&self) -> Result<Vec<KeyRecord>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await.map_err(db)?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// Writes spend rows in one transaction; a row already written (same call id) is kept.
+    pub async fn write_spend(&self, rows: &[SpendRow]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for row in rows {
+            sqlx::query(
+                "INSERT INTO spend_logs (call_id, key_id, team_id, model, deployment, provider, prompt_tokens, \
+                 completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_pico, status, error_kind, \
+                 latency_us, ttft_us, cache_hit, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                 $13, $14, $15, $16, $17, $18) ON CONFLICT (call_id) DO NOTHING",
+            )
+            .bind(&row.call_id)
+            .bind(&row.key_id)
+            .bind(&row.team_id)
+            .bind(&row.model)
+            .bind(&row.deployment)
+            .bind(&row.provider)
+            .bind(row.prompt_tokens)
+            .bind(row.completion_tokens)
+            .bind(row.cached_tokens)
+            .bind(row.cache_write_tokens)
+            .bind(row.reasoning_tokens)
+            .bind(row.cost_pico)
+            .bind(&row.status)
+            .bind(&row.error_kind)
+            .bind(row.latency_us)
+            .bind(row.ttft_us)
+            .bind(i64::from(row.cache_hit))
+            .bind(row.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    /// Spend rows, newest first, optionally of one key.
+    pub async fn spend_logs(&self, key_id: Option<&str>, limit: i64) -> Result<Vec<SpendRow>> {
+        let columns = "call_id, key_id, team_id, model, deployment, provider, prompt_tokens, completion_tokens, \
+                       cached_tokens, cache_write_tokens, reasoning_tokens, cost_pico, status, error_kind, latency_us, \
+                       ttft_us, cache_hit, created_at";
+        let rows = match key_id {
+            Some(id) => {
+                let sql =
+                    format!("SELECT {columns} FROM spend_logs WHERE key_id = $1 ORDER BY created_at DESC LIMIT $2");
+                sqlx::query(&sql).bind(id).bind(limit).fetch_all(&self.pool).await
+            }
+            None => {
+                let sql = format!("SELECT {columns} FROM spend_logs ORDER BY created_at DESC LIMIT $1");
+                sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await
+            }
+        }
+        .map_err(db)?;
+        rows.iter().map(spend_from_row).collect()
+    }
+
+    /// The spend of a key since `since_ms`, pico-dollars.
+    pub async fn key_spend_since(&self, key_id: &str, since_ms: i64) -> Result<i64> {
+        let row = sqlx::query("SELECT CAST(COALESCE(SUM(cost_pico), 0) AS BIGINT) AS total FROM spend_logs WHERE key_id = $1 AND created_at >= $2")
+            .bind(key_id)
+            .bind(since_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        row.try_get::<i64, _>("total").map_err(db)
+    }
+
+    /// How many spend rows there are (for tests and readiness reports).
+    pub async fn spend_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM spend_logs").fetch_one(&self.pool).await.map_err(db)?;
+        row.try_get::<i64, _>("n").map_err(db)
+    }
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+fn bind_key<'q>(query: AnyQuery<'q>, key: &'q KeyRecord) -> AnyQuery<'q> {
+    query
+        .bind(&key.id)
+        .bind(&key.hash)
+        .bind(&key.alias)
+        .bind(&key.team_id)
+        .bind(serde_json::to_string(&key.models).unwrap_or_else(|_| "[]".into()))
+        .bind(key.max_budget_pico)
+        .bind(key.budget_duration_s)
+        .bind(key.rpm)
+        .bind(key.tpm)
+        .bind(key.max_parallel)
+        .bind(key.expires_at)
+        .bind(key.metadata.to_string())
+        .bind(key.created_at)
+}
+
+fn key_from_row(row: &AnyRow) -> Result<KeyRecord> {
+    let text = |name: &str| row.try_get::<String, _>(name).map_err(db);
+    Ok(KeyRecord {
+        id: text("id")?,
+        hash: text("hash")?,
+        alias: row.try_get("alias").map_err(db)?,
+        team_id: row.try_get("team_id").map_err(db)?,
+        models: serde_json::from_str(&text("models")?).map_err(db)?,
+        max_budget_pico: row.try_get("max_budget_pico").map_err(db)?,
+        budget_duration_s: row.try_get("budget_duration_s").map_err(db)?,
+        rpm: row.try_get("rpm").map_err(db)?,
+        tpm: row.try_get("tpm").map_err(db)?,
+        max_parallel: row.try_get("max_parallel").map_err(db)?,
+        expires_at: row.try_get("expires_at").map_err(db)?,
+        metadata: serde_json::from_str(&text("metadata")?).map_err(db)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+    })
+}
+
+fn spend_from_row(row: &AnyRow) -> Result<SpendRow> {
+    Ok(SpendRow {
+        call_id: row.try_get("call_id").map_err(db)?,
+        key_id: row.try_get("key_id").map_err(db)?,
+        team_id: row.try_get("team_id").map_err(db)?,
+        model: row.try_get("model").map_err(db)?,
+        deployment: row.try_get("deployment").map_err(db)?,
+        provider: row.try_get("provider").map_err(db)?,
+        prompt_tokens: row.try_get("prompt_tokens").map_err(db)?,
+        completion_tokens: row.try_get("completion_tokens").map_err(db)?,
+        cached_tokens: row.try_get("cached_tokens").map_err(db)?,
+        cache_write_tokens: row.try_get("cache_write_tokens").map_err(db)?,
+        reasoning_tokens: row.try_get("reasoning_tokens").map_err(db)?,
+        cost_pico: row.try_get("cost_pico").map_err(db)?,
+        status: row.try_get("status").map_err(db)?,
+        error_kind: row.try_get("error_kind").map_err(db)?,
+        latency_us: row.try_get("latency_us").map_err(db)?,
+        ttft_us: row.try_get("ttft_us").map_err(db)?,
+        cache_hit: row.try_get::<i64, _>("cache_hit").map_err(db)? != 0,
+        created_at: row.try_get("created_at").map_err(db)?,
+    })
+}
