@@ -66,6 +66,8 @@ pub struct CallEvent {
     pub error_kind: Option<ErrorKind>,
     /// The error's message, for failures.
     pub error: Option<String>,
+    /// The caller's context from [`crate::router::CallOptions::context`].
+    pub context: Option<crate::router::CallContext>,
 }
 
 /// What a hook returns on failure.

@@ -16,9 +16,16 @@ const KEY: &str = "sk-gateway-test";
 fn env(name: &str) -> Option<String> {
     match name {
         "SWITCHYARD_MASTER_KEY" => Some(KEY.to_string()),
+        "SWITCHYARD_DATABASE_URL" => Some(temp_database()),
         "UPSTREAM_KEY" => Some("sk-upstream".to_string()),
         _ => None,
     }
+}
+
+/// A SQLite file of its own for each gateway.
+fn temp_database() -> String {
+    let path = std::env::temp_dir().join(format!("switchyard-gateway-{:016x}.db", fastrand::u64(..)));
+    format!("sqlite://{}", path.display())
 }
 
 async fn gateway(config: &str) -> axum::Router {
@@ -265,7 +272,7 @@ async fn the_response_cache_is_configured_and_controlled_per_request() {
 
 #[tokio::test]
 async fn configs_fail_clearly() {
-    let env = |_: &str| None;
+    let env = |name: &str| (name == "SWITCHYARD_DATABASE_URL").then(temp_database);
     let missing = Config::parse(
         "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_key: os.environ/NOPE}\n",
     )

@@ -370,19 +370,24 @@ async fn cache_behaves(name: &str, cache: ResponseCache) {
     assert!(hit.report.attempts.is_empty());
     assert_eq!(received(&server).await, 1, "{name}");
 
-    let no_cache = CallOptions { cache: CacheControl { no_cache: true, ..CacheControl::default() } };
+    let no_cache =
+        CallOptions { cache: CacheControl { no_cache: true, ..CacheControl::default() }, ..CallOptions::default() };
     let fresh = router.chat_with(&request, no_cache).await.unwrap_or_else(|e| panic!("{name}: {e}"));
     assert!(!fresh.report.cache_hit, "{name}");
     assert_eq!(received(&server).await, 2, "{name}");
 
     let other = chat("gpt", &format!("not stored {}", fastrand::u64(..)));
-    let no_store = CallOptions { cache: CacheControl { no_store: true, ..CacheControl::default() } };
+    let no_store =
+        CallOptions { cache: CacheControl { no_store: true, ..CacheControl::default() }, ..CallOptions::default() };
     router.chat_with(&other, no_store).await.unwrap_or_else(|e| panic!("{name}: {e}"));
     router.chat(&other).await.unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(received(&server).await, 4, "{name}: no-store kept it out of the cache");
 
     let short = chat("gpt", &format!("short-lived {}", fastrand::u64(..)));
-    let ttl = CallOptions { cache: CacheControl { ttl: Some(Duration::from_millis(300)), ..CacheControl::default() } };
+    let ttl = CallOptions {
+        cache: CacheControl { ttl: Some(Duration::from_millis(300)), ..CacheControl::default() },
+        ..CallOptions::default()
+    };
     router.chat_with(&short, ttl).await.unwrap_or_else(|e| panic!("{name}: {e}"));
     assert!(router.chat(&short).await.is_ok_and(|a| a.report.cache_hit), "{name}: hit within the TTL");
     tokio::time::sleep(Duration::from_millis(600)).await;

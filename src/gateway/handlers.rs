@@ -7,46 +7,22 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use axum::Extension;
+
+use super::keys::Principal;
+use super::limits::{InFlightKey, Limits, Refusal, Reservation};
+use super::spend::SpendSender;
+use super::store::{KeyRecord, SpendRow, now_ms};
 use super::{ApiFailure, Gateway};
 use crate::cache::CacheControl;
 use crate::error::ErrorKind;
+use crate::hooks::{CallEvent, EventKind, Hooks};
+use crate::router::state::MinuteUsage;
 use crate::router::{CallOptions, CallReport, RoutedStream};
 use crate::{ChatRequest, EmbeddingRequest};
-
-/// Deny by default: every `/v1` route needs the master key (as `Authorization: Bearer`,
-/// `x-api-key` or `api-key`).
-pub(super) async fn authenticate(State(gateway): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
-    let Some(presented) = presented_key(request.headers()) else {
-        return ApiFailure::new(
-            ErrorKind::Authentication,
-            "no API key: send `Authorization: Bearer <key>` (or `x-api-key`)",
-        )
-        .code("missing_api_key")
-        .into_response();
-    };
-    if !gateway.is_master_key(presented) {
-        return ApiFailure::new(ErrorKind::Authentication, "the API key is not valid")
-            .code("invalid_api_key")
-            .into_response();
-    }
-    next.run(request).await
-}
-
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    bearer
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()))
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-}
 
 /// The body, or the envelope for one that is too large or unreadable.
 fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiFailure> {
@@ -81,7 +57,10 @@ fn take_cache_control(request: &mut ChatRequest) -> Result<CallOptions, ApiFailu
         .get("ttl")
         .map(|v| v.as_f64().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64).ok_or_else(bad))
         .transpose()?;
-    Ok(CallOptions { cache: CacheControl { no_cache: flag("no-cache")?, no_store: flag("no-store")?, ttl } })
+    Ok(CallOptions {
+        cache: CacheControl { no_cache: flag("no-cache")?, no_store: flag("no-store")?, ttl },
+        context: None,
+    })
 }
 
 /// The `x-switchyard-*` headers of a routed answer.
@@ -113,16 +92,22 @@ fn report_headers(headers: &mut HeaderMap, report: &CallReport) {
 
 pub(super) async fn chat_completions(
     State(gateway): State<Arc<Gateway>>,
+    Extension(principal): Extension<Principal>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiFailure> {
     let bytes = body(raw)?;
     let mut request: ChatRequest = parse(&bytes)?;
-    let options = take_cache_control(&mut request)?;
+    let mut options = take_cache_control(&mut request)?;
     let group = request.model.clone();
+    let tokens = crate::tokens::chat_upper_bound(&request) / 4 + crate::tokens::reserved_output(&request);
+    let estimate = || gateway.router.estimate_cost(&request).map_or(0, |usd| i64::try_from(usd.0).unwrap_or(i64::MAX));
+    let (context, usage) = admit(&gateway, &principal, &group, tokens, estimate).await?;
+    options.context = Some(context);
     if request.stream == Some(true) {
         let stream = gateway.router.chat_stream_with(&request, options).await?;
         let mut headers = HeaderMap::new();
         report_headers(&mut headers, stream.report());
+        limit_headers(&mut headers, principal.key(), usage);
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         return Ok((headers, Body::from_stream(sse(stream, group))).into_response());
@@ -132,7 +117,155 @@ pub(super) async fn chat_completions(
     answer.response.model = group;
     let mut response = axum::Json(&answer.response).into_response();
     report_headers(response.headers_mut(), &answer.report);
+    limit_headers(response.headers_mut(), principal.key(), usage);
     Ok(response)
+}
+
+/// What the spend hook needs to know of a call: whose it is and what was reserved. Dropped
+/// when the call ends (its stream included), which frees the key's parallel slot.
+#[derive(Debug)]
+pub(super) struct KeyContext {
+    key: Option<Arc<KeyRecord>>,
+    reservation: Option<Reservation>,
+    estimated_tokens: u64,
+    _in_flight: Option<InFlightKey>,
+}
+
+/// Checks a key may make this call now: its models, rpm/tpm, calls in flight and budget
+/// (reserving the estimate). The master key passes.
+async fn admit(
+    gateway: &Gateway,
+    principal: &Principal,
+    group: &str,
+    tokens: u64,
+    estimate: impl FnOnce() -> i64,
+) -> Result<(crate::router::CallContext, Option<MinuteUsage>), ApiFailure> {
+    let Some(key) = principal.key() else {
+        let context = KeyContext { key: None, reservation: None, estimated_tokens: 0, _in_flight: None };
+        return Ok((Arc::new(context), None));
+    };
+    if !key.models.is_empty() && !key.models.iter().any(|m| m == group) {
+        return Err(ApiFailure::new(
+            ErrorKind::PermissionDenied,
+            format!("the key {} may not use the model `{group}` (it may use: {})", key.id, key.models.join(", ")),
+        )
+        .code("model_not_allowed"));
+    }
+    let usage = gateway.limits.admit(key, tokens).await?.map_err(refusal)?;
+    let in_flight = gateway.limits.enter(key).map_err(refusal)?;
+    let reservation = if key.max_budget_pico.is_some() {
+        gateway.limits.reserve(key, estimate()).await?.map_err(refusal)?
+    } else {
+        None
+    };
+    let context = KeyContext { key: Some(key.clone()), reservation, estimated_tokens: tokens, _in_flight: in_flight };
+    Ok((Arc::new(context), Some(usage)))
+}
+
+fn refusal(refusal: Refusal) -> ApiFailure {
+    match refusal {
+        Refusal::Budget { spent, max } => ApiFailure::new(
+            ErrorKind::RateLimited,
+            format!(
+                "the key's budget is spent: ${:.6} of ${:.6} (with the calls in flight) for this period",
+                spent as f64 / 1e12,
+                max as f64 / 1e12
+            ),
+        )
+        .code("insufficient_quota"),
+        Refusal::RateLimit { what, limit } => {
+            let mut failure = ApiFailure::new(
+                ErrorKind::RateLimited,
+                format!("the key's limit of {limit} {what} per minute is reached"),
+            )
+            .code("rate_limit_exceeded");
+            let secs = now_ms() / 1000 % 60;
+            failure.retry_after = Some(u64::try_from(60 - secs).unwrap_or(60));
+            failure
+        }
+        Refusal::Parallel { limit } => {
+            ApiFailure::new(ErrorKind::RateLimited, format!("the key has {limit} calls in flight, its most at once"))
+                .code("max_parallel_requests")
+        }
+    }
+}
+
+/// OpenAI-style `x-ratelimit-*` headers for a key with limits.
+fn limit_headers(headers: &mut HeaderMap, key: Option<&Arc<KeyRecord>>, usage: Option<MinuteUsage>) {
+    let (Some(key), Some(usage)) = (key, usage) else { return };
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    if let Some(rpm) = key.rpm {
+        set("x-ratelimit-limit-requests", rpm.to_string());
+        set(
+            "x-ratelimit-remaining-requests",
+            (rpm - i64::try_from(usage.requests).unwrap_or(i64::MAX)).max(0).to_string(),
+        );
+    }
+    if let Some(tpm) = key.tpm {
+        set("x-ratelimit-limit-tokens", tpm.to_string());
+        set("x-ratelimit-remaining-tokens", (tpm - i64::try_from(usage.tokens).unwrap_or(i64::MAX)).max(0).to_string());
+    }
+}
+
+/// The hooks that log spend and settle budgets when each call ends.
+pub(super) fn spend_hooks(sender: SpendSender, limits: Arc<Limits>) -> Hooks {
+    Hooks::new().on_event(move |event: &CallEvent| {
+        let context = event.context.clone().and_then(|c| c.downcast::<KeyContext>().ok());
+        let key = context.as_ref().and_then(|c| c.key.clone());
+        sender.send(spend_row(event, key.as_deref()));
+        if let (Some(context), Some(key)) = (context, key) {
+            let cost = event.receipt.as_ref().map_or(0, |r| i64::try_from(r.total.0).unwrap_or(i64::MAX));
+            let used = event.usage.as_ref().and_then(|u| u64::try_from(u.total_tokens).ok()).unwrap_or(0);
+            let limits = limits.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    if let Some(reservation) = &context.reservation
+                        && let Err(err) = limits.settle(&key, reservation, cost).await
+                    {
+                        tracing::warn!(key = %key.id, error = %err, "cannot settle a budget reservation");
+                    }
+                    if let Err(err) = limits.add_tokens(&key, used.saturating_sub(context.estimated_tokens)).await {
+                        tracing::warn!(key = %key.id, error = %err, "cannot count a key's tokens");
+                    }
+                });
+            }
+        }
+        Ok(())
+    })
+}
+
+fn spend_row(event: &CallEvent, key: Option<&KeyRecord>) -> SpendRow {
+    let usage = event.usage.as_ref();
+    let count = |n: Option<i64>| n.unwrap_or(0);
+    let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+    SpendRow {
+        call_id: event.call_id.clone(),
+        key_id: key.map(|k| k.id.clone()),
+        team_id: key.and_then(|k| k.team_id.clone()),
+        model: event.group.clone(),
+        deployment: event.deployment.clone(),
+        provider: event.provider.map(|p| p.to_string()),
+        prompt_tokens: count(usage.map(|u| u.prompt_tokens)),
+        completion_tokens: count(usage.map(|u| u.completion_tokens)),
+        cached_tokens: count(usage.and_then(|u| u.prompt_tokens_details.as_ref()).and_then(|d| d.cached_tokens)),
+        cache_write_tokens: count(
+            usage.and_then(|u| u.prompt_tokens_details.as_ref()).and_then(|d| d.cache_write_tokens),
+        ),
+        reasoning_tokens: count(
+            usage.and_then(|u| u.completion_tokens_details.as_ref()).and_then(|d| d.reasoning_tokens),
+        ),
+        cost_pico: event.receipt.as_ref().map_or(0, |r| i64::try_from(r.total.0).unwrap_or(i64::MAX)),
+        status: if event.kind == EventKind::Failure { "failure" } else { "success" }.to_string(),
+        error_kind: event.error_kind.map(|k| k.name().to_string()),
+        latency_us: micros(event.latency),
+        ttft_us: event.time_to_first_token.map(micros),
+        cache_hit: event.cache_hit,
+        created_at: now_ms(),
+    }
 }
 
 /// The chunks as server-sent events, each passed on as it comes, then `[DONE]`; an error
@@ -163,23 +296,33 @@ fn sse(
 
 pub(super) async fn embeddings(
     State(gateway): State<Arc<Gateway>>,
+    Extension(principal): Extension<Principal>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiFailure> {
     let bytes = body(raw)?;
     let request: EmbeddingRequest = parse(&bytes)?;
     let group = request.model.clone();
-    let mut answer = gateway.router.embed(&request).await?;
+    let (context, usage) = admit(&gateway, &principal, &group, 0, || 0).await?;
+    let options = CallOptions { context: Some(context), ..CallOptions::default() };
+    let mut answer = gateway.router.embed_with(&request, options).await?;
     answer.response.model = group;
     let mut response = axum::Json(&answer.response).into_response();
     report_headers(response.headers_mut(), &answer.report);
+    limit_headers(response.headers_mut(), principal.key(), usage);
     Ok(response)
 }
 
-pub(super) async fn models(State(gateway): State<Arc<Gateway>>) -> Response {
+pub(super) async fn models(
+    State(gateway): State<Arc<Gateway>>,
+    Extension(principal): Extension<Principal>,
+) -> Response {
+    let allowed =
+        |group: &&str| principal.key().is_none_or(|k| k.models.is_empty() || k.models.iter().any(|m| m == group));
     let data: Vec<_> = gateway
         .router
         .groups()
         .into_iter()
+        .filter(allowed)
         .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"}))
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
@@ -191,8 +334,14 @@ pub(super) async fn liveness() -> Response {
 
 /// Ready when the shared state answers (never a billable call).
 pub(super) async fn readiness(State(gateway): State<Arc<Gateway>>) -> Response {
+    if let Err(err) = gateway.store.ping().await {
+        return super::unavailable(format!("not ready: {err}"));
+    }
     match gateway.router.state().ping().await {
-        Ok(()) => axum::Json(json!({"status": "ready", "state": state_name(&gateway)})).into_response(),
+        Ok(()) => {
+            axum::Json(json!({"status": "ready", "state": state_name(&gateway), "database": gateway.store.kind()}))
+                .into_response()
+        }
         Err(err) => super::unavailable(format!("not ready: {err}")),
     }
 }

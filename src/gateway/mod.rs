@@ -25,10 +25,16 @@ use crate::transport::{RetryPolicy, Timeouts};
 pub mod config;
 mod envelope;
 mod handlers;
+pub mod keys;
+pub mod limits;
+pub mod spend;
 pub mod store;
 
 pub use config::Config;
 pub use envelope::ApiFailure;
+
+/// The database with no config: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE: &str = "sqlite://switchyard.db";
 
 /// The largest request body by default.
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
@@ -40,6 +46,12 @@ pub struct Gateway {
     max_body: usize,
     /// Whether the master key was generated at start-up (to be printed once).
     generated_key: bool,
+    store: store::Store,
+    limits: Arc<limits::Limits>,
+    /// Virtual keys by hash, for 10 s (negative answers too).
+    keys: moka::future::Cache<String, Option<Arc<store::KeyRecord>>>,
+    /// The spend writer, taken at shutdown to drain it.
+    writer: std::sync::Mutex<Option<spend::SpendWriter>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -69,7 +81,22 @@ impl Gateway {
     /// else a generated key) and `SWITCHYARD_REDIS_URL` (else `router_settings.redis_*`).
     pub async fn from_config(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
         let resolve = |value: &Option<String>| value.as_deref().map(|v| config::resolve_env(v, env)).transpose();
-        let mut builder = Router::builder().drop_params(config.litellm_settings.drop_params);
+        let database_url = match env("SWITCHYARD_DATABASE_URL") {
+            Some(url) => url,
+            None => resolve(&config.general_settings.database_url)?.unwrap_or_else(|| DEFAULT_DATABASE.to_string()),
+        };
+        let store = store::Store::connect(&database_url).await?;
+        let redis_url = env("SWITCHYARD_REDIS_URL").or_else(|| config.redis_url());
+        let state = match &redis_url {
+            Some(url) => SharedState::redis(url, "switchyard:router:").await?,
+            None => SharedState::memory(),
+        };
+        let limits = Arc::new(limits::Limits::new(state.clone(), store.clone(), redis_url.as_deref()).await?);
+        let (sender, writer) = spend::SpendWriter::start(store.clone());
+        let mut builder = Router::builder()
+            .drop_params(config.litellm_settings.drop_params)
+            .state(state)
+            .hooks(handlers::spend_hooks(sender, limits.clone()));
         for (i, entry) in config.model_list.iter().enumerate() {
             let p = &entry.litellm_params;
             let at = |field: &str| format!("model_list[{i}].litellm_params.{field}");
@@ -127,10 +154,6 @@ impl Gateway {
         for (group, to) in config::fallback_table(&router_settings.content_policy_fallbacks) {
             builder = builder.content_policy_fallbacks(group, to);
         }
-        let redis_url = env("SWITCHYARD_REDIS_URL").or_else(|| config.redis_url());
-        if let Some(url) = &redis_url {
-            builder = builder.state(SharedState::redis(url, "switchyard:router:").await?);
-        }
         if config.litellm_settings.cache {
             let params = &config.litellm_settings.cache_params;
             let ttl = Duration::from_secs_f64(params.ttl.filter(|t| t.is_finite() && *t > 0.0).unwrap_or(600.0));
@@ -169,10 +192,20 @@ impl Gateway {
             .or_else(|| config.general_settings.master_key.as_deref().map(|k| config::resolve_env(k, env)));
         let (master_key, generated_key) = match configured.transpose()? {
             Some(key) if !key.is_empty() => (key, false),
-            _ => (format!("sk-switchyard-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)), true),
+            _ => (format!("sk-master-{}", uuid::Uuid::new_v4().simple()), true),
         };
         let max_body = config.general_settings.max_request_size_mb.map_or(DEFAULT_MAX_BODY, |mb| (mb as usize) << 20);
-        Ok(Self { router, master_key: master_key.into(), max_body, generated_key })
+        let keys = moka::future::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(10)).build();
+        Ok(Self {
+            router,
+            master_key: master_key.into(),
+            max_body,
+            generated_key,
+            store,
+            limits,
+            keys,
+            writer: std::sync::Mutex::new(Some(writer)),
+        })
     }
 
     /// The gateway with no config: the mock provider's models (`echo`, `tools`, `embed`).
@@ -193,6 +226,11 @@ impl Gateway {
     /// Whether the master key was generated (no config or environment gave one).
     pub fn master_key_was_generated(&self) -> bool {
         self.generated_key
+    }
+
+    /// The store.
+    pub fn store(&self) -> &store::Store {
+        &self.store
     }
 
     /// Whether `presented` is the master key, compared in constant time.
@@ -216,11 +254,21 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
         .route("/embeddings", post(handlers::embeddings))
         .route("/v1/models", get(handlers::models))
         .route("/models", get(handlers::models))
-        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), handlers::authenticate));
+        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), keys::authenticate));
+    let admin = Routes::new()
+        .route("/key/generate", post(keys::generate))
+        .route("/key/info", get(keys::info))
+        .route("/key/update", post(keys::update))
+        .route("/key/delete", post(keys::delete))
+        .route("/key/list", get(keys::list))
+        .route("/spend/logs", get(keys::spend_logs))
+        .route("/model/info", get(keys::model_info))
+        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), keys::authenticate_admin));
     let open = Routes::new()
         .route("/health/liveness", get(handlers::liveness))
         .route("/health/readiness", get(handlers::readiness));
-    v1.merge(open)
+    v1.merge(admin)
+        .merge(open)
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(gateway)
@@ -253,12 +301,17 @@ pub async fn serve_on(
 ) -> Result<()> {
     let started = Instant::now();
     let addr = listener.local_addr().map_err(|e| Error::Config(format!("listener: {e}")))?;
+    let writer = gateway.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
     let gateway = Arc::new(gateway);
     tracing::info!(%addr, groups = ?gateway.router.groups(), ready_in = ?started.elapsed(), "gateway listening");
-    axum::serve(listener, app(gateway))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::Config(format!("server: {e}")))
+    let served = axum::serve(listener, app(gateway)).with_graceful_shutdown(shutdown).await;
+    // Every connection has ended and the app (with the hooks holding the spend queue) is
+    // dropped: what is queued is written before we return.
+    if let Some(writer) = writer {
+        let rows = writer.drain().await;
+        tracing::info!(rows, "spend log drained");
+    }
+    served.map_err(|e| Error::Config(format!("server: {e}")))
 }
 
 /// Resolves on ctrl-c or SIGTERM.

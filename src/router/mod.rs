@@ -99,11 +99,17 @@ pub struct Attempt {
 }
 
 /// Per-call options.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CallOptions {
     /// Response cache control.
     pub cache: CacheControl,
+    /// The caller's own context, handed to the hooks in [`crate::hooks::CallEvent::context`]
+    /// (the gateway passes the key and its budget reservation this way).
+    pub context: Option<CallContext>,
 }
+
+/// A caller's context for one call, opaque to the router.
+pub type CallContext = Arc<dyn std::any::Any + Send + Sync>;
 
 /// Routes calls over groups of deployments. Cheap to clone; share one per process.
 #[derive(Clone)]

@@ -62,6 +62,7 @@ pub(crate) struct Call {
     pub started_at: SystemTime,
     pub attempts: Vec<Attempt>,
     pub fallbacks: Vec<String>,
+    pub context: Option<super::CallContext>,
 }
 
 /// A deployment that took the call.
@@ -74,7 +75,7 @@ struct Placed {
 }
 
 impl Call {
-    fn new(group: &str, stream: bool) -> Self {
+    fn new(group: &str, stream: bool, context: Option<super::CallContext>) -> Self {
         Self {
             id: format!("call-{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..)),
             group: group.to_string(),
@@ -83,6 +84,7 @@ impl Call {
             started_at: SystemTime::now(),
             attempts: Vec::new(),
             fallbacks: Vec::new(),
+            context,
         }
     }
 
@@ -129,6 +131,7 @@ impl Call {
             fallbacks: self.fallbacks.clone(),
             error_kind: error.map(Error::kind),
             error: error.map(ToString::to_string),
+            context: self.context.clone(),
         }
     }
 }
@@ -207,10 +210,10 @@ impl Router {
     /// A chat completion with per-call options (cache control).
     pub async fn chat_with(&self, request: &ChatRequest, options: CallOptions) -> Result<Routed<ChatResponse>> {
         let inner = &self.inner;
-        let mut call = Call::new(&request.model, false);
+        let mut call = Call::new(&request.model, false, options.context.clone());
         let span = tracing::info_span!("switchyard.call", call_id = %call.id, group = %call.group, stream = false);
         async {
-            let cache_key = inner.cache_key(request, options)?;
+            let cache_key = inner.cache_key(request, &options)?;
             if let Some((cache, key)) = &cache_key
                 && !options.cache.no_cache
                 && let Some(hit) = inner.cache_get(cache, key).await
@@ -252,11 +255,11 @@ impl Router {
     /// A streamed chat completion with per-call options.
     pub async fn chat_stream_with(&self, request: &ChatRequest, options: CallOptions) -> Result<RoutedStream> {
         let inner = &self.inner;
-        let mut call = Call::new(&request.model, true);
+        let mut call = Call::new(&request.model, true, options.context.clone());
         let span = tracing::info_span!("switchyard.call", call_id = %call.id, group = %call.group, stream = true);
         let include_usage = request.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false);
         async {
-            let cache_key = inner.cache_key(request, options)?;
+            let cache_key = inner.cache_key(request, &options)?;
             if let Some((cache, key)) = &cache_key
                 && !options.cache.no_cache
                 && let Some(hit) = inner.cache_get(cache, key).await
@@ -295,8 +298,17 @@ impl Router {
 
     /// Embeddings through the group named by `request.model`.
     pub async fn embed(&self, request: &EmbeddingRequest) -> Result<Routed<EmbeddingResponse>> {
+        self.embed_with(request, CallOptions::default()).await
+    }
+
+    /// Embeddings with per-call options (the cache does not apply to embeddings).
+    pub async fn embed_with(
+        &self,
+        request: &EmbeddingRequest,
+        options: CallOptions,
+    ) -> Result<Routed<EmbeddingResponse>> {
         let inner = &self.inner;
-        let mut call = Call::new(&request.model, false);
+        let mut call = Call::new(&request.model, false, options.context);
         let span = tracing::info_span!("switchyard.call", call_id = %call.id, group = %call.group, stream = false);
         async {
             let placed = match inner.run(&mut call, Op::Embed(request)).await {
@@ -318,8 +330,29 @@ impl Router {
     }
 }
 
+/// Output tokens assumed for a cost estimate when the request sets no `max_tokens`.
+const ASSUMED_OUTPUT: u64 = 1024;
+
+impl Router {
+    /// The most this request can be expected to cost on any deployment of its group: the
+    /// counted prompt plus `max_tokens` (else 1024 tokens) of output, at each deployment's
+    /// prices. `None` when the group is unknown or none of its deployments is priced. The
+    /// gateway reserves this against budgets before the call.
+    pub fn estimate_cost(&self, request: &ChatRequest) -> Option<crate::pricing::Usd> {
+        estimate_cost(self, request)
+    }
+}
+
+/// See [`Router::estimate_cost`].
+fn estimate_cost(router: &Router, request: &ChatRequest) -> Option<crate::pricing::Usd> {
+    let deployments = router.inner.groups.get(&request.model)?;
+    let mut sizing = Sizing::new(Op::Chat(request));
+    let output = if sizing.reserved > 0 { sizing.reserved } else { ASSUMED_OUTPUT };
+    deployments.iter().filter_map(|live| live.expected_cost(sizing.count(live), output)).max()
+}
+
 impl Inner {
-    fn cache_key(&self, request: &ChatRequest, options: CallOptions) -> Result<Option<(&ResponseCache, String)>> {
+    fn cache_key(&self, request: &ChatRequest, options: &CallOptions) -> Result<Option<(&ResponseCache, String)>> {
         match &self.cache {
             Some(cache) if !(options.cache.no_cache && options.cache.no_store) => {
                 Ok(Some((cache, ResponseCache::key(request)?)))

@@ -1,0 +1,395 @@
+//! Virtual keys: who is calling, and the admin API that manages keys (`/key/generate`,
+//! `/key/info`, `/key/update`, `/key/delete`, `/key/list`), `/spend/logs` and `/model/info`.
+//!
+//! A key's secret (`sk-...`, 122 random bits from the OS) is shown once, at generation; the
+//! store keeps its SHA-256 only, and logs name the key by its public id (`key_...`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::store::{KeyRecord, now_ms};
+use super::{ApiFailure, Gateway};
+use crate::error::ErrorKind;
+
+/// Who is calling.
+#[derive(Clone, Debug)]
+pub enum Principal {
+    /// The master key: every model, no limits, the admin API.
+    Master,
+    /// A virtual key.
+    Key(Arc<KeyRecord>),
+}
+
+impl Principal {
+    /// The key, for a virtual key.
+    pub fn key(&self) -> Option<&Arc<KeyRecord>> {
+        match self {
+            Self::Master => None,
+            Self::Key(key) => Some(key),
+        }
+    }
+}
+
+/// SHA-256 of a secret, hex.
+pub fn hash_secret(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new secret and a new public id, from the OS's random source.
+fn new_secret() -> (String, String) {
+    let secret = format!("sk-{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let id = format!("key_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    (secret, id)
+}
+
+/// The key presented (`Authorization: Bearer`, `x-api-key` or `api-key`).
+pub(super) fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    bearer
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+impl Gateway {
+    /// Who a presented key belongs to: the master key, a live virtual key, or nobody.
+    async fn principal(&self, presented: &str) -> Result<Principal, ApiFailure> {
+        if self.is_master_key(presented) {
+            return Ok(Principal::Master);
+        }
+        let hash = hash_secret(presented);
+        let store = self.store.clone();
+        let found = self
+            .keys
+            .try_get_with(hash.clone(), async move { store.key_by_hash(&hash).await.map(|k| k.map(Arc::new)) })
+            .await
+            .map_err(|e| ApiFailure::new(ErrorKind::Server, format!("cannot check the key: {e}")))?;
+        let Some(key) = found else {
+            return Err(ApiFailure::new(ErrorKind::Authentication, "the API key is not valid").code("invalid_api_key"));
+        };
+        if key.expires_at.is_some_and(|at| at <= now_ms()) {
+            return Err(ApiFailure::new(ErrorKind::Authentication, format!("the API key {} has expired", key.id))
+                .code("expired_api_key"));
+        }
+        Ok(Principal::Key(key))
+    }
+
+    /// Forgets what is cached of a key on this instance (others see a change within 10 s).
+    async fn forget(&self, key: &KeyRecord) {
+        self.keys.invalidate(&key.hash).await;
+    }
+}
+
+/// Deny by default: the `/v1` routes need the master key or a live virtual key.
+pub(super) async fn authenticate(State(gateway): State<Arc<Gateway>>, mut request: Request, next: Next) -> Response {
+    let Some(presented) = presented_key(request.headers()) else {
+        return ApiFailure::new(
+            ErrorKind::Authentication,
+            "no API key: send `Authorization: Bearer <key>` (or `x-api-key`)",
+        )
+        .code("missing_api_key")
+        .into_response();
+    };
+    match gateway.principal(presented).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(failure) => failure.into_response(),
+    }
+}
+
+/// The admin routes need the master key.
+pub(super) async fn authenticate_admin(State(gateway): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
+    match presented_key(request.headers()) {
+        Some(k) if gateway.is_master_key(k) => next.run(request).await,
+        Some(_) => ApiFailure::new(ErrorKind::PermissionDenied, "the admin API needs the master key")
+            .code("admin_only")
+            .into_response(),
+        None => ApiFailure::new(ErrorKind::Authentication, "no API key: the admin API needs the master key")
+            .code("missing_api_key")
+            .into_response(),
+    }
+}
+
+/// `"30d"`, `"12h"`, `"15m"`, `"90s"` or a number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().ok()?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        "w" => n.checked_mul(7 * 86_400)?,
+        "mo" => n.checked_mul(30 * 86_400)?,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+fn dollars_to_pico(dollars: f64, field: &str) -> Result<i64, ApiFailure> {
+    if !dollars.is_finite() || !(0.0..=9_000_000.0).contains(&dollars) {
+        return Err(ApiFailure::bad_request(format!("`{field}` must be a number of dollars from 0 to 9,000,000")));
+    }
+    Ok((dollars * 1e12).round() as i64)
+}
+
+fn pico_to_dollars(pico: i64) -> f64 {
+    pico as f64 / 1e12
+}
+
+/// The fields a key is made or changed with (LiteLLM's names).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct KeyFields {
+    key: Option<String>,
+    key_id: Option<String>,
+    key_alias: Option<String>,
+    team_id: Option<String>,
+    models: Option<Vec<String>>,
+    max_budget: Option<f64>,
+    budget_duration: Option<String>,
+    rpm_limit: Option<i64>,
+    tpm_limit: Option<i64>,
+    max_parallel_requests: Option<i64>,
+    duration: Option<String>,
+    metadata: Option<Value>,
+}
+
+fn non_negative(value: Option<i64>, field: &str) -> Result<Option<i64>, ApiFailure> {
+    match value {
+        Some(v) if v < 0 => Err(ApiFailure::bad_request(format!("`{field}` must not be negative"))),
+        other => Ok(other),
+    }
+}
+
+fn duration_field(text: &str, field: &str) -> Result<Duration, ApiFailure> {
+    parse_duration(text).ok_or_else(|| {
+        ApiFailure::bad_request(format!("`{field}` must be a duration like \"30d\", \"12h\", \"15m\" or \"90s\""))
+    })
+}
+
+impl KeyFields {
+    /// Applies the fields set to a key.
+    fn apply(self, key: &mut KeyRecord, gateway: &Gateway) -> Result<(), ApiFailure> {
+        if let Some(alias) = self.key_alias {
+            key.alias = Some(alias);
+        }
+        if let Some(team) = self.team_id {
+            key.team_id = Some(team);
+        }
+        if let Some(models) = self.models {
+            let groups = gateway.router.groups();
+            if let Some(unknown) = models.iter().find(|m| !groups.contains(&m.as_str())) {
+                return Err(ApiFailure::bad_request(format!(
+                    "`models` names `{unknown}`, which this gateway does not serve (it serves: {})",
+                    groups.join(", ")
+                )));
+            }
+            key.models = models;
+        }
+        if let Some(budget) = self.max_budget {
+            key.max_budget_pico = Some(dollars_to_pico(budget, "max_budget")?);
+        }
+        if let Some(period) = self.budget_duration {
+            key.budget_duration_s = Some(duration_field(&period, "budget_duration")?.as_secs() as i64);
+        }
+        if let Some(rpm) = non_negative(self.rpm_limit, "rpm_limit")? {
+            key.rpm = Some(rpm);
+        }
+        if let Some(tpm) = non_negative(self.tpm_limit, "tpm_limit")? {
+            key.tpm = Some(tpm);
+        }
+        if let Some(parallel) = non_negative(self.max_parallel_requests, "max_parallel_requests")? {
+            key.max_parallel = Some(parallel);
+        }
+        if let Some(life) = self.duration {
+            let life = duration_field(&life, "duration")?;
+            key.expires_at = Some(now_ms().saturating_add(life.as_millis() as i64));
+        }
+        if let Some(metadata) = self.metadata {
+            if !metadata.is_object() {
+                return Err(ApiFailure::bad_request("`metadata` must be an object"));
+            }
+            key.metadata = metadata;
+        }
+        Ok(())
+    }
+}
+
+/// What the admin API shows of a key (never its secret or hash).
+async fn describe(gateway: &Gateway, key: &KeyRecord) -> Value {
+    let spend = gateway.limits.period_spend(key).await.ok();
+    json!({
+        "key_id": key.id,
+        "key_alias": key.alias,
+        "team_id": key.team_id,
+        "models": key.models,
+        "max_budget": key.max_budget_pico.map(pico_to_dollars),
+        "budget_duration_s": key.budget_duration_s,
+        "spend": spend.map(pico_to_dollars),
+        "rpm_limit": key.rpm,
+        "tpm_limit": key.tpm,
+        "max_parallel_requests": key.max_parallel,
+        "expires_at": key.expires_at,
+        "metadata": key.metadata,
+        "created_at": key.created_at,
+    })
+}
+
+fn admin_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiFailure> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|e| ApiFailure::bad_request(format!("invalid request: {e}")))
+}
+
+pub(super) async fn generate(
+    State(gateway): State<Arc<Gateway>>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiFailure> {
+    let fields: KeyFields = admin_json(&body)?;
+    if fields.key.is_some() || fields.key_id.is_some() {
+        return Err(ApiFailure::bad_request("`key` and `key_id` are chosen by the gateway; leave them out"));
+    }
+    let (secret, id) = new_secret();
+    let mut key =
+        KeyRecord { id, hash: hash_secret(&secret), metadata: json!({}), created_at: now_ms(), ..KeyRecord::default() };
+    fields.apply(&mut key, &gateway)?;
+    gateway.store.insert_key(&key).await?;
+    let mut out = describe(&gateway, &key).await;
+    out["key"] = Value::String(secret);
+    Ok(Json(out).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Which {
+    key: Option<String>,
+    key_id: Option<String>,
+}
+
+async fn find(gateway: &Gateway, key: Option<&str>, key_id: Option<&str>) -> Result<KeyRecord, ApiFailure> {
+    let found = match (key, key_id) {
+        (_, Some(id)) => gateway.store.key_by_id(id).await?,
+        (Some(secret), None) => gateway.store.key_by_hash(&hash_secret(secret)).await?,
+        (None, None) => return Err(ApiFailure::bad_request("name the key with `key_id` (or `key`)")),
+    };
+    found.ok_or_else(|| ApiFailure::new(ErrorKind::NotFound, "no such key").code("key_not_found"))
+}
+
+pub(super) async fn info(
+    State(gateway): State<Arc<Gateway>>,
+    Query(which): Query<Which>,
+) -> Result<Response, ApiFailure> {
+    let key = find(&gateway, which.key.as_deref(), which.key_id.as_deref()).await?;
+    Ok(Json(json!({"key_id": key.id, "info": describe(&gateway, &key).await})).into_response())
+}
+
+pub(super) async fn update(
+    State(gateway): State<Arc<Gateway>>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiFailure> {
+    let fields: KeyFields = admin_json(&body)?;
+    let mut key = find(&gateway, fields.key.as_deref(), fields.key_id.as_deref()).await?;
+    fields.apply(&mut key, &gateway)?;
+    gateway.store.update_key(&key).await?;
+    gateway.forget(&key).await;
+    Ok(Json(describe(&gateway, &key).await).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DeleteBody {
+    #[serde(default)]
+    keys: Vec<String>,
+    #[serde(default)]
+    key_ids: Vec<String>,
+}
+
+pub(super) async fn delete(
+    State(gateway): State<Arc<Gateway>>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiFailure> {
+    let which: DeleteBody = admin_json(&body)?;
+    if which.keys.is_empty() && which.key_ids.is_empty() {
+        return Err(ApiFailure::bad_request("name the keys to delete in `key_ids` (or `keys`)"));
+    }
+    let mut found = Vec::new();
+    for secret in &which.keys {
+        found.push(find(&gateway, Some(secret), None).await?);
+    }
+    for id in &which.key_ids {
+        found.push(find(&gateway, None, Some(id)).await?);
+    }
+    let mut deleted = Vec::new();
+    for key in found {
+        if gateway.store.delete_key(&key.id).await? {
+            deleted.push(key.id.clone());
+        }
+        gateway.forget(&key).await;
+    }
+    Ok(Json(json!({"deleted_keys": deleted})).into_response())
+}
+
+pub(super) async fn list(State(gateway): State<Arc<Gateway>>) -> Result<Response, ApiFailure> {
+    let mut keys = Vec::new();
+    for key in gateway.store.list_keys().await? {
+        keys.push(describe(&gateway, &key).await);
+    }
+    Ok(Json(json!({"keys": keys})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SpendQuery {
+    key_id: Option<String>,
+    limit: Option<i64>,
+}
+
+pub(super) async fn spend_logs(
+    State(gateway): State<Arc<Gateway>>,
+    Query(q): Query<SpendQuery>,
+) -> Result<Response, ApiFailure> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiFailure::bad_request("`limit` must be from 1 to 10000"));
+    }
+    let rows = gateway.store.spend_logs(q.key_id.as_deref(), limit).await?;
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
+            v["spend"] = json!(pico_to_dollars(r.cost_pico));
+            v
+        })
+        .collect();
+    Ok(Json(rows).into_response())
+}
+
+pub(super) async fn model_info(State(gateway): State<Arc<Gateway>>) -> Response {
+    let data: Vec<Value> = gateway
+        .router
+        .groups()
+        .into_iter()
+        .flat_map(|group| {
+            gateway
+                .router
+                .deployments(group)
+                .into_iter()
+                .map(move |id| json!({"model_name": group, "model_info": {"id": id}}))
+        })
+        .collect();
+    (StatusCode::OK, Json(json!({"data": data}))).into_response()
+}
