@@ -220,15 +220,19 @@ pub(super) fn spend_hooks(sender: SpendSender, limits: Arc<Limits>) -> Hooks {
         if let (Some(context), Some(key)) = (context, key) {
             let cost = event.receipt.as_ref().map_or(0, |r| i64::try_from(r.total.0).unwrap_or(i64::MAX));
             let used = event.usage.as_ref().and_then(|u| u64::try_from(u.total_tokens).ok()).unwrap_or(0);
+            // Only what settling needs goes to the task: the context itself (with the key's
+            // parallel slot) is released when the call ends, not when settling does.
+            let (reservation, estimated) = (context.reservation.clone(), context.estimated_tokens);
+            drop(context);
             let limits = limits.clone();
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {
-                    if let Some(reservation) = &context.reservation
+                    if let Some(reservation) = &reservation
                         && let Err(err) = limits.settle(&key, reservation, cost).await
                     {
                         tracing::warn!(key = %key.id, error = %err, "cannot settle a budget reservation");
                     }
-                    if let Err(err) = limits.add_tokens(&key, used.saturating_sub(context.estimated_tokens)).await {
+                    if let Err(err) = limits.add_tokens(&key, used.saturating_sub(estimated)).await {
                         tracing::warn!(key = %key.id, error = %err, "cannot count a key's tokens");
                     }
                 });
