@@ -295,3 +295,35 @@ async fn configs_fail_clearly() {
     let gateway = Gateway::with_defaults(&env).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(gateway.master_key_was_generated());
 }
+
+#[tokio::test]
+async fn metrics_count_requests_tokens_latency_errors_and_cooldowns() {
+    let app = gateway(
+        "model_list:\n  - model_name: echo\n    litellm_params: {model: mock/echo}\n  - model_name: down\n    litellm_params: {model: mock/error-503}\nrouter_settings: {num_retries: 0, allowed_fails: 0, cooldown_time: 60}\n",
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            send(&app, post("/v1/chat/completions", chat("echo", "one two three"))).await.status,
+            StatusCode::OK
+        );
+    }
+    send(&app, post("/v1/chat/completions", chat("down", "hi"))).await.assert_error(503, "overloaded_error");
+    let stream = json!({"model": "echo", "stream": true, "messages": [{"role": "user", "content": "a b c"}]});
+    assert_eq!(send(&app, post("/v1/chat/completions", stream.to_string())).await.status, StatusCode::OK);
+    let request = Request::get("/metrics").body(Body::empty()).unwrap_or_else(|e| panic!("{e}"));
+    let answer = send(&app, request).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&answer.body).to_string();
+    let has = |line: &str| text.lines().any(|l| l == line);
+    assert!(has(r#"switchyard_requests_total{model="echo",outcome="success",cache_hit="false"} 4"#), "{text}");
+    assert!(has(r#"switchyard_requests_total{model="down",outcome="failure",cache_hit="false"} 1"#), "{text}");
+    assert!(has(r#"switchyard_errors_total{model="down",kind="overloaded"} 1"#), "{text}");
+    // The mock counts words: three calls of three prompt words (the stream asked for no usage).
+    assert!(has(r#"switchyard_tokens_total{model="echo",kind="prompt"} 9"#), "{text}");
+    assert!(has(r#"switchyard_tokens_total{model="echo",kind="completion"} 9"#), "{text}");
+    assert!(text.contains(r#"switchyard_request_duration_seconds_count{model="echo"} 4"#), "{text}");
+    assert!(text.contains(r#"switchyard_time_to_first_token_seconds_count{model="echo"} 1"#), "{text}");
+    assert!(has(r#"switchyard_deployment_cooling_down{model="down",deployment="down/0"} 1"#), "{text}");
+    assert!(has(r#"switchyard_deployment_cooling_down{model="echo",deployment="echo/0"} 0"#), "{text}");
+}

@@ -212,8 +212,9 @@ fn limit_headers(headers: &mut HeaderMap, key: Option<&Arc<KeyRecord>>, usage: O
 }
 
 /// The hooks that log spend and settle budgets when each call ends.
-pub(super) fn spend_hooks(sender: SpendSender, limits: Arc<Limits>) -> Hooks {
+pub(super) fn spend_hooks(sender: SpendSender, limits: Arc<Limits>, metrics: Arc<super::metrics::Metrics>) -> Hooks {
     Hooks::new().on_event(move |event: &CallEvent| {
+        metrics.observe(event);
         let context = event.context.clone().and_then(|c| c.downcast::<KeyContext>().ok());
         let key = context.as_ref().and_then(|c| c.key.clone());
         sender.send(spend_row(event, key.as_deref()));
@@ -371,4 +372,20 @@ pub(super) async fn method_not_allowed(request: Request) -> Response {
     .status(StatusCode::METHOD_NOT_ALLOWED)
     .code("method_not_allowed")
     .into_response()
+}
+
+/// Prometheus metrics (no key: scrapers do not send one; it shows model names and totals).
+pub(super) async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
+    for group in gateway.router.groups() {
+        for deployment in gateway.router.deployments(group) {
+            let cooling = gateway.router.state().cooldown_left(deployment).await.ok().flatten().is_some();
+            gateway.metrics.set_cooling(group, deployment, cooling);
+        }
+    }
+    let mut response = gateway.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
 }

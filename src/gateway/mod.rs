@@ -27,6 +27,7 @@ mod envelope;
 mod handlers;
 pub mod keys;
 pub mod limits;
+pub mod metrics;
 pub mod spend;
 pub mod store;
 
@@ -52,6 +53,7 @@ pub struct Gateway {
     keys: moka::future::Cache<String, Option<Arc<store::KeyRecord>>>,
     /// The spend writer, taken at shutdown to drain it.
     writer: std::sync::Mutex<Option<spend::SpendWriter>>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -93,10 +95,11 @@ impl Gateway {
         };
         let limits = Arc::new(limits::Limits::new(state.clone(), store.clone(), redis_url.as_deref()).await?);
         let (sender, writer) = spend::SpendWriter::start(store.clone());
+        let metrics = Arc::new(metrics::Metrics::new());
         let mut builder = Router::builder()
             .drop_params(config.litellm_settings.drop_params)
             .state(state)
-            .hooks(handlers::spend_hooks(sender, limits.clone()));
+            .hooks(handlers::spend_hooks(sender, limits.clone(), metrics.clone()));
         for (i, entry) in config.model_list.iter().enumerate() {
             let p = &entry.litellm_params;
             let at = |field: &str| format!("model_list[{i}].litellm_params.{field}");
@@ -205,6 +208,7 @@ impl Gateway {
             limits,
             keys,
             writer: std::sync::Mutex::new(Some(writer)),
+            metrics,
         })
     }
 
@@ -266,7 +270,8 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
         .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), keys::authenticate_admin));
     let open = Routes::new()
         .route("/health/liveness", get(handlers::liveness))
-        .route("/health/readiness", get(handlers::readiness));
+        .route("/health/readiness", get(handlers::readiness))
+        .route("/metrics", get(handlers::metrics));
     v1.merge(admin)
         .merge(open)
         .fallback(handlers::not_found)
