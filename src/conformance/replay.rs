@@ -53,14 +53,7 @@ impl Replay {
 pub async fn replay(case: &Case) -> Result<Replay> {
     let kind = ProviderKind::from_id(&case.provider)
         .ok_or_else(|| Error::Config(format!("{}: no provider `{}`", case.id(), case.provider)))?;
-    let server = MockServer::start().await;
-    if let Some(recorded) = &case.response {
-        let mut template = ResponseTemplate::new(recorded.status).set_body_bytes(recorded.body.clone());
-        for (name, value) in &recorded.headers {
-            template = template.insert_header(name.as_str(), value.as_str());
-        }
-        Mock::given(any()).respond_with(template).mount(&server).await;
-    }
+    let server = upstream(case).await;
     let client = client_for(case, kind, &server.uri())?;
     let outcome = run(case, kind, &client).await;
 
@@ -81,7 +74,32 @@ pub async fn replay(case: &Case) -> Result<Replay> {
     Ok(Replay { outcome, problems })
 }
 
+/// A wiremock server that answers every request with the case's recorded response.
+pub async fn upstream(case: &Case) -> MockServer {
+    let server = MockServer::start().await;
+    if let Some(recorded) = &case.response {
+        let mut template = ResponseTemplate::new(recorded.status).set_body_bytes(recorded.body.clone());
+        for (name, value) in &recorded.headers {
+            template = template.insert_header(name.as_str(), value.as_str());
+        }
+        Mock::given(any()).respond_with(template).mount(&server).await;
+    }
+    server
+}
+
 fn client_for(case: &Case, kind: ProviderKind, server_uri: &str) -> Result<Client> {
+    let provider = provider_settings(case, kind, server_uri);
+    Client::builder()
+        .read_env(false)
+        .retry(RetryPolicy::none())
+        .drop_params(case.spec.settings.drop_params)
+        .provider(kind, provider)
+        .build()
+}
+
+/// The provider settings a case runs with, pointed at `server_uri` (the upstream playing it
+/// back): its key, version, project, region and, for Bedrock, test credentials.
+pub fn provider_settings(case: &Case, kind: ProviderKind, server_uri: &str) -> ProviderSettings {
     let settings = &case.spec.settings;
     let base_path = settings.base_path.clone().unwrap_or_else(|| default_base_path(kind).to_string());
     let mut provider = ProviderSettings::default().base_url(format!("{server_uri}{base_path}"));
@@ -108,12 +126,7 @@ fn client_for(case: &Case, kind: ProviderKind, server_uri: &str) -> Result<Clien
             provider.aws_session_token = settings.aws_session_token.clone().map(Into::into);
         }
     }
-    Client::builder()
-        .read_env(false)
-        .retry(RetryPolicy::none())
-        .drop_params(settings.drop_params)
-        .provider(kind, provider)
-        .build()
+    provider
 }
 
 /// The path part of the provider's default API base (`https://api.groq.com/openai/v1` ->

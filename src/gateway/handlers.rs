@@ -25,7 +25,7 @@ use crate::router::{CallOptions, CallReport, RoutedStream};
 use crate::{ChatRequest, EmbeddingRequest};
 
 /// The body, or the envelope for one that is too large or unreadable.
-fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiFailure> {
+pub(super) fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiFailure> {
     body.map_err(|rejection| {
         let status = rejection.status();
         let failure = ApiFailure::bad_request(format!("cannot read the request body: {}", rejection.body_text()));
@@ -34,7 +34,7 @@ fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiFailure> {
 }
 
 /// Parses a JSON body into `T`, or says what is wrong with it.
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiFailure> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiFailure> {
     if bytes.is_empty() {
         return Err(ApiFailure::bad_request("the request body is empty; send a JSON object"));
     }
@@ -45,7 +45,7 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiFailure> 
 }
 
 /// LiteLLM's per-request `cache: {"no-cache": true, "no-store": true, "ttl": 60}`.
-fn take_cache_control(request: &mut ChatRequest) -> Result<CallOptions, ApiFailure> {
+pub(super) fn take_cache_control(request: &mut ChatRequest) -> Result<CallOptions, ApiFailure> {
     let Some(value) = request.extra.remove("cache") else { return Ok(CallOptions::default()) };
     let bad = || {
         ApiFailure::bad_request("`cache` must be an object with `no-cache`, `no-store` (booleans) and `ttl` (seconds)")
@@ -97,28 +97,51 @@ pub(super) async fn chat_completions(
 ) -> Result<Response, ApiFailure> {
     let bytes = body(raw)?;
     let mut request: ChatRequest = parse(&bytes)?;
-    let mut options = take_cache_control(&mut request)?;
+    let options = take_cache_control(&mut request)?;
     let group = request.model.clone();
-    let tokens = crate::tokens::chat_upper_bound(&request) / 4 + crate::tokens::reserved_output(&request);
-    let estimate = || gateway.router.estimate_cost(&request).map_or(0, |usd| i64::try_from(usd.0).unwrap_or(i64::MAX));
-    let (context, usage) = admit(&gateway, &principal, &group, tokens, estimate).await?;
+    Ok(match route_chat(&gateway, &principal, &request, options).await? {
+        Routed::Stream(stream, headers) => {
+            let mut headers = headers;
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            (headers, Body::from_stream(sse(*stream, group))).into_response()
+        }
+        Routed::Whole(mut response, headers) => {
+            // Clients see the name they asked for, whatever deployment answered.
+            response.model = group;
+            (headers, axum::Json(&response)).into_response()
+        }
+    })
+}
+
+/// A routed chat answer and its `x-switchyard-*` and rate-limit headers.
+pub(super) enum Routed {
+    Whole(Box<crate::ChatResponse>, HeaderMap),
+    Stream(Box<RoutedStream>, HeaderMap),
+}
+
+/// Admits the call for the principal (models, limits, budget) and routes it.
+pub(super) async fn route_chat(
+    gateway: &Gateway,
+    principal: &Principal,
+    request: &ChatRequest,
+    mut options: CallOptions,
+) -> Result<Routed, ApiFailure> {
+    let tokens = crate::tokens::chat_upper_bound(request) / 4 + crate::tokens::reserved_output(request);
+    let estimate = || gateway.router.estimate_cost(request).map_or(0, |usd| i64::try_from(usd.0).unwrap_or(i64::MAX));
+    let (context, usage) = admit(gateway, principal, &request.model, tokens, estimate).await?;
     options.context = Some(context);
+    let mut headers = HeaderMap::new();
     if request.stream == Some(true) {
-        let stream = gateway.router.chat_stream_with(&request, options).await?;
-        let mut headers = HeaderMap::new();
+        let stream = gateway.router.chat_stream_with(request, options).await?;
         report_headers(&mut headers, stream.report());
         limit_headers(&mut headers, principal.key(), usage);
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        return Ok((headers, Body::from_stream(sse(stream, group))).into_response());
+        return Ok(Routed::Stream(Box::new(stream), headers));
     }
-    let mut answer = gateway.router.chat_with(&request, options).await?;
-    // Clients see the name they asked for, whatever deployment answered.
-    answer.response.model = group;
-    let mut response = axum::Json(&answer.response).into_response();
-    report_headers(response.headers_mut(), &answer.report);
-    limit_headers(response.headers_mut(), principal.key(), usage);
-    Ok(response)
+    let answer = gateway.router.chat_with(request, options).await?;
+    report_headers(&mut headers, &answer.report);
+    limit_headers(&mut headers, principal.key(), usage);
+    Ok(Routed::Whole(Box::new(answer.response), headers))
 }
 
 /// What the spend hook needs to know of a call: whose it is and what was reserved. Dropped

@@ -94,21 +94,27 @@ impl Gateway {
 }
 
 /// Deny by default: the `/v1` routes need the master key or a live virtual key.
+/// Anthropic-format routes answer failures in Anthropic's envelope.
 pub(super) async fn authenticate(State(gateway): State<Arc<Gateway>>, mut request: Request, next: Next) -> Response {
+    let anthropic = request.uri().path().ends_with("/messages");
+    let answer = |failure: ApiFailure| {
+        if anthropic { super::messages::anthropic_error(&failure) } else { failure.into_response() }
+    };
     let Some(presented) = presented_key(request.headers()) else {
-        return ApiFailure::new(
-            ErrorKind::Authentication,
-            "no API key: send `Authorization: Bearer <key>` (or `x-api-key`)",
-        )
-        .code("missing_api_key")
-        .into_response();
+        return answer(
+            ApiFailure::new(
+                ErrorKind::Authentication,
+                "no API key: send `Authorization: Bearer <key>` (or `x-api-key`)",
+            )
+            .code("missing_api_key"),
+        );
     };
     match gateway.principal(presented).await {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
             next.run(request).await
         }
-        Err(failure) => failure.into_response(),
+        Err(failure) => answer(failure),
     }
 }
 

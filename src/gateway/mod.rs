@@ -27,6 +27,7 @@ mod envelope;
 mod handlers;
 pub mod keys;
 pub mod limits;
+pub mod messages;
 pub mod metrics;
 pub mod spend;
 pub mod store;
@@ -82,6 +83,16 @@ impl Gateway {
     /// Environment overrides: `SWITCHYARD_MASTER_KEY` (else `general_settings.master_key`,
     /// else a generated key) and `SWITCHYARD_REDIS_URL` (else `router_settings.redis_*`).
     pub async fn from_config(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        Self::from_config_with(config, env, Vec::new()).await
+    }
+
+    /// [`Gateway::from_config`] with more deployments than the file names, given in code
+    /// (group, deployment).
+    pub async fn from_config_with(
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+        extra: Vec<(String, Deployment)>,
+    ) -> Result<Self> {
         let resolve = |value: &Option<String>| value.as_deref().map(|v| config::resolve_env(v, env)).transpose();
         let database_url = match env("SWITCHYARD_DATABASE_URL") {
             Some(url) => url,
@@ -127,6 +138,9 @@ impl Gateway {
             deployment.base_model = entry.model_info.base_model.clone();
             deployment.context_window = entry.model_info.max_input_tokens;
             builder = builder.deployment(entry.model_name.clone(), deployment);
+        }
+        for (group, deployment) in extra {
+            builder = builder.deployment(group, deployment);
         }
         let router_settings = &config.router_settings;
         if let Some(name) = &router_settings.routing_strategy {
@@ -256,6 +270,7 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
         .route("/chat/completions", post(handlers::chat_completions))
         .route("/v1/embeddings", post(handlers::embeddings))
         .route("/embeddings", post(handlers::embeddings))
+        .route("/v1/messages", post(messages::messages))
         .route("/v1/models", get(handlers::models))
         .route("/models", get(handlers::models))
         .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), keys::authenticate));

@@ -1,0 +1,534 @@
+//! `POST /v1/messages`: Anthropic's Messages format in, any provider out, streams included.
+//!
+//! The request is checked against our description of Anthropic's format, translated to the
+//! OpenAI-shaped request the router speaks, and the answer translated back. What maps:
+//!
+//! - `system` (string or text blocks, `cache_control` kept) to a system message; text, image
+//!   (base64 or URL) and PDF document blocks to content parts; `tool_use` blocks to tool calls
+//!   (input as JSON arguments); `tool_result` blocks to tool messages, in order; thinking
+//!   blocks ride along as `thinking_blocks` (signatures kept) so Anthropic upstreams get
+//!   them back.
+//! - `tools` to function tools (`input_schema` as parameters), `tool_choice` auto / any / tool
+//!   / none to auto / required / the named function / none (`disable_parallel_tool_use` to
+//!   `parallel_tool_calls: false`), `stop_sequences` to `stop`, `metadata.user_id` to `user`,
+//!   `thinking.budget_tokens` to `reasoning_effort` (up to 1024 low, 2048 medium, more high:
+//!   the budget is rounded to a level), `output_config.format` to a JSON-schema
+//!   `response_format`. Server tools (web search and the like) are refused with a clear
+//!   error rather than dropped.
+//! - Answers: reasoning to a `thinking` block, text, tool calls to `tool_use` blocks (with
+//!   their arguments parsed), `finish_reason` to `stop_reason`, and usage with cache reads and
+//!   writes apart from `input_tokens`, as Anthropic counts them.
+//! - Streams: `message_start`, one `content_block_start` / `_delta` / `_stop` run per
+//!   thinking, text or tool-use block (tool arguments as `input_json_delta`), `message_delta`
+//!   with the stop reason and usage, `message_stop`; an error after the start is an `error`
+//!   event. Usage is always asked of the upstream so the final counts are right.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::handlers::{Routed, body, route_chat};
+use super::keys::Principal;
+use super::{ApiFailure, Gateway};
+use crate::router::{CallOptions, RoutedStream};
+use crate::{ChatChunk, ChatRequest, ChatResponse};
+
+/// Anthropic's error envelope for a failure.
+pub(super) fn anthropic_error(failure: &ApiFailure) -> Response {
+    let kind = match failure.status.as_u16() {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    };
+    let body = json!({"type": "error", "error": {"type": kind, "message": failure.message}});
+    let mut response = (failure.status, axum::Json(body)).into_response();
+    if let Some(secs) = failure.retry_after
+        && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+pub(super) async fn messages(
+    State(gateway): State<Arc<Gateway>>,
+    Extension(principal): Extension<Principal>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    match handle(&gateway, &principal, raw).await {
+        Ok(response) => response,
+        Err(failure) => anthropic_error(&failure),
+    }
+}
+
+async fn handle(
+    gateway: &Gateway,
+    principal: &Principal,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiFailure> {
+    let bytes = body(raw)?;
+    if bytes.is_empty() {
+        return Err(ApiFailure::bad_request("the request body is empty; send a JSON object"));
+    }
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiFailure::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    // Checked against our description of Anthropic's format first, for its error messages.
+    serde_json::from_value::<crate::spec::anthropic::CreateMessageParams>(value.clone())
+        .map_err(|e| ApiFailure::bad_request(format!("invalid request: {e}")))?;
+    let request = to_openai(&value)?;
+    let group = request.model.clone();
+    Ok(match route_chat(gateway, principal, &request, CallOptions::default()).await? {
+        Routed::Whole(response, headers) => (headers, axum::Json(from_openai(&response, &group))).into_response(),
+        Routed::Stream(stream, mut headers) => {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            (StatusCode::OK, headers, Body::from_stream(events(*stream, group))).into_response()
+        }
+    })
+}
+
+fn bad(message: impl Into<String>) -> ApiFailure {
+    ApiFailure::bad_request(message)
+}
+
+/// Anthropic's request as the OpenAI-shaped request the router speaks.
+pub fn to_openai(body: &Value) -> Result<ChatRequest, ApiFailure> {
+    let obj = body.as_object().ok_or_else(|| bad("the request body must be a JSON object"))?;
+    let mut out = Map::new();
+    out.insert("model".into(), obj.get("model").cloned().unwrap_or(Value::Null));
+    let mut messages = Vec::new();
+    match obj.get("system") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(text)) => messages.push(json!({"role": "system", "content": text})),
+        Some(Value::Array(blocks)) => {
+            let parts: Vec<Value> = blocks.iter().map(text_part).collect::<Result<_, _>>()?;
+            messages.push(json!({"role": "system", "content": parts}));
+        }
+        Some(_) => return Err(bad("`system` must be a string or a list of text blocks")),
+    }
+    for (i, message) in obj.get("messages").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let role = message.get("role").and_then(Value::as_str).unwrap_or_default();
+        match (role, message.get("content")) {
+            (_, Some(Value::String(text))) => messages.push(json!({"role": role, "content": text})),
+            ("user", Some(Value::Array(blocks))) => user_blocks(blocks, i, &mut messages)?,
+            ("assistant", Some(Value::Array(blocks))) => messages.push(assistant_blocks(blocks, i)?),
+            _ => {
+                return Err(bad(format!(
+                    "messages[{i}]: `role` must be user or assistant, with string or block content"
+                )));
+            }
+        }
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    if let Some(max) = obj.get("max_tokens") {
+        out.insert("max_tokens".into(), max.clone());
+    }
+    for (from, to) in
+        [("temperature", "temperature"), ("top_p", "top_p"), ("stop_sequences", "stop"), ("top_k", "top_k")]
+    {
+        if let Some(v) = obj.get(from).filter(|v| !v.is_null()) {
+            out.insert(to.into(), v.clone());
+        }
+    }
+    if let Some(user) = obj.get("metadata").and_then(|m| m.get("user_id")).filter(|u| u.is_string()) {
+        out.insert("user".into(), user.clone());
+    }
+    if obj.get("stream").and_then(Value::as_bool) == Some(true) {
+        out.insert("stream".into(), Value::Bool(true));
+        out.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+    if let Some(tools) = obj.get("tools").and_then(Value::as_array) {
+        let tools: Vec<Value> = tools.iter().map(tool).collect::<Result<_, _>>()?;
+        out.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(choice) = obj.get("tool_choice") {
+        let kind = choice.get("type").and_then(Value::as_str).unwrap_or_default();
+        let mapped = match kind {
+            "auto" => json!("auto"),
+            "any" => json!("required"),
+            "none" => json!("none"),
+            "tool" => {
+                json!({"type": "function", "function": {"name": choice.get("name").cloned().unwrap_or(Value::Null)}})
+            }
+            other => return Err(bad(format!("tool_choice type `{other}` is not one of auto, any, tool, none"))),
+        };
+        out.insert("tool_choice".into(), mapped);
+        if choice.get("disable_parallel_tool_use").and_then(Value::as_bool) == Some(true) {
+            out.insert("parallel_tool_calls".into(), Value::Bool(false));
+        }
+    }
+    if let Some(thinking) = obj.get("thinking")
+        && thinking.get("type").and_then(Value::as_str) == Some("enabled")
+    {
+        let budget = thinking.get("budget_tokens").and_then(Value::as_i64).unwrap_or(0);
+        let effort = if budget <= 1024 {
+            "low"
+        } else if budget <= 2048 {
+            "medium"
+        } else {
+            "high"
+        };
+        out.insert("reasoning_effort".into(), json!(effort));
+    }
+    if let Some(config) = obj.get("output_config") {
+        if let Some(schema) = config.get("format").and_then(|f| f.get("schema")) {
+            out.insert(
+                "response_format".into(),
+                json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": true}}),
+            );
+        }
+        if let Some(effort) = config.get("effort").filter(|e| e.is_string()) {
+            out.insert("reasoning_effort".into(), effort.clone());
+        }
+    }
+    serde_json::from_value(Value::Object(out)).map_err(|e| bad(format!("invalid request: {e}")))
+}
+
+fn text_part(block: &Value) -> Result<Value, ApiFailure> {
+    let text = block.get("text").and_then(Value::as_str).ok_or_else(|| bad("a text block needs `text`"))?;
+    let mut part = json!({"type": "text", "text": text});
+    if let Some(cc) = block.get("cache_control") {
+        part["cache_control"] = cc.clone();
+    }
+    Ok(part)
+}
+
+fn user_blocks(blocks: &[Value], i: usize, messages: &mut Vec<Value>) -> Result<(), ApiFailure> {
+    let mut parts = Vec::new();
+    for block in blocks {
+        match block.get("type").and_then(Value::as_str).unwrap_or_default() {
+            "text" => parts.push(text_part(block)?),
+            "image" => {
+                let source =
+                    block.get("source").ok_or_else(|| bad(format!("messages[{i}]: an image needs `source`")))?;
+                let url = match source.get("type").and_then(Value::as_str) {
+                    Some("base64") => format!(
+                        "data:{};base64,{}",
+                        source.get("media_type").and_then(Value::as_str).unwrap_or("image/png"),
+                        source.get("data").and_then(Value::as_str).unwrap_or_default()
+                    ),
+                    Some("url") => source.get("url").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    _ => return Err(bad(format!("messages[{i}]: image sources are base64 or url"))),
+                };
+                parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
+            }
+            "document" => {
+                let source = block.get("source").cloned().unwrap_or(Value::Null);
+                match source.get("type").and_then(Value::as_str) {
+                    Some("base64") => parts.push(json!({"type": "file", "file": {
+                        "file_data": format!("data:{};base64,{}",
+                            source.get("media_type").and_then(Value::as_str).unwrap_or("application/pdf"),
+                            source.get("data").and_then(Value::as_str).unwrap_or_default()),
+                    }})),
+                    Some("text") => {
+                        parts.push(json!({"type": "text", "text": source.get("data").cloned().unwrap_or(Value::Null)}))
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "messages[{i}]: only base64 and text document sources can be translated"
+                        )));
+                    }
+                }
+            }
+            "tool_result" => {
+                // Tool results answer the calls before them; other parts follow them.
+                let content = match block.get("content") {
+                    None | Some(Value::Null) => Value::String(String::new()),
+                    Some(Value::String(s)) => Value::String(s.clone()),
+                    Some(Value::Array(items)) => Value::String(
+                        items
+                            .iter()
+                            .filter_map(|b| b.get("text").and_then(Value::as_str))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    ),
+                    Some(_) => {
+                        return Err(bad(format!("messages[{i}]: tool_result content must be a string or blocks")));
+                    }
+                };
+                let id = block.get("tool_use_id").cloned().unwrap_or(Value::Null);
+                messages.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
+            }
+            other => return Err(bad(format!("messages[{i}]: a `{other}` block cannot be sent by the user here"))),
+        }
+    }
+    if !parts.is_empty() {
+        messages.push(json!({"role": "user", "content": parts}));
+    }
+    Ok(())
+}
+
+fn assistant_blocks(blocks: &[Value], i: usize) -> Result<Value, ApiFailure> {
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    let mut thinking = Vec::new();
+    let mut reasoning = String::new();
+    for block in blocks {
+        match block.get("type").and_then(Value::as_str).unwrap_or_default() {
+            "text" => text.push_str(block.get("text").and_then(Value::as_str).unwrap_or_default()),
+            "tool_use" => {
+                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
+                calls.push(json!({
+                    "id": block.get("id").cloned().unwrap_or(Value::Null),
+                    "type": "function",
+                    "function": {"name": block.get("name").cloned().unwrap_or(Value::Null), "arguments": input.to_string()},
+                }));
+            }
+            "thinking" => {
+                reasoning.push_str(block.get("thinking").and_then(Value::as_str).unwrap_or_default());
+                thinking.push(block.clone());
+            }
+            "redacted_thinking" => thinking.push(block.clone()),
+            other => return Err(bad(format!("messages[{i}]: an assistant `{other}` block cannot be translated"))),
+        }
+    }
+    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    if !thinking.is_empty() {
+        message["thinking_blocks"] = Value::Array(thinking);
+        message["reasoning_content"] = Value::String(reasoning);
+    }
+    Ok(message)
+}
+
+fn tool(tool: &Value) -> Result<Value, ApiFailure> {
+    if let Some(kind) = tool.get("type").and_then(Value::as_str).filter(|t| *t != "custom") {
+        return Err(bad(format!("the server tool `{kind}` runs only on Anthropic's side and cannot be routed")));
+    }
+    let mut function = json!({
+        "name": tool.get("name").cloned().unwrap_or(Value::Null),
+        "parameters": tool.get("input_schema").cloned().unwrap_or_else(|| json!({"type": "object"})),
+    });
+    if let Some(description) = tool.get("description") {
+        function["description"] = description.clone();
+    }
+    let mut out = json!({"type": "function", "function": function});
+    if let Some(cc) = tool.get("cache_control") {
+        out["cache_control"] = cc.clone();
+    }
+    Ok(out)
+}
+
+fn stop_reason(finish: &str) -> &'static str {
+    match finish {
+        "length" => "max_tokens",
+        "tool_calls" | "function_call" => "tool_use",
+        "content_filter" => "refusal",
+        _ => "end_turn",
+    }
+}
+
+/// Anthropic's usage from OpenAI's (where cached and cache-write tokens sit inside the prompt).
+fn usage(usage: Option<&crate::spec::openai::CompletionUsage>) -> Value {
+    let Some(u) = usage else { return json!({"input_tokens": 0, "output_tokens": 0}) };
+    let details = u.prompt_tokens_details.as_ref();
+    let cached = details.and_then(|d| d.cached_tokens).unwrap_or(0);
+    let written = details.and_then(|d| d.cache_write_tokens).unwrap_or(0);
+    json!({
+        "input_tokens": (u.prompt_tokens - cached - written).max(0),
+        "output_tokens": u.completion_tokens,
+        "cache_read_input_tokens": cached,
+        "cache_creation_input_tokens": written,
+    })
+}
+
+fn message_id(id: &str) -> String {
+    if id.starts_with("msg_") { id.to_string() } else { format!("msg_{id}") }
+}
+
+/// An OpenAI-shaped answer as Anthropic's `Message`.
+pub fn from_openai(response: &ChatResponse, model: &str) -> Value {
+    let mut content = Vec::new();
+    let choice = response.choices.first();
+    let message = choice.map(|c| serde_json::to_value(&c.message).unwrap_or(Value::Null)).unwrap_or(Value::Null);
+    if let Some(blocks) = message.get("thinking_blocks").and_then(Value::as_array) {
+        content.extend(blocks.iter().cloned());
+    } else if let Some(reasoning) = message.get("reasoning_content").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+        content.push(json!({"type": "thinking", "thinking": reasoning, "signature": ""}));
+    }
+    if let Some(text) = message.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        content.push(json!({"type": "text", "text": text}));
+    }
+    for call in message.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+        let arguments = call["function"]["arguments"].as_str().unwrap_or("{}");
+        let input: Value = serde_json::from_str(arguments).unwrap_or_else(|_| json!({}));
+        content.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
+    }
+    let finish =
+        choice.and_then(|c| serde_json::to_value(&c.finish_reason).ok()).and_then(|v| v.as_str().map(str::to_string));
+    json!({
+        "id": message_id(&response.id),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason(finish.as_deref().unwrap_or("stop")),
+        "stop_sequence": null,
+        "usage": usage(response.usage.as_ref()),
+    })
+}
+
+/// The kind of content block open in a translated stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Open {
+    Thinking,
+    Text,
+    Tool(i64),
+}
+
+/// Translates OpenAI chunks into Anthropic stream events.
+#[derive(Debug)]
+pub struct StreamTranslator {
+    model: String,
+    started: bool,
+    open: Option<(usize, Open)>,
+    next_index: usize,
+    stop: Option<&'static str>,
+    usage: Option<crate::spec::openai::CompletionUsage>,
+}
+
+impl StreamTranslator {
+    /// A translator for a stream of `model`.
+    pub fn new(model: impl Into<String>) -> Self {
+        Self { model: model.into(), started: false, open: None, next_index: 0, stop: None, usage: None }
+    }
+
+    fn event(out: &mut Vec<u8>, name: &str, data: &Value) {
+        out.extend_from_slice(format!("event: {name}\ndata: {data}\n\n").as_bytes());
+    }
+
+    fn close(&mut self, out: &mut Vec<u8>) {
+        if let Some((index, _)) = self.open.take() {
+            Self::event(out, "content_block_stop", &json!({"type": "content_block_stop", "index": index}));
+        }
+    }
+
+    fn ensure(&mut self, kind: Open, start: Value, out: &mut Vec<u8>) -> usize {
+        if let Some((index, open)) = self.open
+            && open == kind
+        {
+            return index;
+        }
+        self.close(out);
+        let index = self.next_index;
+        self.next_index += 1;
+        self.open = Some((index, kind));
+        Self::event(
+            out,
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index, "content_block": start}),
+        );
+        index
+    }
+
+    /// The events for one chunk.
+    pub fn chunk(&mut self, chunk: &ChatChunk, out: &mut Vec<u8>) {
+        if !self.started {
+            self.started = true;
+            let start = json!({"type": "message_start", "message": {
+                "id": message_id(&chunk.id), "type": "message", "role": "assistant", "model": self.model,
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 0, "output_tokens": 0},
+            }});
+            Self::event(out, "message_start", &start);
+        }
+        if let Some(u) = chunk.usage.as_ref() {
+            self.usage = Some(u.clone());
+        }
+        let Some(choice) = chunk.choices.iter().find(|c| c.index == 0) else { return };
+        let delta = &choice.delta;
+        if let Some(thinking) = delta.reasoning_content.as_ref().filter(|t| !t.is_empty()) {
+            let index = self.ensure(Open::Thinking, json!({"type": "thinking", "thinking": "", "signature": ""}), out);
+            let data = json!({"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": thinking}});
+            Self::event(out, "content_block_delta", &data);
+        }
+        if let Some(blocks) = delta.extra.get("thinking_blocks").and_then(Value::as_array)
+            && let Some((index, Open::Thinking)) = self.open
+        {
+            for signature in
+                blocks.iter().filter_map(|b| b.get("signature").and_then(Value::as_str)).filter(|s| !s.is_empty())
+            {
+                let data = json!({"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": signature}});
+                Self::event(out, "content_block_delta", &data);
+            }
+        }
+        if let Some(text) = delta.content.as_ref().filter(|t| !t.is_empty()) {
+            let index = self.ensure(Open::Text, json!({"type": "text", "text": ""}), out);
+            let data =
+                json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}});
+            Self::event(out, "content_block_delta", &data);
+        }
+        for call in delta.tool_calls.iter().flatten() {
+            let function = call.function.as_ref();
+            let starts_new =
+                call.id.is_some() || self.open.is_none_or(|(_, open)| open != Open::Tool(call.index.unwrap_or(0)));
+            let index = if starts_new {
+                self.close(out);
+                let start = json!({
+                    "type": "tool_use", "id": call.id.clone().unwrap_or_default(),
+                    "name": function.and_then(|f| f.name.clone()).unwrap_or_default(), "input": {},
+                });
+                self.ensure(Open::Tool(call.index.unwrap_or(0)), start, out)
+            } else {
+                self.open.map_or(0, |(index, _)| index)
+            };
+            if let Some(arguments) = function.and_then(|f| f.arguments.as_deref()).filter(|a| !a.is_empty()) {
+                let data = json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": arguments}});
+                Self::event(out, "content_block_delta", &data);
+            }
+        }
+        if let Some(finish) = choice.finish_reason.as_ref().and_then(|f| serde_json::to_value(f).ok()) {
+            self.stop = Some(stop_reason(finish.as_str().unwrap_or("stop")));
+        }
+    }
+
+    /// The closing events.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.close(out);
+        let data = json!({"type": "message_delta",
+            "delta": {"stop_reason": self.stop.unwrap_or("end_turn"), "stop_sequence": null},
+            "usage": usage(self.usage.as_ref())});
+        Self::event(out, "message_delta", &data);
+        Self::event(out, "message_stop", &json!({"type": "message_stop"}));
+    }
+}
+
+fn events(
+    stream: RoutedStream,
+    model: String,
+) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+    let translator = StreamTranslator::new(model);
+    futures_util::stream::unfold(Some((stream, translator)), |state| async move {
+        let (mut stream, mut translator) = state?;
+        let mut out = Vec::new();
+        match stream.next_chunk().await {
+            Some(Ok(chunk)) => {
+                translator.chunk(&chunk, &mut out);
+                Some((Ok(Bytes::from(out)), Some((stream, translator))))
+            }
+            Some(Err(err)) => {
+                let failure = ApiFailure::from(&err);
+                let body = json!({"type": "error", "error": {"type": "api_error", "message": failure.message}});
+                StreamTranslator::event(&mut out, "error", &body);
+                Some((Ok(Bytes::from(out)), None))
+            }
+            None => {
+                translator.finish(&mut out);
+                Some((Ok(Bytes::from(out)), None))
+            }
+        }
+    })
+}
