@@ -37,6 +37,19 @@ enum Command {
     Providers,
     /// Run the OpenAI-compatible gateway (with no config: the mock provider's models).
     Serve(ServeArgs),
+    /// Serve the built-in mock provider as an OpenAI-format HTTP upstream (load and
+    /// end-to-end tests).
+    MockUpstream {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Port to listen on.
+        #[arg(long, default_value_t = 4010)]
+        port: u16,
+        /// Milliseconds to wait before each answer.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
     /// Work with the API descriptions in `openapi/`.
     Spec {
         #[command(subcommand)]
@@ -187,6 +200,19 @@ async fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Providers => providers(&mut out),
         Command::Serve(args) => serve(args).await,
+        Command::MockUpstream { host, port, latency_ms } => {
+            let addr = std::net::SocketAddr::new(host, port);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
+            eprintln!("mock upstream on http://{addr}/v1 (latency {latency_ms} ms)");
+            let app = switchyard::gateway::mock_upstream::app(std::time::Duration::from_millis(latency_ms));
+            axum::serve(listener, app)
+                .with_graceful_shutdown(switchyard::gateway::shutdown_signal())
+                .await
+                .map_err(|e| Error::Config(format!("server: {e}")))?;
+            Ok(())
+        }
         Command::Spec { command: SpecCommand::Drift { spec, upstream, format } } => {
             let report = switchyard::drift::drift(&spec, &upstream)?;
             match format {

@@ -28,6 +28,7 @@ mod handlers;
 pub mod keys;
 pub mod limits;
 pub mod messages;
+pub mod mock_upstream;
 pub mod metrics;
 pub mod spend;
 pub mod store;

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Load benchmark of the gateway (a benchmark, not a test): oha against a local mock upstream,
+directly and through the gateway, reporting requests/s, p50/p90/p99, added latency, the
+gateway's CPU time per request (from /proc), its peak RSS and its time from start to first
+answer. Everything runs on loopback and is bounded in time.
+
+Usage: scripts/load [--seconds N] [--quick]   (the wrapper builds the release binary)
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "switchyard")
+KEY = "sk-load-test"
+TICKS = os.sysconf("SC_CLK_TCK")
+WORDS20 = " ".join(f"w{i}" for i in range(20))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_ready(url, timeout=10.0):
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.005)
+    raise SystemExit(f"{url} did not come up")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def oha(url, body, concurrency, seconds, headers):
+    cmd = ["oha", "-z", f"{seconds}s", "-c", str(concurrency), "--no-tui", "--output-format", "json", "-m", "POST",
+           "-T", "application/json", "-d", body, url]
+    for h in headers:
+        cmd[1:1] = ["-H", h]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    summary = data["summary"]
+    p = data["latencyPercentiles"]
+    codes = data.get("statusCodeDistribution", {})
+    ok = int(codes.get("200", 0))
+    total = sum(int(v) for v in codes.values())
+    return {
+        "rps": summary["requestsPerSec"],
+        "p50": p["p50"] * 1000,
+        "p90": p["p90"] * 1000,
+        "p99": p["p99"] * 1000,
+        "ok": ok,
+        "total": total,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="concurrency 1 and 64 only, instant mock only")
+    args = parser.parse_args()
+    if not shutil.which("oha"):
+        raise SystemExit("oha is needed: cargo install oha --locked")
+    work = tempfile.mkdtemp()
+    procs = []
+    try:
+        latencies = [0] if args.quick else [0, 50]
+        rows = []
+        for latency in latencies:
+            mock_port, gw_port = free_port(), free_port()
+            mock = subprocess.Popen([BIN, "mock-upstream", "--port", str(mock_port), "--latency-ms", str(latency)],
+                                    stderr=subprocess.DEVNULL)
+            procs.append(mock)
+            wait_ready(f"http://127.0.0.1:{mock_port}/v1/models")
+            config = os.path.join(work, f"config-{latency}.yaml")
+            with open(config, "w") as f:
+                f.write("model_list:\n  - model_name: fast\n    litellm_params: "
+                        f"{{model: openai/echo, api_base: 'http://127.0.0.1:{mock_port}/v1', api_key: sk-mock}}\n")
+            env = dict(os.environ, SWITCHYARD_MASTER_KEY=KEY, SWITCHYARD_DATABASE_URL=f"sqlite://{work}/db-{latency}.db")
+            started = time.monotonic()
+            gw = subprocess.Popen([BIN, "serve", "--config", config, "--port", str(gw_port)], env=env,
+                                  stderr=subprocess.DEVNULL)
+            procs.append(gw)
+            wait_ready(f"http://127.0.0.1:{gw_port}/health/liveness")
+            req = urllib.request.Request(f"http://127.0.0.1:{gw_port}/v1/chat/completions", method="POST",
+                                         data=json.dumps({"model": "fast", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+                                         headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+            urllib.request.urlopen(req).read()
+            first_answer_ms = (time.monotonic() - started) * 1000
+            auth = [f"Authorization: Bearer {KEY}"]
+            scenarios = [
+                ("openai", False, json.dumps({"model": "fast", "messages": [{"role": "user", "content": "hello"}]}),
+                 "/v1/chat/completions"),
+                ("openai", True, json.dumps({"model": "fast", "stream": True, "messages": [{"role": "user", "content": WORDS20}]}),
+                 "/v1/chat/completions"),
+                ("anthropic", False, json.dumps({"model": "fast", "max_tokens": 64, "messages": [{"role": "user", "content": "hello"}]}),
+                 "/v1/messages"),
+                ("anthropic", True, json.dumps({"model": "fast", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": WORDS20}]}),
+                 "/v1/messages"),
+            ]
+            for route, stream, body, path in scenarios:
+                direct_body = body if route == "openai" else json.dumps(
+                    {"model": "echo", "stream": stream, "messages": json.loads(body)["messages"]})
+                direct_body = direct_body.replace('"fast"', '"echo"')
+                for c in ([1, 64] if args.quick else [1, 16, 64]):
+                    direct = oha(f"http://127.0.0.1:{mock_port}/v1/chat/completions", direct_body, c, args.seconds, [])
+                    cpu0 = cpu_seconds(gw.pid)
+                    through = oha(f"http://127.0.0.1:{gw_port}{path}", body, c, args.seconds, auth)
+                    cpu = cpu_seconds(gw.pid) - cpu0
+                    rows.append({
+                        "latency": latency, "route": route, "stream": stream, "c": c,
+                        "direct_rps": direct["rps"], "rps": through["rps"],
+                        "p50": through["p50"], "p90": through["p90"], "p99": through["p99"],
+                        "added_p50": through["p50"] - direct["p50"], "added_p99": through["p99"] - direct["p99"],
+                        "cpu_ms": cpu * 1000 / max(through["total"], 1),
+                        "errors": through["total"] - through["ok"],
+                    })
+                    print(json.dumps(rows[-1]), file=sys.stderr)
+            rows.append({"latency": latency, "peak_rss_mb": peak_rss_mb(gw.pid), "first_answer_ms": first_answer_ms})
+            for p in (gw, mock):
+                p.terminate()
+                p.wait(timeout=10)
+        print("| mock latency | route | stream | concurrency | direct req/s | gateway req/s | p50 / p90 / p99 ms | added p50 / p99 ms | gateway CPU per request | errors |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            if "route" not in r:
+                continue
+            print(f"| {r['latency']} ms | {r['route']} | {'20 chunks' if r['stream'] else 'no'} | {r['c']} | "
+                  f"{r['direct_rps']:.0f} | {r['rps']:.0f} | {r['p50']:.2f} / {r['p90']:.2f} / {r['p99']:.2f} | "
+                  f"{r['added_p50']:.2f} / {r['added_p99']:.2f} | {r['cpu_ms']:.3f} ms | {r['errors']} |")
+        for r in rows:
+            if "peak_rss_mb" in r:
+                print(f"\nmock latency {r['latency']} ms: gateway peak RSS {r['peak_rss_mb']:.1f} MB, "
+                      f"start to first answer {r['first_answer_ms']:.0f} ms")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
