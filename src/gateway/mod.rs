@@ -39,6 +39,9 @@ pub use envelope::ApiFailure;
 /// The database with no config: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE: &str = "sqlite://switchyard.db";
 
+/// Requests in flight before the gateway sheds load (503).
+pub const MAX_IN_FLIGHT: usize = 10_000;
+
 /// The largest request body by default.
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 
@@ -302,7 +305,13 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
                     ApiFailure::new(ErrorKind::Server, "the gateway failed on this request; it has been logged")
                         .into_response()
                 }))
-                .layer(DefaultBodyLimit::max(max_body)),
+                .layer(DefaultBodyLimit::max(max_body))
+                // Past this many requests in flight, answer 503 at once rather than queue.
+                .layer(axum::error_handling::HandleErrorLayer::new(|_: tower::BoxError| async {
+                    unavailable("the gateway is at its limit of requests in flight; retry shortly")
+                }))
+                .load_shed()
+                .concurrency_limit(MAX_IN_FLIGHT),
         )
 }
 
