@@ -26,13 +26,15 @@ async fn answer(State(latency): State<Duration>, request: Request) -> Response {
         response = response.header(name, value);
     }
     let body = match raw.body {
-        crate::transport::Body::Chunks(chunks) => Body::from_stream(futures_util::stream::unfold(chunks, |mut chunks| async move {
-            let chunk = chunks.pop_front()?;
-            if !chunk.delay.is_zero() {
-                tokio::time::sleep(chunk.delay).await;
-            }
-            Some((Ok::<Bytes, std::convert::Infallible>(chunk.bytes), chunks))
-        })),
+        crate::transport::Body::Chunks(chunks) => {
+            Body::from_stream(futures_util::stream::unfold(chunks, |mut chunks| async move {
+                let chunk = chunks.pop_front()?;
+                if !chunk.delay.is_zero() {
+                    tokio::time::sleep(chunk.delay).await;
+                }
+                Some((Ok::<Bytes, std::convert::Infallible>(chunk.bytes), chunks))
+            }))
+        }
         crate::transport::Body::Http(_) => Body::empty(),
     };
     response.body(body).unwrap_or_else(|_| Response::new(Body::empty()))

@@ -28,8 +28,8 @@ mod handlers;
 pub mod keys;
 pub mod limits;
 pub mod messages;
-pub mod mock_upstream;
 pub mod metrics;
+pub mod mock_upstream;
 pub mod spend;
 pub mod store;
 
