@@ -327,3 +327,46 @@ async fn metrics_count_requests_tokens_latency_errors_and_cooldowns() {
     assert!(has(r#"switchyard_deployment_cooling_down{model="down",deployment="down/0"} 1"#), "{text}");
     assert!(has(r#"switchyard_deployment_cooling_down{model="echo",deployment="echo/0"} 0"#), "{text}");
 }
+
+#[tokio::test]
+async fn openai_compatible_servers_declared_in_the_config_need_no_code() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "cmpl-1", "object": "chat.completion", "created": 1, "model": "llama",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "from in-house"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+        })))
+        .mount(&server)
+        .await;
+    let config = format!(
+        "providers:\n  - id: inhouse\n    api_base: '{}/v1'\n    api_key: os.environ/UPSTREAM_KEY\n    api_key_header: x-api-key\n    rename_params: {{seed: random_seed}}\n    drop_params: [logprobs]\nmodel_list:\n  - model_name: local\n    litellm_params: {{model: inhouse/llama}}\n",
+        server.uri()
+    );
+    let app = gateway(&config).await;
+    let body = json!({"model": "local", "seed": 7, "logprobs": true, "messages": [{"role": "user", "content": "hi"}]});
+    let answer = send(&app, post("/v1/chat/completions", body.to_string())).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.json()["choices"][0]["message"]["content"], "from in-house");
+    assert_eq!(answer.header("x-switchyard-model-api-base"), Some(format!("{}/v1", server.uri()).as_str()));
+    let received = &server.received_requests().await.unwrap_or_default()[0];
+    assert_eq!(received.url.path(), "/v1/chat/completions");
+    assert_eq!(received.headers.get("x-api-key").and_then(|v| v.to_str().ok()), Some("sk-upstream"));
+    assert!(received.headers.get("authorization").is_none(), "the key goes only where the config says");
+    let sent: Value = serde_json::from_slice(&received.body).unwrap_or(Value::Null);
+    assert_eq!(sent["model"], "llama");
+    assert_eq!(sent["random_seed"], 7);
+    assert!(sent.get("seed").is_none() && sent.get("logprobs").is_none(), "{sent}");
+
+    for (bad, needle) in [
+        ("providers:\n  - {id: openai, api_base: 'http://x/v1'}\n", "built-in"),
+        ("providers:\n  - {id: 'In House', api_base: 'http://x/v1'}\n", "lowercase"),
+        ("providers:\n  - {id: a, api_base: 'ftp://x'}\n", "http(s)"),
+    ] {
+        let err = Config::parse(bad).err().unwrap_or_else(|| panic!("{bad} is invalid"));
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+    let extra = Config::parse("providers:\n  - {id: a, api_base: 'http://x/v1', timeout: 3}\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(extra.unsupported_keys(), ["providers[0].timeout"]);
+}

@@ -60,6 +60,40 @@ pub struct Config {
     /// The server.
     #[serde(default)]
     pub general_settings: GeneralSettings,
+    /// OpenAI-compatible servers declared here, usable as `<id>/<model>` (ours).
+    #[serde(default)]
+    pub providers: Vec<CustomProvider>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
+}
+
+/// An OpenAI-compatible server declared in the config, with no code.
+///
+/// ```yaml
+/// providers:
+///   - id: inhouse                       # models are `inhouse/<model>`
+///     api_base: http://10.0.0.5:8000/v1
+///     api_key: os.environ/INHOUSE_KEY   # optional
+///     api_key_header: x-api-key         # default: Authorization: Bearer
+///     rename_params: {max_completion_tokens: max_tokens, seed: random_seed}
+///     drop_params: [logprobs, top_logprobs]
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+pub struct CustomProvider {
+    /// The model-string prefix.
+    pub id: String,
+    /// The API base, with its version segment.
+    pub api_base: String,
+    /// The key (`os.environ/VAR` allowed); a deployment's own `api_key` wins.
+    pub api_key: Option<String>,
+    /// The header the key goes in, when not `Authorization: Bearer`.
+    pub api_key_header: Option<String>,
+    /// Parameters the server names differently: OpenAI name to the server's.
+    #[serde(default)]
+    pub rename_params: BTreeMap<String, String>,
+    /// Parameters always removed before sending.
+    #[serde(default)]
+    pub drop_params: Vec<String>,
     #[serde(flatten)]
     unknown: BTreeMap<String, Value>,
 }
@@ -239,6 +273,26 @@ impl Config {
             return Ok(Self::default());
         }
         let config: Config = serde_norway::from_str(text).map_err(|e| Error::Config(format!("invalid config: {e}")))?;
+        let mut ids = std::collections::HashSet::new();
+        for (i, provider) in config.providers.iter().enumerate() {
+            let id = provider.id.as_str();
+            let valid = !id.is_empty()
+                && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            if !valid {
+                return Err(Error::Config(format!(
+                    "invalid config: providers[{i}].id `{id}` must be lowercase letters, digits, _ or -"
+                )));
+            }
+            if crate::ProviderKind::from_id(id).is_some() {
+                return Err(Error::Config(format!("invalid config: providers[{i}].id `{id}` is a built-in provider")));
+            }
+            if !ids.insert(id) {
+                return Err(Error::Config(format!("invalid config: providers[{i}].id `{id}` is declared twice")));
+            }
+            if !(provider.api_base.starts_with("http://") || provider.api_base.starts_with("https://")) {
+                return Err(Error::Config(format!("invalid config: providers[{i}].api_base must be an http(s) URL")));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, entry) in config.model_list.iter().enumerate() {
             if entry.model_name.trim().is_empty() {
@@ -269,6 +323,9 @@ impl Config {
         add("litellm_settings", &self.litellm_settings.unknown);
         add("litellm_settings.cache_params", &self.litellm_settings.cache_params.unknown);
         add("general_settings", &self.general_settings.unknown);
+        for (i, provider) in self.providers.iter().enumerate() {
+            add(&format!("providers[{i}]"), &provider.unknown);
+        }
         for (i, entry) in self.model_list.iter().enumerate() {
             add(&format!("model_list[{i}]"), &entry.unknown);
             add(&format!("model_list[{i}].litellm_params"), &entry.litellm_params.unknown);

@@ -19,6 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::cache::ResponseCache;
 use crate::error::{Error, ErrorKind, Result};
+use crate::provider::openai_compat::CompatVendor;
 use crate::router::{Deployment, Router, SharedState, Strategy};
 use crate::transport::{RetryPolicy, Timeouts};
 
@@ -115,14 +116,37 @@ impl Gateway {
             .drop_params(config.litellm_settings.drop_params)
             .state(state)
             .hooks(handlers::spend_hooks(sender, limits.clone(), metrics.clone()));
+        let custom: std::collections::HashMap<&str, (&config::CustomProvider, &'static CompatVendor)> = config
+            .providers
+            .iter()
+            .map(|p| {
+                let renames = p.rename_params.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
+                (p.id.as_str(), (p, CompatVendor::declare(&p.id, &p.api_base, renames, p.drop_params.clone(), false)))
+            })
+            .collect();
         for (i, entry) in config.model_list.iter().enumerate() {
             let p = &entry.litellm_params;
             let at = |field: &str| format!("model_list[{i}].litellm_params.{field}");
             let mut deployment = Deployment::new(p.model.clone());
+            let declared = p.model.split_once('/').and_then(|(prefix, _)| custom.get(prefix));
             let settings = &mut deployment.settings;
             settings.api_key =
                 resolve(&p.api_key).map_err(|e| Error::Config(format!("{}: {e}", at("api_key"))))?.map(Into::into);
             settings.base_url = resolve(&p.api_base).map_err(|e| Error::Config(format!("{}: {e}", at("api_base"))))?;
+            if let Some((provider, vendor)) = declared {
+                settings.base_url.get_or_insert_with(|| provider.api_base.clone());
+                if settings.api_key.is_none() {
+                    settings.api_key = resolve(&provider.api_key)?.map(Into::into);
+                }
+                if let Some(header) =
+                    provider.api_key_header.as_deref().filter(|h| !h.eq_ignore_ascii_case("authorization"))
+                    && let Some(key) = settings.api_key.take()
+                {
+                    settings.headers.push((header.to_string(), secrecy::ExposeSecret::expose_secret(&key).to_string()));
+                }
+                deployment.provider = Some(crate::ProviderKind::Compat(vendor));
+            }
+            let settings = &mut deployment.settings;
             settings.api_version = resolve(&p.api_version)?;
             settings.organization = resolve(&p.organization)?;
             settings.location = resolve(&p.aws_region_name)?.or(resolve(&p.vertex_location)?);

@@ -40,6 +40,10 @@ pub struct Deployment {
     /// The model to price and count tokens as, when the model id says nothing (an Azure
     /// deployment named `prod-chat` that runs `gpt-4o`; LiteLLM's `model_info.base_model`).
     pub base_model: Option<String>,
+    /// The provider, when the model string's prefix is not a provider this build knows (an
+    /// OpenAI-compatible server declared in a gateway config); the prefix is then removed
+    /// from `model` if present.
+    pub provider: Option<crate::provider::ProviderKind>,
 }
 
 impl Deployment {
@@ -55,6 +59,7 @@ impl Deployment {
             order: 0,
             context_window: None,
             base_model: None,
+            provider: None,
         }
     }
 

@@ -357,11 +357,20 @@ impl RouterBuilder {
             if !ids.insert(id.clone()) {
                 return Err(bad("the id is used twice".into()));
             }
-            let model_ref = ModelRef::parse(&config.model).map_err(|e| bad(e.to_string()))?;
-            let settings = config.settings.with_env(model_ref.provider, &env);
-            let provider = Provider::configure(model_ref.provider, &settings).map_err(|e| bad(e.to_string()))?;
-            let live =
-                Live::new(id, model_ref.provider, model_ref.model.to_string(), Arc::new(provider), config, &prices);
+            let (kind, model) = match config.provider {
+                Some(kind) => {
+                    let prefix = format!("{kind}/");
+                    (kind, config.model.strip_prefix(&prefix).unwrap_or(&config.model).to_string())
+                }
+                None => {
+                    let model_ref = ModelRef::parse(&config.model).map_err(|e| bad(e.to_string()))?;
+                    (model_ref.provider, model_ref.model.to_string())
+                }
+            };
+            let settings = config.settings.with_env(kind, &env);
+            let provider = Provider::configure(kind, &settings).map_err(|e| bad(e.to_string()))?;
+            let mut live = Live::new(id, kind, model, Arc::new(provider), config, &prices);
+            live.api_base = settings.base_url.clone();
             members.push(Arc::new(live));
         }
         for (kind, table) in [

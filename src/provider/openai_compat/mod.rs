@@ -36,6 +36,35 @@ pub struct CompatVendor {
 }
 
 impl CompatVendor {
+    /// A vendor declared at run time (a gateway config's `providers:`), kept for the life of
+    /// the process: its strings are leaked once at start-up, so it is as `'static` as the
+    /// built-in table.
+    pub fn declare(
+        id: &str,
+        base_url: &str,
+        renames: Vec<(String, String)>,
+        dropped: Vec<String>,
+        max_tokens_only: bool,
+    ) -> &'static CompatVendor {
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        let renames: Vec<(&'static str, &'static str)> = renames.into_iter().map(|(a, b)| (leak(a), leak(b))).collect();
+        let dropped: Vec<&'static str> = dropped.into_iter().map(leak).collect();
+        Box::leak(Box::new(CompatVendor {
+            id: leak(id.to_string()),
+            name: leak(id.to_string()),
+            base_url: leak(base_url.to_string()),
+            key_env: &[],
+            key_required: false,
+            quirks: Quirks {
+                renames: Box::leak(renames.into_boxed_slice()),
+                dropped: Box::leak(dropped.into_boxed_slice()),
+                max_tokens_only,
+                ..Quirks::NONE
+            },
+            docs: "",
+        }))
+    }
+
     /// The environment variable that overrides the base URL: `<ID>_API_BASE`.
     pub fn base_env(&self) -> String {
         format!("{}_API_BASE", self.id.to_ascii_uppercase())
@@ -57,15 +86,29 @@ pub struct Quirks {
     /// A path the API base must end with, appended to a user-given base that lacks it
     /// (Ollama's OpenAI API lives under `/v1`, but LiteLLM configs give the server root).
     pub base_suffix: &'static str,
+    /// Parameters always removed before sending (a config-declared provider's `drop_params`:
+    /// the operator chose to drop them).
+    pub dropped: &'static [&'static str],
 }
 
 impl Quirks {
     /// No departures: OpenAI's wire format as is.
-    pub const NONE: Quirks =
-        Quirks { unsupported: &[], renames: &[], tool_choice_required: None, max_tokens_only: false, base_suffix: "" };
+    pub const NONE: Quirks = Quirks {
+        unsupported: &[],
+        renames: &[],
+        tool_choice_required: None,
+        max_tokens_only: false,
+        base_suffix: "",
+        dropped: &[],
+    };
 
     /// Applies the quirks to an OpenAI request body.
     pub fn apply(&self, provider: ProviderKind, body: &mut Map<String, Value>, drop_params: bool) -> Result<()> {
+        for &param in self.dropped {
+            if body.remove(param).is_some() {
+                tracing::debug!(%provider, param, "dropping a parameter the provider's config drops");
+            }
+        }
         for &param in self.unsupported {
             if body.contains_key(param) {
                 if !drop_params {
