@@ -100,6 +100,11 @@ async fn the_admin_api_needs_the_master_key_and_checks_its_input() {
         ("GET", "/key/list", None),
         ("GET", "/spend/logs", None),
         ("GET", "/model/info", None),
+        ("POST", "/team/new", Some(json!({}))),
+        ("GET", "/team/info?team_id=x", None),
+        ("POST", "/team/update", Some(json!({"team_id": "x"}))),
+        ("POST", "/team/delete", Some(json!({"team_ids": ["x"]}))),
+        ("GET", "/team/list", None),
     ] {
         let as_key = call(&app, method, path, &key, body.clone()).await;
         assert_eq!(as_key.status, StatusCode::FORBIDDEN, "{path} with a virtual key: {}", as_key.body);
@@ -347,4 +352,47 @@ async fn a_graceful_shutdown_under_load_logs_every_answered_request() {
     assert_eq!(answered, 40, "in-flight requests finish during a graceful shutdown");
     let logged = store.spend_count().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(logged, answered, "every answered request is in the spend log once the server has returned");
+}
+
+#[tokio::test]
+async fn a_team_budget_is_shared_by_its_keys() {
+    let server = priced_upstream().await;
+    let app = app(Arc::new(build(&priced_config(&server, ""), sqlite()).await));
+    let team =
+        call(&app, "POST", "/team/new", MASTER, Some(json!({"team_alias": "search", "max_budget": 0.001}))).await;
+    assert_eq!(team.status, StatusCode::OK, "{}", team.body);
+    let team_id = team.body["team_id"].as_str().unwrap_or_else(|| panic!("a team id")).to_string();
+    let unknown = call(&app, "POST", "/key/generate", MASTER, Some(json!({"team_id": "team_nope"}))).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "a key joins only a team that exists");
+    let (a, _) = generate(&app, json!({"team_id": team_id})).await;
+    let (b, _) = generate(&app, json!({"team_id": team_id})).await;
+    let team_spend = |app: axum::Router, id: String| async move {
+        call(&app, "GET", &format!("/team/info?team_id={id}"), MASTER, None).await.body["spend"]
+            .as_f64()
+            .unwrap_or(-1.0)
+    };
+    // $0.00045 a call, from either key, against the team's $0.001.
+    for (n, key) in [(1, &a), (2, &b), (3, &a)] {
+        let answer = call(&app, "POST", "/v1/chat/completions", key, Some(chat("mini"))).await;
+        assert_eq!(answer.status, StatusCode::OK, "call {n}: {}", answer.body);
+        let expected = 0.00045 * f64::from(n);
+        eventually("the team's spend", || {
+            let (app, id) = (app.clone(), team_id.clone());
+            async move { (team_spend(app, id).await - expected).abs() < 1e-12 }
+        })
+        .await;
+    }
+    let refused = call(&app, "POST", "/v1/chat/completions", &b, Some(chat("mini"))).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.body["error"]["message"].as_str().is_some_and(|m| m.contains("team's budget")), "{}", refused.body);
+    let listed = call(&app, "GET", "/team/list", MASTER, None).await;
+    assert!(listed.body["teams"].as_array().is_some_and(|t| t.iter().any(|t| t["team_id"] == team_id.as_str())));
+    let updated =
+        call(&app, "POST", "/team/update", MASTER, Some(json!({"team_id": team_id, "max_budget": 1.0}))).await;
+    assert_eq!(updated.status, StatusCode::OK);
+    assert_eq!(call(&app, "POST", "/v1/chat/completions", &b, Some(chat("mini"))).await.status, StatusCode::OK);
+    let rows = call(&app, "GET", "/spend/logs?limit=10", MASTER, None).await.body;
+    assert!(rows.as_array().is_some_and(|r| r.iter().any(|row| row["team_id"] == team_id.as_str())));
+    let deleted = call(&app, "POST", "/team/delete", MASTER, Some(json!({"team_ids": [team_id]}))).await;
+    assert_eq!(deleted.body["deleted_teams"].as_array().map(Vec::len), Some(1));
 }

@@ -149,7 +149,7 @@ pub(super) async fn route_chat(
 #[derive(Debug)]
 pub(super) struct KeyContext {
     key: Option<Arc<KeyRecord>>,
-    reservation: Option<Reservation>,
+    reservations: Vec<Reservation>,
     estimated_tokens: u64,
     _in_flight: Option<InFlightKey>,
 }
@@ -164,7 +164,7 @@ async fn admit(
     estimate: impl FnOnce() -> i64,
 ) -> Result<(crate::router::CallContext, Option<MinuteUsage>), ApiFailure> {
     let Some(key) = principal.key() else {
-        let context = KeyContext { key: None, reservation: None, estimated_tokens: 0, _in_flight: None };
+        let context = KeyContext { key: None, reservations: Vec::new(), estimated_tokens: 0, _in_flight: None };
         return Ok((Arc::new(context), None));
     };
     if !key.models.is_empty() && !key.models.iter().any(|m| m == group) {
@@ -176,21 +176,39 @@ async fn admit(
     }
     let usage = gateway.limits.admit(key, tokens).await?.map_err(refusal)?;
     let in_flight = gateway.limits.enter(key).map_err(refusal)?;
-    let reservation = if key.max_budget_pico.is_some() {
-        gateway.limits.reserve(key, estimate()).await?.map_err(refusal)?
-    } else {
-        None
+    let team = match &key.team_id {
+        Some(id) => gateway.team(id).await?,
+        None => None,
     };
-    let context = KeyContext { key: Some(key.clone()), reservation, estimated_tokens: tokens, _in_flight: in_flight };
+    let needs_estimate = key.max_budget_pico.is_some() || team.as_ref().is_some_and(|t| t.max_budget_pico.is_some());
+    let estimate = if needs_estimate { estimate() } else { 0 };
+    let mut reservations = Vec::new();
+    if let Some(reservation) = gateway.limits.reserve(key.as_ref(), estimate).await?.map_err(refusal)? {
+        reservations.push(reservation);
+    }
+    if let Some(team) = &team {
+        match gateway.limits.reserve(team.as_ref(), estimate).await? {
+            Ok(reservation) => reservations.extend(reservation),
+            Err(refused) => {
+                // Give back what the key reserved: this call will not happen.
+                for reservation in &reservations {
+                    gateway.limits.settle(reservation, 0).await?;
+                }
+                return Err(refusal(refused));
+            }
+        }
+    }
+    let context = KeyContext { key: Some(key.clone()), reservations, estimated_tokens: tokens, _in_flight: in_flight };
     Ok((Arc::new(context), Some(usage)))
 }
 
 fn refusal(refusal: Refusal) -> ApiFailure {
     match refusal {
-        Refusal::Budget { spent, max } => ApiFailure::new(
+        Refusal::Budget { team, spent, max } => ApiFailure::new(
             ErrorKind::RateLimited,
             format!(
-                "the key's budget is spent: ${:.6} of ${:.6} (with the calls in flight) for this period",
+                "the {}'s budget is spent: ${:.6} of ${:.6} (with the calls in flight) for this period",
+                if team { "team" } else { "key" },
                 spent as f64 / 1e12,
                 max as f64 / 1e12
             ),
@@ -246,15 +264,15 @@ pub(super) fn spend_hooks(sender: SpendSender, limits: Arc<Limits>, metrics: Arc
             let used = event.usage.as_ref().and_then(|u| u64::try_from(u.total_tokens).ok()).unwrap_or(0);
             // Only what settling needs goes to the task: the context itself (with the key's
             // parallel slot) is released when the call ends, not when settling does.
-            let (reservation, estimated) = (context.reservation.clone(), context.estimated_tokens);
+            let (reservations, estimated) = (context.reservations.clone(), context.estimated_tokens);
             drop(context);
             let limits = limits.clone();
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {
-                    if let Some(reservation) = &reservation
-                        && let Err(err) = limits.settle(&key, reservation, cost).await
-                    {
-                        tracing::warn!(key = %key.id, error = %err, "cannot settle a budget reservation");
+                    for reservation in &reservations {
+                        if let Err(err) = limits.settle(reservation, cost).await {
+                            tracing::warn!(key = %key.id, error = %err, "cannot settle a budget reservation");
+                        }
                     }
                     if let Err(err) = limits.add_tokens(&key, used.saturating_sub(estimated)).await {
                         tracing::warn!(key = %key.id, error = %err, "cannot count a key's tokens");

@@ -148,14 +148,14 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs))
 }
 
-fn dollars_to_pico(dollars: f64, field: &str) -> Result<i64, ApiFailure> {
+pub(super) fn dollars_to_pico(dollars: f64, field: &str) -> Result<i64, ApiFailure> {
     if !dollars.is_finite() || !(0.0..=9_000_000.0).contains(&dollars) {
         return Err(ApiFailure::bad_request(format!("`{field}` must be a number of dollars from 0 to 9,000,000")));
     }
     Ok((dollars * 1e12).round() as i64)
 }
 
-fn pico_to_dollars(pico: i64) -> f64 {
+pub(super) fn pico_to_dollars(pico: i64) -> f64 {
     pico as f64 / 1e12
 }
 
@@ -184,7 +184,7 @@ fn non_negative(value: Option<i64>, field: &str) -> Result<Option<i64>, ApiFailu
     }
 }
 
-fn duration_field(text: &str, field: &str) -> Result<Duration, ApiFailure> {
+pub(super) fn duration_field(text: &str, field: &str) -> Result<Duration, ApiFailure> {
     parse_duration(text).ok_or_else(|| {
         ApiFailure::bad_request(format!("`{field}` must be a duration like \"30d\", \"12h\", \"15m\" or \"90s\""))
     })
@@ -258,7 +258,7 @@ async fn describe(gateway: &Gateway, key: &KeyRecord) -> Value {
     })
 }
 
-fn admin_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiFailure> {
+pub(super) fn admin_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiFailure> {
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
     serde_json::from_slice(body).map_err(|e| ApiFailure::bad_request(format!("invalid request: {e}")))
 }
@@ -275,10 +275,21 @@ pub(super) async fn generate(
     let mut key =
         KeyRecord { id, hash: hash_secret(&secret), metadata: json!({}), created_at: now_ms(), ..KeyRecord::default() };
     fields.apply(&mut key, &gateway)?;
+    check_team(&gateway, &key).await?;
     gateway.store.insert_key(&key).await?;
     let mut out = describe(&gateway, &key).await;
     out["key"] = Value::String(secret);
     Ok(Json(out).into_response())
+}
+
+/// A key may join only a team that exists.
+async fn check_team(gateway: &Gateway, key: &KeyRecord) -> Result<(), ApiFailure> {
+    match &key.team_id {
+        Some(id) if gateway.store.team_by_id(id).await?.is_none() => Err(ApiFailure::bad_request(format!(
+            "`team_id` names `{id}`, which does not exist (make it with /team/new)"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -311,6 +322,7 @@ pub(super) async fn update(
     let fields: KeyFields = admin_json(&body)?;
     let mut key = find(&gateway, fields.key.as_deref(), fields.key_id.as_deref()).await?;
     fields.apply(&mut key, &gateway)?;
+    check_team(&gateway, &key).await?;
     gateway.store.update_key(&key).await?;
     gateway.forget(&key).await;
     Ok(Json(describe(&gateway, &key).await).into_response())

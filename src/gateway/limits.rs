@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use redis::aio::ConnectionManager;
 
-use super::store::{KeyRecord, Store, now_ms};
+use super::store::{KeyRecord, Store, TeamRecord, now_ms};
 use crate::error::Result;
 use crate::router::SharedState;
 use crate::router::state::MinuteUsage;
@@ -34,9 +34,31 @@ impl std::fmt::Debug for Counters {
     }
 }
 
+/// Whose budget: a key's or a team's.
+#[derive(Clone, Debug)]
+pub struct BudgetOwner {
+    team: bool,
+    id: String,
+    max: Option<i64>,
+    duration_s: Option<i64>,
+}
+
+impl From<&KeyRecord> for BudgetOwner {
+    fn from(key: &KeyRecord) -> Self {
+        Self { team: false, id: key.id.clone(), max: key.max_budget_pico, duration_s: key.budget_duration_s }
+    }
+}
+
+impl From<&TeamRecord> for BudgetOwner {
+    fn from(team: &TeamRecord) -> Self {
+        Self { team: true, id: team.id.clone(), max: team.max_budget_pico, duration_s: team.budget_duration_s }
+    }
+}
+
 /// A budget reservation, settled when the call ends.
 #[derive(Clone, Debug)]
 pub struct Reservation {
+    owner: BudgetOwner,
     counter: String,
     /// Pico-dollars reserved.
     pub estimate: i64,
@@ -45,8 +67,8 @@ pub struct Reservation {
 /// Why a key may not make a call now.
 #[derive(Debug)]
 pub enum Refusal {
-    /// Its budget for the period is spent.
-    Budget { spent: i64, max: i64 },
+    /// Its budget (or its team's) for the period is spent.
+    Budget { team: bool, spent: i64, max: i64 },
     /// Its rpm or tpm for this minute is spent.
     RateLimit { what: &'static str, limit: i64 },
     /// Too many of its calls are in flight.
@@ -62,15 +84,16 @@ pub struct Limits {
     in_flight: Mutex<HashMap<String, i64>>,
 }
 
-/// The counter of a key's current budget period.
-fn period_counter(key: &KeyRecord, now: i64) -> (String, i64) {
-    match key.budget_duration_s.filter(|d| *d > 0) {
+/// The counter of an owner's current budget period, and when the period started.
+fn period_counter(owner: &BudgetOwner, now: i64) -> (String, i64) {
+    let kind = if owner.team { "team" } else { "key" };
+    match owner.duration_s.filter(|d| *d > 0) {
         Some(secs) => {
             let length = secs.saturating_mul(1000);
             let index = now / length;
-            (format!("budget:{}:{index}", key.id), index * length)
+            (format!("budget:{kind}:{}:{index}", owner.id), index * length)
         }
-        None => (format!("budget:{}:all", key.id), 0),
+        None => (format!("budget:{kind}:{}:all", owner.id), 0),
     }
 }
 
@@ -85,15 +108,24 @@ impl Limits {
         Ok(Self { state, counters, store, in_flight: Mutex::new(HashMap::new()) })
     }
 
+    /// The owner's spend since `since` from the spend log.
+    async fn logged(&self, owner: &BudgetOwner, since: i64) -> Result<i64> {
+        if owner.team {
+            self.store.team_spend_since(&owner.id, since).await
+        } else {
+            self.store.key_spend_since(&owner.id, since).await
+        }
+    }
+
     /// Adds `by` to a counter, loading it from the spend log first if it is new; returns the
     /// new value.
-    async fn add(&self, counter: &str, key_id: &str, since: i64, by: i64) -> Result<i64> {
+    async fn add(&self, counter: &str, owner: &BudgetOwner, since: i64, by: i64) -> Result<i64> {
         match &self.counters {
             Counters::Memory(map) => {
                 let known = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(counter).copied();
                 let base = match known {
                     Some(_) => 0,
-                    None => self.store.key_spend_since(key_id, since).await?,
+                    None => self.logged(owner, since).await?,
                 };
                 let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let value = map.entry(counter.to_string()).or_insert(base);
@@ -109,7 +141,7 @@ impl Limits {
                     .await
                     .map_err(crate::router::state::redis_error)?;
                 if !exists {
-                    let base = self.store.key_spend_since(key_id, since).await?;
+                    let base = self.logged(owner, since).await?;
                     let _: Option<String> = redis::cmd("SET")
                         .arg(&name)
                         .arg(base)
@@ -130,33 +162,35 @@ impl Limits {
         }
     }
 
-    /// Reserves `estimate` against the key's budget, or refuses when the period's spend
-    /// (with calls in flight) would pass it.
+    /// Reserves `estimate` against a key's or team's budget, or refuses when the period's
+    /// spend (with calls in flight) would pass it.
     pub async fn reserve(
         &self,
-        key: &KeyRecord,
+        owner: impl Into<BudgetOwner>,
         estimate: i64,
     ) -> Result<std::result::Result<Option<Reservation>, Refusal>> {
-        let Some(max) = key.max_budget_pico else { return Ok(Ok(None)) };
-        let (counter, since) = period_counter(key, now_ms());
-        let after = self.add(&counter, &key.id, since, estimate).await?;
+        let owner = owner.into();
+        let Some(max) = owner.max else { return Ok(Ok(None)) };
+        let (counter, since) = period_counter(&owner, now_ms());
+        let after = self.add(&counter, &owner, since, estimate).await?;
         if after > max {
-            self.add(&counter, &key.id, since, -estimate).await?;
-            return Ok(Err(Refusal::Budget { spent: after - estimate, max }));
+            self.add(&counter, &owner, since, -estimate).await?;
+            return Ok(Err(Refusal::Budget { team: owner.team, spent: after - estimate, max }));
         }
-        Ok(Ok(Some(Reservation { counter, estimate })))
+        Ok(Ok(Some(Reservation { owner, counter, estimate })))
     }
 
     /// Replaces a reservation with the call's actual cost.
-    pub async fn settle(&self, key: &KeyRecord, reservation: &Reservation, actual: i64) -> Result<()> {
-        let (_, since) = period_counter(key, now_ms());
-        self.add(&reservation.counter, &key.id, since, actual - reservation.estimate).await.map(|_| ())
+    pub async fn settle(&self, reservation: &Reservation, actual: i64) -> Result<()> {
+        let (_, since) = period_counter(&reservation.owner, now_ms());
+        self.add(&reservation.counter, &reservation.owner, since, actual - reservation.estimate).await.map(|_| ())
     }
 
-    /// The key's spend in its current period (pico-dollars), as the counters see it.
-    pub async fn period_spend(&self, key: &KeyRecord) -> Result<i64> {
-        let (counter, since) = period_counter(key, now_ms());
-        self.add(&counter, &key.id, since, 0).await
+    /// A key's or team's spend in its current period (pico-dollars), as the counters see it.
+    pub async fn period_spend(&self, owner: impl Into<BudgetOwner>) -> Result<i64> {
+        let owner = owner.into();
+        let (counter, since) = period_counter(&owner, now_ms());
+        self.add(&counter, &owner, since, 0).await
     }
 
     /// Counts a request (and its estimated tokens) against the key's rpm/tpm; refuses when

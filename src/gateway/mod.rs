@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod mock_upstream;
 pub mod spend;
 pub mod store;
+mod teams;
 
 pub use config::Config;
 pub use envelope::ApiFailure;
@@ -57,6 +58,8 @@ pub struct Gateway {
     limits: Arc<limits::Limits>,
     /// Virtual keys by hash, for 10 s (negative answers too).
     keys: moka::future::Cache<String, Option<Arc<store::KeyRecord>>>,
+    /// Teams by id, for 10 s.
+    teams: moka::future::Cache<String, Option<Arc<store::TeamRecord>>>,
     /// The spend writer, taken at shutdown to drain it.
     writer: std::sync::Mutex<Option<spend::SpendWriter>>,
     metrics: Arc<metrics::Metrics>,
@@ -241,6 +244,7 @@ impl Gateway {
         };
         let max_body = config.general_settings.max_request_size_mb.map_or(DEFAULT_MAX_BODY, |mb| (mb as usize) << 20);
         let keys = moka::future::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(10)).build();
+        let teams = moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(10)).build();
         Ok(Self {
             router,
             master_key: master_key.into(),
@@ -249,6 +253,7 @@ impl Gateway {
             store,
             limits,
             keys,
+            teams,
             writer: std::sync::Mutex::new(Some(writer)),
             metrics,
         })
@@ -310,6 +315,11 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
         .route("/key/list", get(keys::list))
         .route("/spend/logs", get(keys::spend_logs))
         .route("/model/info", get(keys::model_info))
+        .route("/team/new", post(teams::new))
+        .route("/team/info", get(teams::info))
+        .route("/team/update", post(teams::update))
+        .route("/team/delete", post(teams::delete))
+        .route("/team/list", get(teams::list))
         .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), keys::authenticate_admin));
     let open = Routes::new()
         .route("/health/liveness", get(handlers::liveness))

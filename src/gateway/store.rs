@@ -46,6 +46,23 @@ pub struct KeyRecord {
     pub created_at: i64,
 }
 
+/// A team: keys that share a budget.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TeamRecord {
+    /// The team's id (`team_...`).
+    pub id: String,
+    /// A name for people.
+    pub alias: Option<String>,
+    /// Budget per period, pico-dollars, shared by the team's keys.
+    pub max_budget_pico: Option<i64>,
+    /// The budget period, seconds.
+    pub budget_duration_s: Option<i64>,
+    /// Free-form.
+    pub metadata: serde_json::Value,
+    /// When it was made, epoch ms.
+    pub created_at: i64,
+}
+
 /// One row of the spend log.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct SpendRow {
@@ -195,6 +212,81 @@ impl Store {
         rows.iter().map(key_from_row).collect()
     }
 
+    /// Stores a new team.
+    pub async fn insert_team(&self, team: &TeamRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO teams (id, alias, max_budget_pico, budget_duration_s, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&team.id)
+        .bind(&team.alias)
+        .bind(team.max_budget_pico)
+        .bind(team.budget_duration_s)
+        .bind(team.metadata.to_string())
+        .bind(team.created_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(db)
+    }
+
+    /// Replaces a team's settings; false when there is no such team.
+    pub async fn update_team(&self, team: &TeamRecord) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE teams SET alias = $2, max_budget_pico = $3, budget_duration_s = $4, metadata = $5 WHERE id = $1",
+        )
+        .bind(&team.id)
+        .bind(&team.alias)
+        .bind(team.max_budget_pico)
+        .bind(team.budget_duration_s)
+        .bind(team.metadata.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes a team; false when there was none.
+    pub async fn delete_team(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM teams WHERE id = $1").bind(id).execute(&self.pool).await.map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The team with this id.
+    pub async fn team_by_id(&self, id: &str) -> Result<Option<TeamRecord>> {
+        let row = sqlx::query(
+            "SELECT id, alias, max_budget_pico, budget_duration_s, metadata, created_at FROM teams WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(|r| team_from_row(&r)).transpose()
+    }
+
+    /// Every team, newest first.
+    pub async fn list_teams(&self) -> Result<Vec<TeamRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, alias, max_budget_pico, budget_duration_s, metadata, created_at FROM teams ORDER BY created_at DESC, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(team_from_row).collect()
+    }
+
+    /// The spend of a team since `since_ms`, pico-dollars.
+    pub async fn team_spend_since(&self, team_id: &str, since_ms: i64) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(cost_pico), 0) AS BIGINT) AS total FROM spend_logs WHERE team_id = $1 AND created_at >= $2",
+        )
+        .bind(team_id)
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        row.try_get::<i64, _>("total").map_err(db)
+    }
+
     /// Writes spend rows in one transaction; a row already written (same call id) is kept.
     pub async fn write_spend(&self, rows: &[SpendRow]) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
@@ -302,6 +394,17 @@ fn key_from_row(row: &AnyRow) -> Result<KeyRecord> {
         max_parallel: row.try_get("max_parallel").map_err(db)?,
         expires_at: row.try_get("expires_at").map_err(db)?,
         metadata: serde_json::from_str(&text("metadata")?).map_err(db)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+    })
+}
+
+fn team_from_row(row: &AnyRow) -> Result<TeamRecord> {
+    Ok(TeamRecord {
+        id: row.try_get("id").map_err(db)?,
+        alias: row.try_get("alias").map_err(db)?,
+        max_budget_pico: row.try_get("max_budget_pico").map_err(db)?,
+        budget_duration_s: row.try_get("budget_duration_s").map_err(db)?,
+        metadata: serde_json::from_str(&row.try_get::<String, _>("metadata").map_err(db)?).map_err(db)?,
         created_at: row.try_get("created_at").map_err(db)?,
     })
 }
