@@ -127,7 +127,8 @@ pub(super) async fn route_chat(
     request: &ChatRequest,
     mut options: CallOptions,
 ) -> Result<Routed, ApiFailure> {
-    let tokens = crate::tokens::chat_upper_bound(request) / 4 + crate::tokens::reserved_output(request);
+    // Counting and pricing cost microseconds: done only for a key with a tpm or a budget.
+    let tokens = || crate::tokens::chat_upper_bound(request) / 4 + crate::tokens::reserved_output(request);
     let estimate = || gateway.router.estimate_cost(request).map_or(0, |usd| i64::try_from(usd.0).unwrap_or(i64::MAX));
     let (context, usage) = admit(gateway, principal, &request.model, tokens, estimate).await?;
     options.context = Some(context);
@@ -160,7 +161,7 @@ async fn admit(
     gateway: &Gateway,
     principal: &Principal,
     group: &str,
-    tokens: u64,
+    tokens: impl FnOnce() -> u64,
     estimate: impl FnOnce() -> i64,
 ) -> Result<(crate::router::CallContext, Option<MinuteUsage>), ApiFailure> {
     let Some(key) = principal.key() else {
@@ -174,6 +175,7 @@ async fn admit(
         )
         .code("model_not_allowed"));
     }
+    let tokens = if key.tpm.is_some() { tokens() } else { 0 };
     let usage = gateway.limits.admit(key, tokens).await?.map_err(refusal)?;
     let in_flight = gateway.limits.enter(key).map_err(refusal)?;
     let team = match &key.team_id {
@@ -320,22 +322,31 @@ fn sse(
     stream: RoutedStream,
     group: String,
 ) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> {
-    futures_util::stream::unfold(Some(stream), move |state| {
-        let group = group.clone();
-        async move {
-            let mut stream = state?;
-            match stream.next_chunk().await {
-                Some(Ok(mut chunk)) => {
-                    chunk.model = group;
-                    let json = serde_json::to_string(&chunk).unwrap_or_default();
-                    Some((Ok(Bytes::from(format!("data: {json}\n\n"))), Some(stream)))
+    // The group's name travels in the state and is swapped into each chunk's `model`, so
+    // no chunk allocates for it; each event is written into one buffer.
+    futures_util::stream::unfold(Some((stream, group)), |state| async move {
+        let (mut stream, mut group) = state?;
+        match stream.next_chunk().await {
+            Some(Ok(mut chunk)) => {
+                std::mem::swap(&mut chunk.model, &mut group);
+                let mut event = Vec::with_capacity(256);
+                event.extend_from_slice(b"data: ");
+                let written = serde_json::to_writer(&mut event, &chunk);
+                event.extend_from_slice(b"\n\n");
+                std::mem::swap(&mut chunk.model, &mut group);
+                match written {
+                    Ok(()) => Some((Ok(Bytes::from(event)), Some((stream, group)))),
+                    Err(err) => {
+                        let failure = ApiFailure::new(ErrorKind::Server, format!("cannot encode a chunk: {err}"));
+                        Some((Ok(Bytes::from(format!("data: {}\n\n", failure.body()))), None))
+                    }
                 }
-                Some(Err(err)) => {
-                    let body = ApiFailure::from(&err).body();
-                    Some((Ok(Bytes::from(format!("data: {body}\n\n"))), None))
-                }
-                None => Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), None)),
             }
+            Some(Err(err)) => {
+                let body = ApiFailure::from(&err).body();
+                Some((Ok(Bytes::from(format!("data: {body}\n\n"))), None))
+            }
+            None => Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), None)),
         }
     })
 }
@@ -348,7 +359,7 @@ pub(super) async fn embeddings(
     let bytes = body(raw)?;
     let request: EmbeddingRequest = parse(&bytes)?;
     let group = request.model.clone();
-    let (context, usage) = admit(&gateway, &principal, &group, 0, || 0).await?;
+    let (context, usage) = admit(&gateway, &principal, &group, || 0, || 0).await?;
     let options = CallOptions { context: Some(context), ..CallOptions::default() };
     let mut answer = gateway.router.embed_with(&request, options).await?;
     answer.response.model = group;

@@ -209,12 +209,9 @@ impl KeyFields {
             }
             key.models = models;
         }
-        if let Some(budget) = self.max_budget {
-            key.max_budget_pico = Some(dollars_to_pico(budget, "max_budget")?);
-        }
-        if let Some(period) = self.budget_duration {
-            key.budget_duration_s = Some(duration_field(&period, "budget_duration")?.as_secs() as i64);
-        }
+        let budget =
+            Budget { max_budget: self.max_budget, budget_duration: self.budget_duration, metadata: self.metadata };
+        budget.apply(&mut key.max_budget_pico, &mut key.budget_duration_s, &mut key.metadata)?;
         if let Some(rpm) = non_negative(self.rpm_limit, "rpm_limit")? {
             key.rpm = Some(rpm);
         }
@@ -228,11 +225,36 @@ impl KeyFields {
             let life = duration_field(&life, "duration")?;
             key.expires_at = Some(now_ms().saturating_add(life.as_millis() as i64));
         }
-        if let Some(metadata) = self.metadata {
-            if !metadata.is_object() {
+        Ok(())
+    }
+}
+
+/// The budget and metadata fields keys and teams share.
+pub(super) struct Budget {
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    pub metadata: Option<Value>,
+}
+
+impl Budget {
+    /// Checks the fields set and writes them to a key's or team's record.
+    pub(super) fn apply(
+        self,
+        max_budget_pico: &mut Option<i64>,
+        budget_duration_s: &mut Option<i64>,
+        metadata: &mut Value,
+    ) -> Result<(), ApiFailure> {
+        if let Some(budget) = self.max_budget {
+            *max_budget_pico = Some(dollars_to_pico(budget, "max_budget")?);
+        }
+        if let Some(period) = self.budget_duration {
+            *budget_duration_s = Some(duration_field(&period, "budget_duration")?.as_secs() as i64);
+        }
+        if let Some(value) = self.metadata {
+            if !value.is_object() {
                 return Err(ApiFailure::bad_request("`metadata` must be an object"));
             }
-            key.metadata = metadata;
+            *metadata = value;
         }
         Ok(())
     }

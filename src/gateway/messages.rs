@@ -84,7 +84,7 @@ async fn handle(
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiFailure::bad_request(format!("the request body is not valid JSON: {e}")))?;
     // Checked against our description of Anthropic's format first, for its error messages.
-    serde_json::from_value::<crate::spec::anthropic::CreateMessageParams>(value.clone())
+    <crate::spec::anthropic::CreateMessageParams as serde::Deserialize>::deserialize(&value)
         .map_err(|e| ApiFailure::bad_request(format!("invalid request: {e}")))?;
     let request = to_openai(&value)?;
     let group = request.model.clone();

@@ -1,6 +1,6 @@
 //! The spend log writer: one background task that writes rows in batches (what queued while
-//! the previous batch was written, up to 256 rows), and drains what is queued before the
-//! gateway exits.
+//! the previous batch was written, up to 1024 rows, at most one batch per 20 ms), and drains
+//! what is queued before the gateway exits.
 
 use std::time::Duration;
 
@@ -9,7 +9,10 @@ use tokio::task::JoinHandle;
 
 use super::store::{SpendRow, Store};
 
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
+
+/// The least time between two batches.
+const GATHER: Duration = Duration::from_millis(20);
 
 /// Queues spend rows for the writer. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -40,7 +43,11 @@ impl SpendWriter {
             // Whatever queued while the last batch was written is the next batch: under
             // load rows group themselves, and an idle gateway writes each row at once.
             while rx.recv_many(&mut batch, BATCH).await > 0 {
+                let started = tokio::time::Instant::now();
                 written += write(&store, &mut batch).await;
+                // Under load, let rows gather for a moment rather than commit a transaction
+                // per handful of rows; an idle gateway still writes its first row at once.
+                tokio::time::sleep_until(started + GATHER).await;
             }
             written
         });

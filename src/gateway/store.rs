@@ -145,6 +145,16 @@ impl Store {
             return Err(Error::Config(format!("database_url `{url}`: use sqlite://PATH or postgres://...")));
         };
         let pool = AnyPoolOptions::new()
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if url_kind == "sqlite" {
+                        // With WAL, NORMAL is durable against a crash of the gateway (a power
+                        // loss may lose the last commits) and spares an fsync per commit.
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(connection).await?;
+                    }
+                    Ok(())
+                })
+            })
             .max_connections(max)
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(&url)
@@ -289,35 +299,40 @@ impl Store {
 
     /// Writes spend rows in one transaction; a row already written (same call id) is kept.
     pub async fn write_spend(&self, rows: &[SpendRow]) -> Result<()> {
+        // One multi-row INSERT per batch (at most SPEND_ROWS_PER_STATEMENT rows, well under
+        // SQLite's and PostgreSQL's limits on bound parameters): one round trip to the
+        // database's worker per batch rather than one per row.
         let mut tx = self.pool.begin().await.map_err(db)?;
-        for row in rows {
-            sqlx::query(
-                "INSERT INTO spend_logs (call_id, key_id, team_id, model, deployment, provider, prompt_tokens, \
-                 completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_pico, status, error_kind, \
-                 latency_us, ttft_us, cache_hit, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                 $13, $14, $15, $16, $17, $18) ON CONFLICT (call_id) DO NOTHING",
-            )
-            .bind(&row.call_id)
-            .bind(&row.key_id)
-            .bind(&row.team_id)
-            .bind(&row.model)
-            .bind(&row.deployment)
-            .bind(&row.provider)
-            .bind(row.prompt_tokens)
-            .bind(row.completion_tokens)
-            .bind(row.cached_tokens)
-            .bind(row.cache_write_tokens)
-            .bind(row.reasoning_tokens)
-            .bind(row.cost_pico)
-            .bind(&row.status)
-            .bind(&row.error_kind)
-            .bind(row.latency_us)
-            .bind(row.ttft_us)
-            .bind(i64::from(row.cache_hit))
-            .bind(row.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let mut rest = rows;
+        while !rest.is_empty() {
+            // Statements of 64, 32, ... 1 rows: seven shapes, each prepared once and cached.
+            let take = 1usize << rest.len().min(SPEND_ROWS_PER_STATEMENT).ilog2();
+            let (chunk, after) = rest.split_at(take);
+            rest = after;
+            let sql = spend_insert_sql(chunk.len(), self.url_kind == "sqlite");
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                query = query
+                    .bind(&row.call_id)
+                    .bind(&row.key_id)
+                    .bind(&row.team_id)
+                    .bind(&row.model)
+                    .bind(&row.deployment)
+                    .bind(&row.provider)
+                    .bind(row.prompt_tokens)
+                    .bind(row.completion_tokens)
+                    .bind(row.cached_tokens)
+                    .bind(row.cache_write_tokens)
+                    .bind(row.reasoning_tokens)
+                    .bind(row.cost_pico)
+                    .bind(&row.status)
+                    .bind(&row.error_kind)
+                    .bind(row.latency_us)
+                    .bind(row.ttft_us)
+                    .bind(i64::from(row.cache_hit))
+                    .bind(row.created_at);
+            }
+            query.execute(&mut *tx).await.map_err(db)?;
         }
         tx.commit().await.map_err(db)
     }
@@ -430,4 +445,36 @@ fn spend_from_row(row: &AnyRow) -> Result<SpendRow> {
         cache_hit: row.try_get::<i64, _>("cache_hit").map_err(db)? != 0,
         created_at: row.try_get("created_at").map_err(db)?,
     })
+}
+
+/// The most spend rows bound in one INSERT statement (18 parameters each).
+const SPEND_ROWS_PER_STATEMENT: usize = 64;
+
+const SPEND_COLUMNS: usize = 18;
+
+/// `INSERT INTO spend_logs (...) VALUES ($1, ..., $18), ($19, ...)` for `rows` rows, with
+/// `?` placeholders for SQLite: it looks numbered parameters up by name with a linear scan,
+/// quadratic over a statement with a thousand of them.
+fn spend_insert_sql(rows: usize, anonymous: bool) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::with_capacity(300 + rows * SPEND_COLUMNS * 6);
+    sql.push_str(
+        "INSERT INTO spend_logs (call_id, key_id, team_id, model, deployment, provider, prompt_tokens, \
+         completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_pico, status, error_kind, \
+         latency_us, ttft_us, cache_hit, created_at) VALUES ",
+    );
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..SPEND_COLUMNS {
+            sql.push_str(if column == 0 { "" } else { ", " });
+            if anonymous {
+                sql.push('?');
+            } else {
+                let _ = write!(sql, "${}", row * SPEND_COLUMNS + column + 1);
+            }
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (call_id) DO NOTHING");
+    sql
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::keys::{admin_json, dollars_to_pico, duration_field, pico_to_dollars};
+use super::keys::{Budget, admin_json, pico_to_dollars};
 use super::store::{TeamRecord, now_ms};
 use super::{ApiFailure, Gateway};
 use crate::error::ErrorKind;
@@ -42,19 +42,9 @@ impl TeamFields {
         if let Some(alias) = self.team_alias {
             team.alias = Some(alias);
         }
-        if let Some(budget) = self.max_budget {
-            team.max_budget_pico = Some(dollars_to_pico(budget, "max_budget")?);
-        }
-        if let Some(period) = self.budget_duration {
-            team.budget_duration_s = Some(duration_field(&period, "budget_duration")?.as_secs() as i64);
-        }
-        if let Some(metadata) = self.metadata {
-            if !metadata.is_object() {
-                return Err(ApiFailure::bad_request("`metadata` must be an object"));
-            }
-            team.metadata = metadata;
-        }
-        Ok(())
+        let budget =
+            Budget { max_budget: self.max_budget, budget_duration: self.budget_duration, metadata: self.metadata };
+        budget.apply(&mut team.max_budget_pico, &mut team.budget_duration_s, &mut team.metadata)
     }
 }
 
