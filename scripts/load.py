@@ -4,12 +4,16 @@ directly and through the gateway, reporting requests/s, p50/p90/p99, added laten
 gateway's CPU time per request (from /proc), its peak RSS and its time from start to first
 answer. Everything runs on loopback and is bounded in time.
 
-Usage: scripts/load [--seconds N] [--quick]   (the wrapper builds the release binary)
+Each figure is the median of --repeat runs (3 by default): on a machine whose cores the load
+generator, the mock and the gateway share, one run's p99 moves by a millisecond or more.
+
+Usage: scripts/load [--seconds N] [--repeat N] [--quick]   (the wrapper builds the release binary)
 """
 
 import argparse
 import json
 import os
+import statistics
 import shutil
 import socket
 import subprocess
@@ -22,6 +26,7 @@ BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "switch
 KEY = "sk-load-test"
 TICKS = os.sysconf("SC_CLK_TCK")
 WORDS20 = " ".join(f"w{i}" for i in range(20))
+WORDS200 = " ".join(f"w{i}" for i in range(200))
 
 
 def free_port():
@@ -82,8 +87,11 @@ def oha(url, body, concurrency, seconds, headers):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="concurrency 1 and 64 only, instant mock only")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per row; each figure is their median")
+    parser.add_argument("--quick", action="store_true", help="concurrency 1 and 64 only, instant mock only, one run per row")
     args = parser.parse_args()
+    if args.quick:
+        args.repeat = 1
     if not shutil.which("oha"):
         raise SystemExit("oha is needed: cargo install oha --locked")
     work = tempfile.mkdtemp()
@@ -123,36 +131,47 @@ def main():
                 ("anthropic", True, json.dumps({"model": "fast", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": WORDS20}]}),
                  "/v1/messages"),
             ]
+            if not args.quick:
+                # Ten times the chunks: the CPU per chunk should not grow with the answer.
+                scenarios.append(("openai", True, json.dumps({"model": "fast", "stream": True, "messages": [{"role": "user", "content": WORDS200}]}),
+                                  "/v1/chat/completions"))
             for route, stream, body, path in scenarios:
+                chunks = len(json.loads(body)["messages"][0]["content"].split()) if stream else 0
                 direct_body = body if route == "openai" else json.dumps(
                     {"model": "echo", "stream": stream, "messages": json.loads(body)["messages"]})
                 direct_body = direct_body.replace('"fast"', '"echo"')
                 for c in ([1, 64] if args.quick else [1, 16, 64]):
-                    direct = oha(f"http://127.0.0.1:{mock_port}/v1/chat/completions", direct_body, c, args.seconds, [])
-                    cpu0 = cpu_seconds(gw.pid)
-                    through = oha(f"http://127.0.0.1:{gw_port}{path}", body, c, args.seconds, auth)
-                    cpu = cpu_seconds(gw.pid) - cpu0
-                    rows.append({
-                        "latency": latency, "route": route, "stream": stream, "c": c,
-                        "direct_rps": direct["rps"], "rps": through["rps"],
-                        "p50": through["p50"], "p90": through["p90"], "p99": through["p99"],
-                        "added_p50": through["p50"] - direct["p50"], "added_p99": through["p99"] - direct["p99"],
-                        "cpu_ms": cpu * 1000 / max(through["total"], 1),
-                        "errors": through["total"] - through["ok"],
-                    })
+                    runs = []
+                    for _ in range(args.repeat):
+                        direct = oha(f"http://127.0.0.1:{mock_port}/v1/chat/completions", direct_body, c, args.seconds, [])
+                        cpu0 = cpu_seconds(gw.pid)
+                        through = oha(f"http://127.0.0.1:{gw_port}{path}", body, c, args.seconds, auth)
+                        cpu = cpu_seconds(gw.pid) - cpu0
+                        runs.append({
+                            "direct_rps": direct["rps"], "rps": through["rps"],
+                            "p50": through["p50"], "p90": through["p90"], "p99": through["p99"],
+                            "added_p50": through["p50"] - direct["p50"], "added_p99": through["p99"] - direct["p99"],
+                            "cpu_ms": cpu * 1000 / max(through["total"], 1),
+                            "errors": through["total"] - through["ok"],
+                        })
+                    row = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                    row["errors"] = sum(r["errors"] for r in runs)
+                    row.update({"latency": latency, "route": route, "stream": stream, "chunks": chunks, "c": c})
+                    rows.append(row)
                     print(json.dumps(rows[-1]), file=sys.stderr)
             rows.append({"latency": latency, "peak_rss_mb": peak_rss_mb(gw.pid), "first_answer_ms": first_answer_ms})
             for p in (gw, mock):
                 p.terminate()
                 p.wait(timeout=10)
-        print("| mock latency | route | stream | concurrency | direct req/s | gateway req/s | p50 / p90 / p99 ms | added p50 / p99 ms | gateway CPU per request | errors |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| mock latency | route | stream | concurrency | direct req/s | gateway req/s | p50 / p90 / p99 ms | added p50 / p99 ms | gateway CPU per request | per chunk | errors |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for r in rows:
             if "route" not in r:
                 continue
-            print(f"| {r['latency']} ms | {r['route']} | {'20 chunks' if r['stream'] else 'no'} | {r['c']} | "
+            print(f"| {r['latency']} ms | {r['route']} | {str(r['chunks']) + ' chunks' if r['stream'] else 'no'} | {r['c']} | "
                   f"{r['direct_rps']:.0f} | {r['rps']:.0f} | {r['p50']:.2f} / {r['p90']:.2f} / {r['p99']:.2f} | "
-                  f"{r['added_p50']:.2f} / {r['added_p99']:.2f} | {r['cpu_ms']:.3f} ms | {r['errors']} |")
+                  f"{r['added_p50']:.2f} / {r['added_p99']:.2f} | {r['cpu_ms']:.3f} ms | "
+                  f"{(format(r['cpu_ms'] * 1000 / r['chunks'], '.1f') + ' µs') if r['stream'] else ''} | {r['errors']} |")
         for r in rows:
             if "peak_rss_mb" in r:
                 print(f"\nmock latency {r['latency']} ms: gateway peak RSS {r['peak_rss_mb']:.1f} MB, "
