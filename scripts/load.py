@@ -4,7 +4,8 @@ directly and through the gateway, reporting requests/s, p50/p90/p99, added laten
 gateway's CPU time per request (from /proc), its peak RSS and its time from start to first
 answer. Everything runs on loopback and is bounded in time.
 
-Each figure is the median of --repeat runs (3 by default): on a machine whose cores the load
+Each row starts with a second of unmeasured warm-up at its concurrency (connections opened on
+both legs), then each figure is the median of --repeat runs (3 by default): on a machine whose cores the load
 generator, the mock and the gateway share, one run's p99 moves by a millisecond or more.
 
 Usage: scripts/load [--seconds N] [--repeat N] [--quick]   (the wrapper builds the release binary)
@@ -141,6 +142,10 @@ def main():
                     {"model": "echo", "stream": stream, "messages": json.loads(body)["messages"]})
                 direct_body = direct_body.replace('"fast"', '"echo"')
                 for c in ([1, 64] if args.quick else [1, 16, 64]):
+                    # A second of warm-up first (not measured): the connections at this
+                    # concurrency are opened, on both legs, before the clock runs.
+                    oha(f"http://127.0.0.1:{mock_port}/v1/chat/completions", direct_body, c, 1, [])
+                    oha(f"http://127.0.0.1:{gw_port}{path}", body, c, 1, auth)
                     runs = []
                     for _ in range(args.repeat):
                         direct = oha(f"http://127.0.0.1:{mock_port}/v1/chat/completions", direct_body, c, args.seconds, [])

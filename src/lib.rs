@@ -2,6 +2,7 @@
 // Library code returns errors; tests may panic (clippy.toml allows it in test modules).
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod admin;
 pub mod blocking;
 pub mod cache;
 mod chat_stream;

@@ -89,7 +89,7 @@ where
 }
 
 #[tokio::test]
-async fn the_admin_api_needs_the_master_key_and_checks_its_input() {
+async fn the_admin_api_refuses_other_keys_and_checks_its_input() {
     let app = app(Arc::new(build(MOCKS, sqlite()).await));
     let (key, key_id) = generate(&app, json!({"models": ["echo"], "key_alias": "ci"})).await;
     for (method, path, body) in [
@@ -110,7 +110,8 @@ async fn the_admin_api_needs_the_master_key_and_checks_its_input() {
         assert_eq!(as_key.status, StatusCode::FORBIDDEN, "{path} with a virtual key: {}", as_key.body);
         assert_eq!(as_key.body["error"]["type"], "permission_denied");
         let wrong = call(&app, method, path, "sk-wrong", body.clone()).await;
-        assert_eq!(wrong.status, StatusCode::FORBIDDEN, "{path} with a wrong key");
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{path} with a wrong key");
+        assert_eq!(wrong.body["error"]["code"], "invalid_api_key");
         let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap_or_else(|e| panic!("{e}"));
         let none = app.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
         assert_eq!(none.status(), StatusCode::UNAUTHORIZED, "{path} with no key");
@@ -363,7 +364,7 @@ async fn a_team_budget_is_shared_by_its_keys() {
     assert_eq!(team.status, StatusCode::OK, "{}", team.body);
     let team_id = team.body["team_id"].as_str().unwrap_or_else(|| panic!("a team id")).to_string();
     let unknown = call(&app, "POST", "/key/generate", MASTER, Some(json!({"team_id": "team_nope"}))).await;
-    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "a key joins only a team that exists");
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "a key joins only a team that exists");
     let (a, _) = generate(&app, json!({"team_id": team_id})).await;
     let (b, _) = generate(&app, json!({"team_id": team_id})).await;
     let team_spend = |app: axum::Router, id: String| async move {

@@ -2,7 +2,7 @@
 //! `test`, started by `.ci/run`): the same behaviour on both.
 
 use serde_json::json;
-use switchyard::gateway::store::{KeyRecord, SpendRow, Store, now_ms};
+use switchyard::gateway::store::{KeyRecord, KeyRole, SpendRow, Store, now_ms};
 
 const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -37,11 +37,12 @@ async fn keys_round_trip_update_and_delete() {
             expires_at: None,
             metadata: json!({"owner": "tests"}),
             created_at: now_ms(),
+            role: KeyRole::Admin,
         };
         store.insert_key(&key).await.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(store.key_by_hash(&key.hash).await.ok().flatten(), Some(key.clone()), "{name}");
         assert_eq!(store.key_by_id(&key.id).await.ok().flatten(), Some(key.clone()), "{name}");
-        let updated = KeyRecord { rpm: Some(10), models: vec![], ..key.clone() };
+        let updated = KeyRecord { rpm: Some(10), models: vec![], role: KeyRole::User, ..key.clone() };
         assert_eq!(store.update_key(&updated).await.ok(), Some(true), "{name}");
         assert_eq!(store.key_by_id(&key.id).await.ok().flatten(), Some(updated), "{name}");
         assert!(store.list_keys().await.unwrap_or_default().iter().any(|k| k.id == key.id), "{name}");

@@ -10,12 +10,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use switchyard::spec::openai::ChatCompletionStreamOptions;
 use switchyard::{ChatMessage, ChatRequest, Client, EmbeddingRequest, Error, ProviderKind, ProviderSettings};
 
-// The gateway allocates a few short-lived buffers per request on every worker thread;
-// mimalloc's per-thread free lists serve them without glibc's arena locks and consolidation
-// passes (about a tenth of the gateway's CPU under load went to glibc's malloc and free).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "switchyard", version, about = "One OpenAI-shaped interface to many LLM providers.")]
 struct Cli {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::store::{KeyRecord, now_ms};
+use super::store::{KeyRecord, KeyRole, now_ms};
 use super::{ApiFailure, Gateway};
 use crate::error::ErrorKind;
 
@@ -118,23 +118,40 @@ pub(super) async fn authenticate(State(gateway): State<Arc<Gateway>>, mut reques
     }
 }
 
-/// The admin routes need the master key.
+/// The admin routes need the master key or a live virtual key with the admin role: no key
+/// or an unknown or expired one is 401, a key without the role 403.
 pub(super) async fn authenticate_admin(State(gateway): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
-    match presented_key(request.headers()) {
-        Some(k) if gateway.is_master_key(k) => next.run(request).await,
-        Some(_) => ApiFailure::new(ErrorKind::PermissionDenied, "the admin API needs the master key")
-            .code("admin_only")
-            .into_response(),
-        None => ApiFailure::new(ErrorKind::Authentication, "no API key: the admin API needs the master key")
-            .code("missing_api_key")
-            .into_response(),
+    let Some(presented) = presented_key(request.headers()) else {
+        return ApiFailure::new(
+            ErrorKind::Authentication,
+            "no API key: the admin API needs the master key or an admin key as `Authorization: Bearer <key>`",
+        )
+        .code("missing_api_key")
+        .into_response();
+    };
+    match gateway.principal(presented).await {
+        Ok(Principal::Master) => next.run(request).await,
+        Ok(Principal::Key(key)) if key.role == KeyRole::Admin => next.run(request).await,
+        Ok(Principal::Key(key)) => ApiFailure::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "the key {} may not use the admin API (it needs the master key or a key with role `admin`)",
+                key.id
+            ),
+        )
+        .code("admin_only")
+        .into_response(),
+        Err(failure) => failure.into_response(),
     }
 }
 
-/// `"30d"`, `"12h"`, `"15m"`, `"90s"` or a number of seconds.
+/// `"30d"`, `"12h"`, `"15m"`, `"90s"`, `"2w"`, `"1mo"` or a number of seconds: one to nine
+/// digits, not zero (the `Duration` schema of `openapi/switchyard.yaml`).
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    if number.is_empty() || number.len() > 9 {
+        return None;
+    }
     let n: u64 = number.parse().ok()?;
     let secs = match unit {
         "" | "s" => n,
@@ -175,6 +192,7 @@ pub(super) struct KeyFields {
     max_parallel_requests: Option<i64>,
     duration: Option<String>,
     metadata: Option<Value>,
+    role: Option<KeyRole>,
 }
 
 fn non_negative(value: Option<i64>, field: &str) -> Result<Option<i64>, ApiFailure> {
@@ -224,6 +242,9 @@ impl KeyFields {
         if let Some(life) = self.duration {
             let life = duration_field(&life, "duration")?;
             key.expires_at = Some(now_ms().saturating_add(life.as_millis() as i64));
+        }
+        if let Some(role) = self.role {
+            key.role = role;
         }
         Ok(())
     }
@@ -277,7 +298,24 @@ async fn describe(gateway: &Gateway, key: &KeyRecord) -> Value {
         "expires_at": key.expires_at,
         "metadata": key.metadata,
         "created_at": key.created_at,
+        "role": key.role.as_str(),
     })
+}
+
+/// A query string parsed into `T`, or OpenAI's envelope saying what is wrong with it (axum's
+/// own rejection is plain text).
+#[derive(Debug)]
+pub(super) struct AdminQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for AdminQuery<T> {
+    type Rejection = ApiFailure;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiFailure::bad_request(format!("invalid query: {}", rejection.body_text()))),
+        }
+    }
 }
 
 pub(super) fn admin_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiFailure> {
@@ -307,9 +345,11 @@ pub(super) async fn generate(
 /// A key may join only a team that exists.
 async fn check_team(gateway: &Gateway, key: &KeyRecord) -> Result<(), ApiFailure> {
     match &key.team_id {
-        Some(id) if gateway.store.team_by_id(id).await?.is_none() => Err(ApiFailure::bad_request(format!(
-            "`team_id` names `{id}`, which does not exist (make it with /team/new)"
-        ))),
+        Some(id) if gateway.store.team_by_id(id).await?.is_none() => Err(ApiFailure::new(
+            ErrorKind::NotFound,
+            format!("`team_id` names `{id}`, which does not exist (make it with /team/new)"),
+        )
+        .code("team_not_found")),
         _ => Ok(()),
     }
 }
@@ -331,7 +371,7 @@ async fn find(gateway: &Gateway, key: Option<&str>, key_id: Option<&str>) -> Res
 
 pub(super) async fn info(
     State(gateway): State<Arc<Gateway>>,
-    Query(which): Query<Which>,
+    AdminQuery(which): AdminQuery<Which>,
 ) -> Result<Response, ApiFailure> {
     let key = find(&gateway, which.key.as_deref(), which.key_id.as_deref()).await?;
     Ok(Json(json!({"key_id": key.id, "info": describe(&gateway, &key).await})).into_response())
@@ -353,10 +393,8 @@ pub(super) async fn update(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DeleteBody {
-    #[serde(default)]
-    keys: Vec<String>,
-    #[serde(default)]
-    key_ids: Vec<String>,
+    keys: Option<Vec<String>>,
+    key_ids: Option<Vec<String>>,
 }
 
 pub(super) async fn delete(
@@ -364,14 +402,18 @@ pub(super) async fn delete(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiFailure> {
     let which: DeleteBody = admin_json(&body)?;
-    if which.keys.is_empty() && which.key_ids.is_empty() {
+    if which.keys.is_none() && which.key_ids.is_none() {
         return Err(ApiFailure::bad_request("name the keys to delete in `key_ids` (or `keys`)"));
     }
+    if which.keys.as_ref().is_some_and(Vec::is_empty) || which.key_ids.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ApiFailure::bad_request("`key_ids` and `keys`, when given, must name at least one key"));
+    }
+    // Every key is found before any is deleted: one unknown key deletes nothing.
     let mut found = Vec::new();
-    for secret in &which.keys {
+    for secret in which.keys.iter().flatten() {
         found.push(find(&gateway, Some(secret), None).await?);
     }
-    for id in &which.key_ids {
+    for id in which.key_ids.iter().flatten() {
         found.push(find(&gateway, None, Some(id)).await?);
     }
     let mut deleted = Vec::new();
@@ -400,7 +442,7 @@ pub(super) struct SpendQuery {
 
 pub(super) async fn spend_logs(
     State(gateway): State<Arc<Gateway>>,
-    Query(q): Query<SpendQuery>,
+    AdminQuery(q): AdminQuery<SpendQuery>,
 ) -> Result<Response, ApiFailure> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router as Routes;
+use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, get, on, post};
 use secrecy::{ExposeSecret, SecretString};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -294,6 +295,77 @@ impl Gateway {
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// A route of the admin API: its method, path and handler, from one entry (so the method
+/// listed is the method served).
+type ApiRoute = (&'static str, &'static str, MethodRouter<Arc<Gateway>>);
+
+fn route<H, T>(method: &'static str, path: &'static str, handler: H) -> ApiRoute
+where
+    H: axum::handler::Handler<T, Arc<Gateway>>,
+    T: 'static,
+{
+    let filter = if method == "POST" { MethodFilter::POST } else { MethodFilter::GET };
+    (method, path, on(filter, handler))
+}
+
+/// The admin routes (master key or an admin key), as `openapi/switchyard.yaml` lists them.
+fn admin_routes() -> Vec<ApiRoute> {
+    vec![
+        route("POST", "/key/generate", keys::generate),
+        route("GET", "/key/info", keys::info),
+        route("POST", "/key/update", keys::update),
+        route("POST", "/key/delete", keys::delete),
+        route("GET", "/key/list", keys::list),
+        route("GET", "/spend/logs", keys::spend_logs),
+        route("GET", "/model/info", keys::model_info),
+        route("POST", "/team/new", teams::new),
+        route("GET", "/team/info", teams::info),
+        route("POST", "/team/update", teams::update),
+        route("POST", "/team/delete", teams::delete),
+        route("GET", "/team/list", teams::list),
+    ]
+}
+
+/// The routes of the admin document that need no key.
+fn open_routes(document: Bytes) -> Vec<ApiRoute> {
+    let serve_document = move || {
+        let document = document.clone();
+        async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], document) }
+    };
+    vec![
+        route("GET", "/health/liveness", handlers::liveness),
+        route("GET", "/health/readiness", handlers::readiness),
+        route("GET", "/openapi.json", serve_document),
+    ]
+}
+
+/// Every route `openapi/switchyard.yaml` describes, as (method, path): the admin API, the
+/// health checks and the document itself. A test checks the document lists exactly these.
+pub fn admin_api_routes() -> Vec<(&'static str, &'static str)> {
+    admin_routes().into_iter().chain(open_routes(Bytes::new())).map(|(method, path, _)| (method, path)).collect()
+}
+
+/// `openapi/switchyard.yaml` as JSON (converted by build.rs).
+const ADMIN_DOCUMENT: &str = include_str!(concat!(env!("OUT_DIR"), "/switchyard.openapi.json"));
+
+/// The admin document as this gateway serves it: the `models` a key may be given narrowed to
+/// the model names served (the gateway refuses others).
+fn admin_document(gateway: &Gateway) -> Bytes {
+    let Ok(mut document) = serde_json::from_str::<serde_json::Value>(ADMIN_DOCUMENT) else {
+        return Bytes::from_static(ADMIN_DOCUMENT.as_bytes());
+    };
+    let groups = gateway.router.groups();
+    for request in ["KeyGenerateRequest", "KeyUpdateRequest"] {
+        let pointer = format!("/components/schemas/{request}/properties/models/items");
+        if !groups.is_empty()
+            && let Some(items) = document.pointer_mut(&pointer).and_then(|s| s.as_object_mut())
+        {
+            items.insert("enum".into(), groups.clone().into());
+        }
+    }
+    serde_json::to_vec(&document).map(Bytes::from).unwrap_or_else(|_| Bytes::from_static(ADMIN_DOCUMENT.as_bytes()))
+}
+
 /// A request id for requests that come without one: 128 random bits from a per-thread
 /// generator, as 32 hex digits. (`MakeRequestUuid` asks the OS for randomness on every
 /// request, a system call each; a request id needs to be unique, not secret.)
@@ -320,24 +392,16 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
         .route("/v1/models", get(handlers::models))
         .route("/models", get(handlers::models))
         .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), keys::authenticate));
-    let admin = Routes::new()
-        .route("/key/generate", post(keys::generate))
-        .route("/key/info", get(keys::info))
-        .route("/key/update", post(keys::update))
-        .route("/key/delete", post(keys::delete))
-        .route("/key/list", get(keys::list))
-        .route("/spend/logs", get(keys::spend_logs))
-        .route("/model/info", get(keys::model_info))
-        .route("/team/new", post(teams::new))
-        .route("/team/info", get(teams::info))
-        .route("/team/update", post(teams::update))
-        .route("/team/delete", post(teams::delete))
-        .route("/team/list", get(teams::list))
-        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), keys::authenticate_admin));
-    let open = Routes::new()
-        .route("/health/liveness", get(handlers::liveness))
-        .route("/health/readiness", get(handlers::readiness))
-        .route("/metrics", get(handlers::metrics));
+    let mut admin = Routes::new();
+    for (_, path, route) in admin_routes() {
+        admin = admin.route(path, route);
+    }
+    let admin = admin.route_layer(axum::middleware::from_fn_with_state(gateway.clone(), keys::authenticate_admin));
+    let document = admin_document(&gateway);
+    let mut open = Routes::new().route("/metrics", get(handlers::metrics));
+    for (_, path, route) in open_routes(document) {
+        open = open.route(path, route);
+    }
     v1.merge(admin)
         .merge(open)
         .fallback(handlers::not_found)

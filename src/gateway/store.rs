@@ -44,6 +44,29 @@ pub struct KeyRecord {
     pub metadata: serde_json::Value,
     /// When it was made, epoch ms.
     pub created_at: i64,
+    /// What it may do.
+    pub role: KeyRole,
+}
+
+/// What a key may do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyRole {
+    /// The model routes (`/v1/...`).
+    #[default]
+    User,
+    /// The model routes and the admin API.
+    Admin,
+}
+
+impl KeyRole {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
 }
 
 /// A team: keys that share a budget.
@@ -128,7 +151,7 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-const KEY_COLUMNS: &str = "id, hash, alias, team_id, models, max_budget_pico, budget_duration_s, rpm, tpm, max_parallel, expires_at, metadata, created_at";
+const KEY_COLUMNS: &str = "id, hash, alias, team_id, models, max_budget_pico, budget_duration_s, rpm, tpm, max_parallel, expires_at, metadata, created_at, role";
 
 impl Store {
     /// Connects (`sqlite://path` creates the file; `postgres://...`) and runs the migrations.
@@ -181,7 +204,7 @@ impl Store {
     /// Stores a new key.
     pub async fn insert_key(&self, key: &KeyRecord) -> Result<()> {
         let sql = format!(
-            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         );
         bind_key(sqlx::query(&sql), key).execute(&self.pool).await.map(|_| ()).map_err(db)
     }
@@ -190,7 +213,7 @@ impl Store {
     pub async fn update_key(&self, key: &KeyRecord) -> Result<bool> {
         let sql = "UPDATE api_keys SET hash = $2, alias = $3, team_id = $4, models = $5, max_budget_pico = $6, \
                    budget_duration_s = $7, rpm = $8, tpm = $9, max_parallel = $10, expires_at = $11, metadata = $12, \
-                   created_at = $13 WHERE id = $1";
+                   created_at = $13, role = $14 WHERE id = $1";
         let done = bind_key(sqlx::query(sql), key).execute(&self.pool).await.map_err(db)?;
         Ok(done.rows_affected() > 0)
     }
@@ -256,8 +279,16 @@ impl Store {
     }
 
     /// Deletes a team; false when there was none.
+    /// Its keys leave it (they keep working, with no team budget).
     pub async fn delete_team(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM teams WHERE id = $1").bind(id).execute(&self.pool).await.map_err(db)?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("UPDATE api_keys SET team_id = NULL WHERE team_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let done = sqlx::query("DELETE FROM teams WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -392,6 +423,7 @@ fn bind_key<'q>(query: AnyQuery<'q>, key: &'q KeyRecord) -> AnyQuery<'q> {
         .bind(key.expires_at)
         .bind(key.metadata.to_string())
         .bind(key.created_at)
+        .bind(key.role.as_str())
 }
 
 fn key_from_row(row: &AnyRow) -> Result<KeyRecord> {
@@ -410,6 +442,10 @@ fn key_from_row(row: &AnyRow) -> Result<KeyRecord> {
         expires_at: row.try_get("expires_at").map_err(db)?,
         metadata: serde_json::from_str(&text("metadata")?).map_err(db)?,
         created_at: row.try_get("created_at").map_err(db)?,
+        role: match text("role")?.as_str() {
+            "admin" => KeyRole::Admin,
+            _ => KeyRole::User,
+        },
     })
 }
 

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::keys::{Budget, admin_json, pico_to_dollars};
+use super::keys::{AdminQuery, Budget, admin_json, pico_to_dollars};
 use super::store::{TeamRecord, now_ms};
 use super::{ApiFailure, Gateway};
 use crate::error::ErrorKind;
@@ -93,7 +93,7 @@ pub(super) struct Which {
 
 pub(super) async fn info(
     State(gateway): State<Arc<Gateway>>,
-    Query(which): Query<Which>,
+    AdminQuery(which): AdminQuery<Which>,
 ) -> Result<Response, ApiFailure> {
     let team = find(&gateway, which.team_id.as_deref()).await?;
     Ok(Json(describe(&gateway, &team).await).into_response())
@@ -122,9 +122,16 @@ pub(super) async fn delete(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiFailure> {
     let which: DeleteBody = admin_json(&body)?;
-    let mut deleted = Vec::new();
+    if which.team_ids.is_empty() {
+        return Err(ApiFailure::bad_request("`team_ids` must name at least one team"));
+    }
+    // Every team is found before any is deleted: one unknown team deletes nothing.
+    let mut found = Vec::new();
     for id in &which.team_ids {
-        let team = find(&gateway, Some(id)).await?;
+        found.push(find(&gateway, Some(id)).await?);
+    }
+    let mut deleted = Vec::new();
+    for team in found {
         if gateway.store.delete_team(&team.id).await? {
             deleted.push(team.id.clone());
         }
