@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use switchyard::drift::{SchemaDrift, drift};
+use switchyard::drift::{SchemaDrift, drift, drift_mapped};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drift").join(name)
@@ -76,21 +76,72 @@ fn reads_json_descriptions_and_reports_unreadable_files() {
     assert!(err.as_ref().is_err_and(|e| e.contains("broken.yaml")), "{err:?}");
 }
 
-/// The report against the upstream OpenAI description in `../shared/specs` (set
-/// `SWITCHYARD_UPSTREAM_SPECS` to that folder; `.ci/run` does). Without it there is nothing to
-/// compare against, and the test says so rather than failing a fresh clone.
+/// The reports against the upstream descriptions in `../shared/specs` (set
+/// `SWITCHYARD_UPSTREAM_SPECS` to that folder; `.ci/run` does), one snapshot per kept pair in
+/// `openapi/drift/<provider>.snap`. Without the folder there is nothing to compare against,
+/// and the test says so rather than failing a fresh clone.
 #[test]
-fn upstream_openai_drift_matches_its_snapshot() -> switchyard::Result<()> {
+fn upstream_drift_matches_its_snapshots() -> switchyard::Result<()> {
     let Some(dir) = std::env::var_os("SWITCHYARD_UPSTREAM_SPECS") else {
-        eprintln!("SWITCHYARD_UPSTREAM_SPECS is not set: the upstream drift snapshot was not checked");
+        eprintln!("SWITCHYARD_UPSTREAM_SPECS is not set: the upstream drift snapshots were not checked");
         return Ok(());
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let report = drift(&root.join("openapi/openai.yaml"), &Path::new(&dir).join("openai.yaml"))?;
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(root.join("openapi/drift"));
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
-    settings.bind(|| insta::assert_snapshot!("openai", report.to_string()));
+    for pair in switchyard::drift::UPSTREAMS {
+        let report = drift_mapped(
+            &root.join(pair.spec),
+            &Path::new(&dir).join(pair.upstream),
+            pair.map.map(|m| root.join(m)).as_deref(),
+        )?;
+        assert!(report.schemas.iter().any(|s| s.found), "{}: nothing paired at all", pair.provider);
+        settings.bind(|| insta::assert_snapshot!(pair.provider, report.to_string()));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_botocore_model_is_compared_shape_by_shape() -> switchyard::Result<()> {
+    let report = drift(&fixture("ours_bedrock.yaml"), &fixture("botocore.json"))?;
+    assert_eq!(report.upstream_version, "botocore model, rest-json, API version 2023-09-30");
+    let message = entry(&report.schemas, "Message");
+    assert!(message.found);
+    assert!(message.upstream_only_fields.is_empty() && message.ours_only_fields.is_empty(), "{message:?}");
+    let block = entry(&report.schemas, "ContentBlock");
+    assert_eq!(block.upstream_only_fields, ["video"]);
+    let reason = entry(&report.schemas, "StopReason");
+    assert_eq!(reason.upstream_only_values, ["guardrail_intervened"]);
+    Ok(())
+}
+
+#[test]
+fn a_map_compares_only_the_schemas_it_names() -> switchyard::Result<()> {
+    let dir = std::env::temp_dir().join(format!("switchyard-drift-map-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok();
+    let map = dir.join("map.yaml");
+    std::fs::write(&map, "Effort: Level\n").ok();
+    let upstream = dir.join("vendor.json");
+    std::fs::write(&upstream, r#"{"openapi":"3.1.0","info":{"version":"2"},"components":{"schemas":{"Level":{"type":"string","enum":["low","high","max"]}}}}"#).ok();
+    let report = drift_mapped(&fixture("ours.yaml"), &upstream, Some(&map))?;
+    assert_eq!(report.schemas.len(), 1);
+    assert_eq!(entry(&report.schemas, "Effort").upstream_only_values, ["max"]);
+    std::fs::write(&map, "NoSuchSchema: Level\n").ok();
+    let err = drift_mapped(&fixture("ours.yaml"), &upstream, Some(&map)).map(|_| ()).map_err(|e| e.to_string());
+    assert!(err.is_err_and(|e| e.contains("NoSuchSchema")));
+    Ok(())
+}
+
+#[test]
+fn list_shows_the_schemas_and_fields_of_a_description() -> switchyard::Result<()> {
+    let schemas = switchyard::drift::list(&fixture("ours.yaml"))?;
+    let request = schemas.iter().find(|s| s.name == "Request").unwrap_or_else(|| panic!("Request"));
+    assert!(request.fields.contains(&"seed".to_string()), "{request:?}");
+    let effort = schemas.iter().find(|s| s.name == "Effort").unwrap_or_else(|| panic!("Effort"));
+    assert_eq!(effort.values, ["high", "low"]);
+    let text = switchyard::drift::list_text(&fixture("ours.yaml"), &schemas);
+    assert!(text.contains("5 schemas"), "{text}");
     Ok(())
 }

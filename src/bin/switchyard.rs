@@ -127,14 +127,35 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum SpecCommand {
-    /// Compare one of our descriptions with an upstream one (OpenAPI 3.0/3.1, YAML or JSON).
+    /// Compare one of our descriptions with an upstream one (OpenAPI 3.0/3.1 in YAML or JSON,
+    /// or a botocore service model): `--spec` and `--upstream`, or `--provider` for the pairs
+    /// the project keeps drift snapshots of.
     Drift {
         /// Our description (`openapi/openai.yaml`).
-        #[arg(long)]
-        spec: PathBuf,
+        #[arg(long, required_unless_present = "provider", requires = "upstream")]
+        spec: Option<PathBuf>,
         /// The upstream description.
+        #[arg(long, required_unless_present = "provider")]
+        upstream: Option<PathBuf>,
+        /// Compare only the schemas this file maps (`OurSchema: UpstreamPath` lines), for a
+        /// vendor that speaks another provider's format.
+        #[arg(long, conflicts_with = "provider")]
+        map: Option<PathBuf>,
+        /// One of the kept pairs: openai, anthropic, gemini, cohere, mistral, bedrock.
+        #[arg(long, conflicts_with_all = ["spec", "upstream"])]
+        provider: Option<String>,
+        /// Where the upstream descriptions are, with `--provider`.
+        #[arg(long, env = "SWITCHYARD_UPSTREAM_SPECS", default_value = "../shared/specs")]
+        upstream_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// The schemas and fields each of our descriptions defines.
+    List {
+        /// One description (default: every `openapi/*.yaml`).
         #[arg(long)]
-        upstream: PathBuf,
+        spec: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -213,8 +234,53 @@ async fn run(command: Command) -> Result<(), Failure> {
                 .map_err(|e| Error::Config(format!("server: {e}")))?;
             Ok(())
         }
-        Command::Spec { command: SpecCommand::Drift { spec, upstream, format } } => {
-            let report = switchyard::drift::drift(&spec, &upstream)?;
+        Command::Spec { command: SpecCommand::List { spec, format } } => {
+            let specs = match spec {
+                Some(spec) => vec![spec],
+                None => {
+                    let mut found: Vec<PathBuf> = std::fs::read_dir("openapi")
+                        .map_err(|e| Error::Config(format!("openapi/: {e} (run from the crate root, or give --spec)")))?
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                        .collect();
+                    found.sort();
+                    found
+                }
+            };
+            let mut all = serde_json::Map::new();
+            for spec in &specs {
+                let schemas = switchyard::drift::list(spec)?;
+                match format {
+                    Format::Text => write!(out, "{}", switchyard::drift::list_text(spec, &schemas))?,
+                    Format::Json => {
+                        all.insert(spec.display().to_string(), serde_json::to_value(&schemas).unwrap_or_default());
+                    }
+                }
+            }
+            if let Format::Json = format {
+                writeln!(out, "{}", serde_json::to_string_pretty(&all).unwrap_or_default())?;
+            }
+            Ok(())
+        }
+        Command::Spec { command: SpecCommand::Drift { spec, upstream, map, provider, upstream_dir, format } } => {
+            let report = match (provider, spec, upstream) {
+                (Some(provider), _, _) => {
+                    let pair =
+                        switchyard::drift::UPSTREAMS.iter().find(|u| u.provider == provider).ok_or_else(|| {
+                            let known: Vec<&str> = switchyard::drift::UPSTREAMS.iter().map(|u| u.provider).collect();
+                            Error::Config(format!("no kept drift pair for `{provider}` (known: {})", known.join(", ")))
+                        })?;
+                    switchyard::drift::drift_mapped(
+                        std::path::Path::new(pair.spec),
+                        &upstream_dir.join(pair.upstream),
+                        pair.map.map(std::path::Path::new),
+                    )?
+                }
+                (None, Some(spec), Some(upstream)) => {
+                    switchyard::drift::drift_mapped(&spec, &upstream, map.as_deref())?
+                }
+                _ => return Err(Error::Config("give --provider, or --spec and --upstream".into()).into()),
+            };
             match format {
                 Format::Text => write!(out, "{report}")?,
                 Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report).unwrap_or_default())?,

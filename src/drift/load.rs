@@ -11,10 +11,12 @@ use serde_json::{Map, Number, Value};
 use crate::error::{Error, Result};
 
 /// Reads a description as JSON (by extension `.json`, or content starting with `{`) or YAML.
+/// A botocore service model is read as OpenAPI (see `botocore.rs`).
 pub fn load(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-    parse(&text, path.extension().is_some_and(|e| e == "json"))
-        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    let doc = parse(&text, path.extension().is_some_and(|e| e == "json"))
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    Ok(if super::botocore::is_botocore(&doc) { super::botocore::to_openapi(&doc) } else { doc })
 }
 
 /// Parses a description's text.

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
+mod botocore;
 mod load;
 mod shape;
 
@@ -75,27 +76,114 @@ pub struct DriftReport {
     pub schemas: Vec<SchemaDrift>,
 }
 
+/// One of our descriptions and the upstream description it is compared with.
+#[derive(Clone, Copy, Debug)]
+pub struct Upstream {
+    /// The provider (or vendor) the upstream file describes.
+    pub provider: &'static str,
+    /// Our description, under the crate root.
+    pub spec: &'static str,
+    /// The upstream file's name in the folder of upstream descriptions (`../shared/specs`).
+    pub upstream: &'static str,
+    /// For a vendor that speaks another provider's format (Mistral speaks OpenAI's): which of
+    /// our schemas correspond to which upstream ones, under the crate root. Only those are
+    /// compared.
+    pub map: Option<&'static str>,
+}
+
+/// Every upstream description we keep a drift snapshot against (`openapi/drift/<provider>.snap`).
+pub const UPSTREAMS: &[Upstream] = &[
+    Upstream { provider: "openai", spec: "openapi/openai.yaml", upstream: "openai.yaml", map: None },
+    Upstream { provider: "anthropic", spec: "openapi/anthropic.yaml", upstream: "anthropic.json", map: None },
+    Upstream { provider: "gemini", spec: "openapi/gemini.yaml", upstream: "gemini.json", map: None },
+    Upstream { provider: "cohere", spec: "openapi/cohere.yaml", upstream: "cohere.yaml", map: None },
+    Upstream {
+        provider: "mistral",
+        spec: "openapi/openai.yaml",
+        upstream: "mistral.yaml",
+        map: Some("openapi/drift/mistral.map.yaml"),
+    },
+    Upstream {
+        provider: "bedrock",
+        spec: "openapi/bedrock.yaml",
+        upstream: "bedrock-runtime.botocore-service-2.json",
+        map: None,
+    },
+];
+
 /// Compares our description at `spec` with the upstream one at `upstream`.
 pub fn drift(spec: &Path, upstream: &Path) -> Result<DriftReport> {
+    drift_mapped(spec, upstream, None)
+}
+
+/// [`drift`] for the schemas a map file names (`OurSchema: UpstreamPath` lines), only.
+pub fn drift_mapped(spec: &Path, upstream: &Path, map: Option<&Path>) -> Result<DriftReport> {
     let ours = load(spec)?;
     let theirs = load(upstream)?;
     let file_name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    compare(&ours, &theirs, file_name(spec), file_name(upstream))
+    let map = match map {
+        Some(path) => {
+            let value = load(path)?;
+            let pairs = value
+                .as_object()
+                .ok_or_else(|| Error::Config(format!("{}: expected `OurSchema: UpstreamPath` lines", path.display())))?
+                .iter()
+                .map(|(k, v)| match v.as_str() {
+                    Some(to) => Ok((k.clone(), to.to_string())),
+                    None => Err(Error::Config(format!("{}: `{k}` must map to an upstream path", path.display()))),
+                })
+                .collect::<Result<std::collections::BTreeMap<_, _>>>()?;
+            Some(pairs)
+        }
+        None => None,
+    };
+    let mut report = compare_with(&ours, &theirs, file_name(spec), file_name(upstream), map.as_ref())?;
+    if let Some(map) = map {
+        let unknown: Vec<&String> = map.keys().filter(|k| !report.schemas.iter().any(|s| &&s.name == k)).collect();
+        if !unknown.is_empty() {
+            return Err(Error::Config(format!(
+                "the map names schemas {spec} does not have: {unknown:?}",
+                spec = report.spec
+            )));
+        }
+        report.spec = format!("{} (mapped)", report.spec);
+    }
+    Ok(report)
 }
 
 /// Compares two loaded descriptions.
 pub fn compare(ours: &Value, theirs: &Value, spec: String, upstream: String) -> Result<DriftReport> {
+    compare_with(ours, theirs, spec, upstream, None)
+}
+
+fn compare_with(
+    ours: &Value,
+    theirs: &Value,
+    spec: String,
+    upstream: String,
+    map: Option<&std::collections::BTreeMap<String, String>>,
+) -> Result<DriftReport> {
     let schemas = ours
         .pointer("/components/schemas")
         .and_then(Value::as_object)
         .ok_or_else(|| Error::Config(format!("{spec} has no components.schemas")))?;
     let version = |doc: &Value| {
         let text = |p: &str| doc.pointer(p).and_then(Value::as_str).unwrap_or("?").to_string();
-        format!("OpenAPI {}, version {}", text("/openapi"), text("/info/version"))
+        let format = text("/openapi");
+        match format.strip_prefix("botocore ") {
+            Some(protocol) => format!("botocore model, {protocol}, API version {}", text("/info/version")),
+            None => format!("OpenAPI {format}, version {}", text("/info/version")),
+        }
     };
     let mut report = DriftReport { spec, upstream, upstream_version: version(theirs), schemas: Vec::new() };
     for (name, schema) in schemas {
-        let path = schema.get("x-upstream").and_then(Value::as_str).unwrap_or(name);
+        let path = match map {
+            Some(map) => match map.get(name) {
+                Some(to) => to.as_str(),
+                None => continue,
+            },
+            None => schema.get("x-upstream").and_then(Value::as_str).unwrap_or(name),
+        };
         let mut entry = SchemaDrift { name: name.clone(), upstream: path.to_string(), ..SchemaDrift::default() };
         if let Some(upstream_schema) = at_path(theirs, path) {
             entry.found = true;
@@ -154,20 +242,82 @@ impl fmt::Display for DriftReport {
                 writeln!(f, "  not found upstream")?;
                 continue;
             }
-            list(f, "fields only upstream", &s.upstream_only_fields)?;
-            list(f, "fields only ours", &s.ours_only_fields)?;
+            list_line(f, "fields only upstream", &s.upstream_only_fields)?;
+            list_line(f, "fields only ours", &s.ours_only_fields)?;
             for (field, mine, theirs) in &s.type_changes {
                 writeln!(f, "  type of {field}: ours {mine}, upstream {theirs}")?;
             }
-            list(f, "values only upstream", &s.upstream_only_values)?;
-            list(f, "values only ours", &s.ours_only_values)?;
-            list(f, "variants only upstream", &s.upstream_only_tags)?;
-            list(f, "variants only ours", &s.ours_only_tags)?;
+            list_line(f, "values only upstream", &s.upstream_only_values)?;
+            list_line(f, "values only ours", &s.ours_only_values)?;
+            list_line(f, "variants only upstream", &s.upstream_only_tags)?;
+            list_line(f, "variants only ours", &s.ours_only_tags)?;
         }
         Ok(())
     }
 }
 
-fn list(f: &mut fmt::Formatter<'_>, label: &str, items: &[String]) -> fmt::Result {
+fn list_line(f: &mut fmt::Formatter<'_>, label: &str, items: &[String]) -> fmt::Result {
     if items.is_empty() { Ok(()) } else { writeln!(f, "  {label}: {}", items.join(", ")) }
+}
+
+/// One schema of a description as `switchyard spec list` shows it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct SchemaSummary {
+    /// The schema's name.
+    pub name: String,
+    /// Its JSON types (`object`, `string`, ...), without `null`.
+    pub types: Vec<String>,
+    /// Its fields (with `allOf` merged and references followed).
+    pub fields: Vec<String>,
+    /// Its enum values.
+    pub values: Vec<String>,
+    /// The tags of its union's variants.
+    pub variants: Vec<String>,
+    /// The upstream schema it is compared with, when it names one (`x-upstream`).
+    pub upstream: Option<String>,
+}
+
+/// The schemas a description defines, in name order, with their fields, values and variants.
+pub fn list(spec: &Path) -> Result<Vec<SchemaSummary>> {
+    let doc = load(spec)?;
+    let schemas = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Error::Config(format!("{} has no components.schemas", spec.display())))?;
+    let mut out: Vec<SchemaSummary> = schemas
+        .iter()
+        .map(|(name, schema)| {
+            let s = shape(&doc, schema);
+            SchemaSummary {
+                name: name.clone(),
+                types: s.types.into_iter().collect(),
+                fields: s.properties.into_keys().collect(),
+                values: s.enum_values.into_iter().collect(),
+                variants: s.tags.into_iter().collect(),
+                upstream: schema.get("x-upstream").and_then(Value::as_str).map(str::to_string),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// [`list`] as text: one line per schema.
+pub fn list_text(spec: &Path, schemas: &[SchemaSummary]) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!("{}: {} schemas\n", spec.display(), schemas.len());
+    for s in schemas {
+        let kind = if s.types.is_empty() { "any".to_string() } else { s.types.join("|") };
+        let _ = write!(out, "  {} ({kind})", s.name);
+        if let Some(upstream) = &s.upstream {
+            let _ = write!(out, " [upstream {upstream}]");
+        }
+        for (label, items) in [("fields", &s.fields), ("values", &s.values), ("variants", &s.variants)] {
+            if !items.is_empty() {
+                let _ = write!(out, "\n      {label}: {}", items.join(", "));
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
