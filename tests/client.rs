@@ -62,6 +62,16 @@ async fn mock_tools_streams_a_call_whose_arguments_assemble_into_json() -> switc
     assert_eq!(function.name, "get_weather");
     let args: serde_json::Value = serde_json::from_str(&function.arguments).unwrap_or_default();
     assert_eq!(args, json!({"input": "weather in Paris"}));
+    // A tool with a schema gets arguments the schema accepts: its required properties.
+    let mut shaped = req.clone();
+    let schema = json!({"type": "object", "additionalProperties": false, "required": ["city", "days", "unit"],
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer"}, "unit": {"enum": ["c", "f"]}, "note": {"type": "string"}}});
+    shaped.tools = Some(vec![ChatCompletionTool::function("get_weather", "Weather", schema)]);
+    let call = client().chat(&shaped).await?;
+    let args: serde_json::Value =
+        serde_json::from_str(&call.tool_calls()[0].function.as_ref().map(|f| f.arguments.clone()).unwrap_or_default())
+            .unwrap_or_default();
+    assert_eq!(args, json!({"city": "weather in Paris", "days": 1, "unit": "c"}));
     assert_eq!(whole.finish_reason().map(|f| f.as_str()), Some("tool_calls"));
     let direct = client().chat(&req).await?;
     assert_eq!(direct.tool_calls(), whole.tool_calls(), "stream and non-stream agree");

@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use switchyard::conformance::compare::json_diff;
-use switchyard::conformance::{Case, Outcome, discover, replay, semantic_answer};
+use switchyard::conformance::suite::twin_problems;
+use switchyard::conformance::{Case, Outcome, discover, replay};
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
@@ -248,15 +248,7 @@ fn run_case(runtime: &tokio::runtime::Runtime, case: &Case, by_id: &HashMap<Stri
         let (Outcome::Stream { assembled, .. }, Outcome::Chat(whole)) = (&result.outcome, &twin_result.outcome) else {
             return Err(format!("{}: twin {twin} must be a successful chat case", case.id()).into());
         };
-        let (mut expected, mut got) = (semantic_answer(whole), semantic_answer(assembled));
-        if assembled.usage.is_none() {
-            // A stream reports usage only when asked (or by the provider's habit); when it
-            // did not, there is nothing to compare.
-            for answer in [&mut expected, &mut got] {
-                answer.as_object_mut().map(|a| a.remove("usage"));
-            }
-        }
-        let diff = json_diff(&expected, &got);
+        let diff = twin_problems(assembled, whole);
         if !diff.is_empty() {
             return Err(format!("the stream does not assemble to its twin {twin}:\n  {}", diff.join("\n  ")).into());
         }

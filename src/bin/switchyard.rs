@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[path = "switchyard/conformance.rs"]
+mod conformance;
 use switchyard::spec::openai::ChatCompletionStreamOptions;
 use switchyard::{ChatMessage, ChatRequest, Client, EmbeddingRequest, Error, ProviderKind, ProviderSettings};
 
@@ -49,6 +52,15 @@ enum Command {
         /// Milliseconds to wait before each answer.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
+        /// Commit a fault in every answer, to see the conformance checks catch it:
+        /// wrong-finish-reason, broken-stream, bad-tool-arguments or missing-usage.
+        #[arg(long)]
+        misbehave: Option<String>,
+    },
+    /// Conformance: replay the recorded cases, run them live against an endpoint, record new ones.
+    Conformance {
+        #[command(subcommand)]
+        command: conformance::ConformanceCommand,
     },
     /// Work with the API descriptions in `openapi/`.
     Spec {
@@ -180,6 +192,7 @@ fn main() -> ExitCode {
         // The reader went away (`switchyard ... | head`): stop quietly, as Unix tools do.
         Err(Failure::Closed) => ExitCode::SUCCESS,
         Err(Failure::Sdk(err)) => fail(&describe(&err)),
+        Err(Failure::Failed) => ExitCode::FAILURE,
     }
 }
 
@@ -188,6 +201,8 @@ enum Failure {
     Sdk(Error),
     /// Standard output was closed by its reader.
     Closed,
+    /// A conformance run found failures (its report says which).
+    Failed,
 }
 
 impl From<Error> for Failure {
@@ -221,13 +236,34 @@ async fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Providers => providers(&mut out),
         Command::Serve(args) => serve(args).await,
-        Command::MockUpstream { host, port, latency_ms } => {
+        Command::Conformance { command } => {
+            if conformance::run(command, &mut out).await? {
+                Ok(())
+            } else {
+                Err(Failure::Failed)
+            }
+        }
+        Command::MockUpstream { host, port, latency_ms, misbehave } => {
+            let misbehaviour = match misbehave.as_deref() {
+                None => None,
+                Some(name) => {
+                    Some(switchyard::gateway::mock_upstream::Misbehaviour::from_name(name).ok_or_else(|| {
+                        let names: Vec<&str> =
+                            switchyard::gateway::mock_upstream::Misbehaviour::ALL.iter().map(|(n, _)| *n).collect();
+                        Error::Config(format!("--misbehave {name}: choose one of {}", names.join(", ")))
+                    })?)
+                }
+            };
             let addr = std::net::SocketAddr::new(host, port);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
-            eprintln!("mock upstream on http://{addr}/v1 (latency {latency_ms} ms)");
-            let app = switchyard::gateway::mock_upstream::app(std::time::Duration::from_millis(latency_ms));
+            let fault = misbehave.map(|m| format!(", misbehaving: {m}")).unwrap_or_default();
+            eprintln!("mock upstream on http://{addr}/v1 (latency {latency_ms} ms{fault})");
+            let app = switchyard::gateway::mock_upstream::misbehaving(
+                std::time::Duration::from_millis(latency_ms),
+                misbehaviour,
+            );
             axum::serve(switchyard::gateway::no_delay(listener), app)
                 .with_graceful_shutdown(switchyard::gateway::shutdown_signal())
                 .await

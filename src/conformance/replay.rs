@@ -40,6 +40,10 @@ pub struct Replay {
     pub outcome: Outcome,
     /// Everything that did not match: the outbound request, or the expected outcome.
     pub problems: Vec<String>,
+    /// Of those, what was wrong with the request sent upstream.
+    pub request_problems: Vec<String>,
+    /// Of those, what was wrong with the outcome (success, or the expected error).
+    pub outcome_problems: Vec<String>,
 }
 
 impl Replay {
@@ -58,7 +62,7 @@ pub async fn replay(case: &Case) -> Result<Replay> {
     let outcome = run(case, kind, &client).await;
 
     let received = server.received_requests().await.unwrap_or_default();
-    let mut problems = match &case.request {
+    let request_problems = match &case.request {
         Some(expected) if kind == ProviderKind::Bedrock => {
             let mut problems = check_request(expected, &received);
             if let (Some(request), Some(settings)) = (received.first(), sigv4_check::Settings::of(case)) {
@@ -70,8 +74,9 @@ pub async fn replay(case: &Case) -> Result<Replay> {
         None if received.is_empty() => Vec::new(),
         None => vec![format!("expected no request upstream, but {} were sent", received.len())],
     };
-    problems.extend(check_outcome(case, &outcome));
-    Ok(Replay { outcome, problems })
+    let outcome_problems = check_outcome(case, &outcome);
+    let problems = request_problems.iter().chain(&outcome_problems).cloned().collect();
+    Ok(Replay { outcome, problems, request_problems, outcome_problems })
 }
 
 /// A wiremock server that answers every request with the case's recorded response.
@@ -131,7 +136,7 @@ pub fn provider_settings(case: &Case, kind: ProviderKind, server_uri: &str) -> P
 
 /// The path part of the provider's default API base (`https://api.groq.com/openai/v1` ->
 /// `/openai/v1`).
-fn default_base_path(kind: ProviderKind) -> &'static str {
+pub(crate) fn default_base_path(kind: ProviderKind) -> &'static str {
     let base = match kind {
         ProviderKind::OpenAi => crate::provider::openai::DEFAULT_BASE_URL,
         ProviderKind::Compat(vendor) => vendor.base_url,

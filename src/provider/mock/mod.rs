@@ -7,7 +7,7 @@
 //! | model | behaviour |
 //! | --- | --- |
 //! | `mock/echo` | answers with the last user message |
-//! | `mock/tools` | calls the first declared tool (or the one `tool_choice` names) with `{"input": <last user text>}`; echoes when no tools are given |
+//! | `mock/tools` | calls the first declared tool (or the one `tool_choice` names) with arguments its schema accepts (each required property, or the first, with a value of its type; strings are the last user text; `{"input": <text>}` for a tool with no properties); echoes when no tools are given |
 //! | `mock/slow-<ms>` | echoes after `<ms>` milliseconds (for streams, before the first chunk) |
 //! | `mock/error-<status>` | fails with that HTTP status and OpenAI's error envelope; 429 and 503 carry `retry-after: 1` |
 //! | `mock/context-length` | fails like an over-long prompt (400, `context_length_exceeded`) |

@@ -149,7 +149,7 @@ impl Answer {
         );
         match tool {
             Some(name) => {
-                let arguments = json!({ "input": last_user }).to_string();
+                let arguments = arguments_for(req, &name, &last_user).to_string();
                 Self { id, text: None, tool_call: Some((name, arguments)), prompt_tokens }
             }
             None => Self { id, text: Some(last_user), tool_call: None, prompt_tokens },
@@ -256,6 +256,52 @@ fn chosen_tool(req: &ChatRequest) -> Option<String> {
         _ => {}
     }
     req.tools.as_ref()?.iter().find_map(|t| t.function.as_ref().map(|f| f.name.clone()))
+}
+
+/// Arguments for a call to `name` that its JSON Schema accepts: each required property (or,
+/// with none required, the first) with a value of its type, strings carrying the user's last
+/// words; `{"input": ...}` for a tool that declares no properties.
+fn arguments_for(req: &ChatRequest, name: &str, text: &str) -> Value {
+    let parameters = req
+        .tools
+        .iter()
+        .flatten()
+        .filter_map(|t| t.function.as_ref())
+        .find(|f| f.name == name)
+        .and_then(|f| f.parameters.as_ref())
+        .map(|p| Value::Object(p.clone()));
+    let Some(properties) =
+        parameters.as_ref().and_then(|p| p.get("properties")).and_then(Value::as_object).filter(|p| !p.is_empty())
+    else {
+        return json!({ "input": text });
+    };
+    let required: Vec<&str> = parameters
+        .as_ref()
+        .and_then(|p| p.get("required"))
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let chosen: Vec<&String> = if required.is_empty() {
+        properties.keys().take(1).collect()
+    } else {
+        properties.keys().filter(|k| required.contains(&k.as_str())).collect()
+    };
+    let mut out = serde_json::Map::new();
+    for key in chosen {
+        let schema = &properties[key];
+        let value = match schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
+            Some(first) => first.clone(),
+            None => match schema.get("type").and_then(Value::as_str) {
+                Some("integer" | "number") => json!(1),
+                Some("boolean") => json!(true),
+                Some("array") => json!([]),
+                Some("object") => json!({}),
+                _ => json!(text),
+            },
+        };
+        out.insert(key.clone(), value);
+    }
+    Value::Object(out)
 }
 
 fn embeddings(req: &EmbeddingRequest) -> RawResponse {
