@@ -132,6 +132,7 @@ pub async fn run(command: ConformanceCommand, out: &mut dyn Write) -> Result<boo
             options.case_glob = common.case.clone();
             options.concurrency = common.concurrency;
             options.oversize_tokens = oversize_tokens;
+            root(&common.root)?;
             let total = switchyard::conformance::live::count(&common.root, &options)?;
             let bar = progress(total as u64, &format!("{} at {}", endpoint.provider, endpoint.base_url));
             let report = switchyard::conformance::live::run(&common.root, &options, |case| tick(&bar, case)).await?;
@@ -139,6 +140,7 @@ pub async fn run(command: ConformanceCommand, out: &mut dyn Write) -> Result<boo
             emit(&report, common.format, out)
         }
         ConformanceCommand::Record { endpoint, name, input, operation, description, force, root, timeout } => {
+            self::root(&root)?;
             let live = live_options(&endpoint, timeout)?;
             let options = RecordOptions {
                 live,
@@ -181,7 +183,20 @@ fn live_options(endpoint: &Endpoint, timeout: u64) -> Result<LiveOptions, Error>
     Ok(options)
 }
 
+/// The cases folder, or a clear error when it is not there.
+fn root(root: &std::path::Path) -> Result<(), Error> {
+    if root.join("inputs").is_dir() {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "no conformance cases at `{}`: run from a Switchyard checkout, or pass --root path/to/switchyard/conformance",
+            root.display()
+        )))
+    }
+}
+
 async fn replay(provider: Option<&str>, common: &Common) -> Result<Report, Error> {
+    root(&common.root)?;
     let cases = switchyard::conformance::discover(&common.root)?;
     if let Some(provider) = provider
         && !cases.iter().any(|c| c.provider == provider)
