@@ -2,6 +2,7 @@
 //! `test`, started by `.ci/run`): the same behaviour on both.
 
 use serde_json::json;
+use switchyard::gateway::guardrails::KeyGuardrails;
 use switchyard::gateway::store::{KeyRecord, KeyRole, SpendRow, Store, now_ms};
 
 const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -38,6 +39,7 @@ async fn keys_round_trip_update_and_delete() {
             metadata: json!({"owner": "tests"}),
             created_at: now_ms(),
             role: KeyRole::Admin,
+            guardrails: KeyGuardrails { on: vec!["pii".into()], off: vec![], choose: true },
         };
         store.insert_key(&key).await.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(store.key_by_hash(&key.hash).await.ok().flatten(), Some(key.clone()), "{name}");
@@ -69,6 +71,9 @@ async fn spend_rows_are_written_once_and_summed_per_key() {
             ttft_us: Some(300),
             cache_hit: true,
             created_at: at,
+            guardrails: Some(
+                r#"[{"guardrail":"pii","mode":"pre_call","decision":"masked","findings":1,"latency_us":12}]"#.into(),
+            ),
             ..SpendRow::default()
         };
         let now = now_ms();

@@ -63,6 +63,9 @@ pub struct Config {
     /// OpenAI-compatible servers declared here, usable as `<id>/<model>` (ours).
     #[serde(default)]
     pub providers: Vec<CustomProvider>,
+    /// Guardrails (LiteLLM's shape; the kinds are ours: see `gateway::guardrails`).
+    #[serde(default)]
+    pub guardrails: Vec<super::guardrails::GuardrailEntry>,
     #[serde(flatten)]
     unknown: BTreeMap<String, Value>,
 }
@@ -325,6 +328,10 @@ impl Config {
         add("general_settings", &self.general_settings.unknown);
         for (i, provider) in self.providers.iter().enumerate() {
             add(&format!("providers[{i}]"), &provider.unknown);
+        }
+        for (i, guardrail) in self.guardrails.iter().enumerate() {
+            add(&format!("guardrails[{i}]"), &guardrail.unknown);
+            add(&format!("guardrails[{i}].litellm_params"), &guardrail.litellm_params.unknown);
         }
         for (i, entry) in self.model_list.iter().enumerate() {
             add(&format!("model_list[{i}]"), &entry.unknown);

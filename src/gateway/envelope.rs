@@ -22,6 +22,8 @@ pub struct ApiFailure {
     pub code: Option<String>,
     /// Seconds to wait before trying again.
     pub retry_after: Option<u64>,
+    /// Headers to answer with (the guardrails' decisions); boxed, as most failures have none.
+    pub headers: Option<Box<Vec<(&'static str, String)>>>,
 }
 
 impl ApiFailure {
@@ -34,6 +36,7 @@ impl ApiFailure {
             param: None,
             code: None,
             retry_after: None,
+            headers: None,
         }
     }
 
@@ -48,6 +51,13 @@ impl ApiFailure {
     #[must_use]
     pub fn status(mut self, status: StatusCode) -> Self {
         self.status = status;
+        self
+    }
+
+    /// Adds a header to answer with.
+    #[must_use]
+    pub fn header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.get_or_insert_with(Default::default).push((name, value));
         self
     }
 
@@ -102,6 +112,11 @@ impl IntoResponse for ApiFailure {
             && let Ok(value) = HeaderValue::from_str(&secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        for (name, value) in self.headers.iter().flat_map(|h| h.iter()) {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                response.headers_mut().insert(*name, value);
+            }
         }
         response
     }

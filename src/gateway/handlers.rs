@@ -12,6 +12,8 @@ use serde_json::json;
 
 use axum::Extension;
 
+use super::guardrails::stream::GuardedStream;
+use super::guardrails::{Record, Records, Requested, Session};
 use super::keys::Principal;
 use super::limits::{InFlightKey, Limits, Refusal, Reservation};
 use super::spend::SpendSender;
@@ -21,7 +23,7 @@ use crate::cache::CacheControl;
 use crate::error::ErrorKind;
 use crate::hooks::{CallEvent, EventKind, Hooks};
 use crate::router::state::MinuteUsage;
-use crate::router::{CallOptions, CallReport, RoutedStream};
+use crate::router::{CallOptions, CallReport};
 use crate::{ChatRequest, EmbeddingRequest};
 
 /// The body, or the envelope for one that is too large or unreadable.
@@ -99,7 +101,7 @@ pub(super) async fn chat_completions(
     let mut request: ChatRequest = parse(&bytes)?;
     let options = take_cache_control(&mut request)?;
     let group = request.model.clone();
-    Ok(match route_chat(&gateway, &principal, &request, options).await? {
+    Ok(match route_chat(&gateway, &principal, request, options).await? {
         Routed::Stream(stream, headers) => {
             let mut headers = headers;
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -117,32 +119,121 @@ pub(super) async fn chat_completions(
 /// A routed chat answer and its `x-switchyard-*` and rate-limit headers.
 pub(super) enum Routed {
     Whole(Box<crate::ChatResponse>, HeaderMap),
-    Stream(Box<RoutedStream>, HeaderMap),
+    Stream(Box<GuardedStream>, HeaderMap),
 }
 
-/// Admits the call for the principal (models, limits, budget) and routes it.
+/// The model check of [`admit`], made before the guardrails run too.
+fn check_model(principal: &Principal, group: &str) -> Result<(), ApiFailure> {
+    match principal.key() {
+        Some(key) if !key.models.is_empty() && !key.models.iter().any(|m| m == group) => Err(ApiFailure::new(
+            ErrorKind::PermissionDenied,
+            format!("the key {} may not use the model `{group}` (it may use: {})", key.id, key.models.join(", ")),
+        )
+        .code("model_not_allowed")),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the pre-call guardrails, admits the call for the principal (models, limits,
+/// budget), routes it, and runs the answer's guardrails (a stream's as it passes).
 pub(super) async fn route_chat(
     gateway: &Gateway,
     principal: &Principal,
-    request: &ChatRequest,
+    mut request: ChatRequest,
     mut options: CallOptions,
 ) -> Result<Routed, ApiFailure> {
+    let started = std::time::Instant::now();
+    check_model(principal, &request.model)?;
+    let requested = Requested::take(&mut request)?;
+    let mut session = if gateway.guardrails.is_empty() && requested.on.is_empty() && requested.off.is_empty() {
+        None
+    } else {
+        let key_settings = principal.key().map(|k| &k.guardrails);
+        let master = principal.key().is_none();
+        Some(gateway.guardrails.session(key_settings, master, &requested, Records::default())?)
+            .filter(|s| !s.is_empty())
+    };
+    let key_id = principal.key().map(|k| k.id.clone());
+    let group = request.model.clone();
+    if let Some(session) = session.as_mut()
+        && let Err(failure) = session.pre_call(&mut request, &group, key_id.as_deref()).await
+    {
+        let records = session.records();
+        gateway.metrics.observe_guardrails(&records);
+        gateway.spend.send(blocked_row(principal.key().map(AsRef::as_ref), &request.model, &records, started));
+        return Err(match session.header() {
+            Some(header) => failure.header("x-switchyard-guardrails", header),
+            None => failure,
+        });
+    }
     // Counting and pricing cost microseconds: done only for a key with a tpm or a budget.
-    let tokens = || crate::tokens::chat_upper_bound(request) / 4 + crate::tokens::reserved_output(request);
-    let estimate = || gateway.router.estimate_cost(request).map_or(0, |usd| i64::try_from(usd.0).unwrap_or(i64::MAX));
+    let tokens = || crate::tokens::chat_upper_bound(&request) / 4 + crate::tokens::reserved_output(&request);
+    let estimate = || gateway.router.estimate_cost(&request).map_or(0, |usd| i64::try_from(usd.0).unwrap_or(i64::MAX));
     let (context, usage) = admit(gateway, principal, &request.model, tokens, estimate).await?;
     options.context = Some(context);
     let mut headers = HeaderMap::new();
     if request.stream == Some(true) {
-        let stream = gateway.router.chat_stream_with(request, options).await?;
+        let stream = gateway.router.chat_stream_with(&request, options).await?;
         report_headers(&mut headers, stream.report());
         limit_headers(&mut headers, principal.key(), usage);
-        return Ok(Routed::Stream(Box::new(stream), headers));
+        if let Some(value) = session.as_ref().and_then(Session::header).and_then(|h| HeaderValue::from_str(&h).ok()) {
+            headers.insert("x-switchyard-guardrails", value);
+        }
+        let on_done = session.as_ref().map(|_| decisions_sink(gateway, stream.report().call_id.clone()));
+        let guarded = GuardedStream::new(stream, session, request, group, on_done);
+        return Ok(Routed::Stream(Box::new(guarded), headers));
     }
-    let answer = gateway.router.chat_with(request, options).await?;
+    let mut answer = gateway.router.chat_with(&request, options).await?;
     report_headers(&mut headers, &answer.report);
     limit_headers(&mut headers, principal.key(), usage);
+    if let Some(mut session) = session {
+        let checked = if session.works_on_answers() {
+            session.post_call(&request, &mut answer.response, &group, key_id.as_deref()).await
+        } else {
+            Ok(())
+        };
+        decisions_sink(gateway, answer.report.call_id.clone())(session.records());
+        let header = session.header();
+        if let Err(failure) = checked {
+            return Err(match header.clone() {
+                Some(header) => failure.header("x-switchyard-guardrails", header),
+                None => failure,
+            });
+        }
+        if let Some(value) = header.and_then(|h| HeaderValue::from_str(&h).ok()) {
+            headers.insert("x-switchyard-guardrails", value);
+        }
+    }
     Ok(Routed::Whole(Box::new(answer.response), headers))
+}
+
+/// Where a routed call's guardrail decisions go once they are all known: the metrics, and
+/// its spend row.
+fn decisions_sink(gateway: &Gateway, call_id: String) -> Box<dyn FnOnce(Vec<Record>) + Send> {
+    let (spend, metrics) = (gateway.spend.clone(), gateway.metrics.clone());
+    Box::new(move |records: Vec<Record>| {
+        if records.is_empty() {
+            return;
+        }
+        metrics.observe_guardrails(&records);
+        spend.guardrails(call_id, serde_json::to_string(&records).unwrap_or_default());
+    })
+}
+
+/// The spend row of a call a guardrail refused before it was routed.
+fn blocked_row(key: Option<&KeyRecord>, group: &str, records: &[Record], started: std::time::Instant) -> SpendRow {
+    SpendRow {
+        call_id: crate::router::call_id(std::time::SystemTime::now()),
+        key_id: key.map(|k| k.id.clone()),
+        team_id: key.and_then(|k| k.team_id.clone()),
+        model: group.to_string(),
+        status: "blocked".into(),
+        error_kind: Some("guardrail_violation".into()),
+        latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
+        created_at: now_ms(),
+        guardrails: serde_json::to_string(records).ok(),
+        ..SpendRow::default()
+    }
 }
 
 /// What the spend hook needs to know of a call: whose it is and what was reserved. Dropped
@@ -168,13 +259,7 @@ async fn admit(
         let context = KeyContext { key: None, reservations: Vec::new(), estimated_tokens: 0, _in_flight: None };
         return Ok((Arc::new(context), None));
     };
-    if !key.models.is_empty() && !key.models.iter().any(|m| m == group) {
-        return Err(ApiFailure::new(
-            ErrorKind::PermissionDenied,
-            format!("the key {} may not use the model `{group}` (it may use: {})", key.id, key.models.join(", ")),
-        )
-        .code("model_not_allowed"));
-    }
+    check_model(principal, group)?;
     let tokens = if key.tpm.is_some() { tokens() } else { 0 };
     let usage = gateway.limits.admit(key, tokens).await?.map_err(refusal)?;
     let in_flight = gateway.limits.enter(key).map_err(refusal)?;
@@ -313,13 +398,15 @@ fn spend_row(event: &CallEvent, key: Option<&KeyRecord>) -> SpendRow {
         ttft_us: event.time_to_first_token.map(micros),
         cache_hit: event.cache_hit,
         created_at: now_ms(),
+        guardrails: None,
     }
 }
 
 /// The chunks as server-sent events, each passed on as it comes, then `[DONE]`; an error
-/// after the first chunk is sent as an error event and ends the stream.
+/// after the first chunk (or a guardrail's block) is sent as an error event and ends the
+/// stream.
 fn sse(
-    stream: RoutedStream,
+    stream: GuardedStream,
     group: String,
 ) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     // The group's name travels in the state and is swapped into each chunk's `model`, so
@@ -342,10 +429,7 @@ fn sse(
                     }
                 }
             }
-            Some(Err(err)) => {
-                let body = ApiFailure::from(&err).body();
-                Some((Ok(Bytes::from(format!("data: {body}\n\n"))), None))
-            }
+            Some(Err(failure)) => Some((Ok(Bytes::from(format!("data: {}\n\n", failure.body()))), None)),
             None => Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), None)),
         }
     })

@@ -193,6 +193,7 @@ pub(super) struct KeyFields {
     duration: Option<String>,
     metadata: Option<Value>,
     role: Option<KeyRole>,
+    guardrails: Option<super::guardrails::KeyGuardrails>,
 }
 
 fn non_negative(value: Option<i64>, field: &str) -> Result<Option<i64>, ApiFailure> {
@@ -245,6 +246,10 @@ impl KeyFields {
         }
         if let Some(role) = self.role {
             key.role = role;
+        }
+        if let Some(guardrails) = self.guardrails {
+            gateway.guardrails.check_key(&guardrails)?;
+            key.guardrails = guardrails;
         }
         Ok(())
     }
@@ -299,6 +304,7 @@ async fn describe(gateway: &Gateway, key: &KeyRecord) -> Value {
         "metadata": key.metadata,
         "created_at": key.created_at,
         "role": key.role.as_str(),
+        "guardrails": key.guardrails,
     })
 }
 
@@ -454,6 +460,8 @@ pub(super) async fn spend_logs(
         .map(|r| {
             let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
             v["spend"] = json!(pico_to_dollars(r.cost_pico));
+            // Stored as JSON text; shown as the list it is.
+            v["guardrails"] = r.guardrails.as_deref().and_then(|g| serde_json::from_str(g).ok()).unwrap_or(Value::Null);
             v
         })
         .collect();

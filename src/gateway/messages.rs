@@ -33,10 +33,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::guardrails::stream::GuardedStream;
 use super::handlers::{Routed, body, route_chat};
 use super::keys::Principal;
 use super::{ApiFailure, Gateway};
-use crate::router::{CallOptions, RoutedStream};
+use crate::router::CallOptions;
 use crate::{ChatChunk, ChatRequest, ChatResponse};
 
 /// Anthropic's error envelope for a failure.
@@ -57,6 +58,11 @@ pub(super) fn anthropic_error(failure: &ApiFailure) -> Response {
         && let Ok(value) = HeaderValue::from_str(&secs.to_string())
     {
         response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    for (name, value) in failure.headers.iter().flat_map(|h| h.iter()) {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
     }
     response
 }
@@ -86,9 +92,15 @@ async fn handle(
     // Checked against our description of Anthropic's format first, for its error messages.
     <crate::spec::anthropic::CreateMessageParams as serde::Deserialize>::deserialize(&value)
         .map_err(|e| ApiFailure::bad_request(format!("invalid request: {e}")))?;
-    let request = to_openai(&value)?;
+    let mut request = to_openai(&value)?;
+    // The guardrails a request asks for, as on the OpenAI route (ours; not Anthropic's).
+    for field in ["guardrails", "disable_guardrails"] {
+        if let Some(names) = value.get(field) {
+            request.extra.insert(field.into(), names.clone());
+        }
+    }
     let group = request.model.clone();
-    Ok(match route_chat(gateway, principal, &request, CallOptions::default()).await? {
+    Ok(match route_chat(gateway, principal, request, CallOptions::default()).await? {
         Routed::Whole(response, headers) => (headers, axum::Json(from_openai(&response, &group))).into_response(),
         Routed::Stream(stream, mut headers) => {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -507,7 +519,7 @@ impl StreamTranslator {
 }
 
 fn events(
-    stream: RoutedStream,
+    stream: GuardedStream,
     model: String,
 ) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     let translator = StreamTranslator::new(model);
@@ -519,9 +531,9 @@ fn events(
                 translator.chunk(&chunk, &mut out);
                 Some((Ok(Bytes::from(out)), Some((stream, translator))))
             }
-            Some(Err(err)) => {
-                let failure = ApiFailure::from(&err);
-                let body = json!({"type": "error", "error": {"type": "api_error", "message": failure.message}});
+            Some(Err(failure)) => {
+                let kind = if failure.kind == "guardrail_violation" { failure.kind } else { "api_error" };
+                let body = json!({"type": "error", "error": {"type": kind, "message": failure.message}});
                 StreamTranslator::event(&mut out, "error", &body);
                 Some((Ok(Bytes::from(out)), None))
             }

@@ -1,5 +1,6 @@
 //! Prometheus metrics at `/metrics`: requests, latency and time-to-first-token histograms,
-//! tokens, spend and errors by model, and deployment cooldowns.
+//! tokens, spend and errors by model, deployment cooldowns, and guardrail decisions with the
+//! time each took.
 
 use std::sync::atomic::AtomicU64;
 
@@ -25,6 +26,13 @@ pub struct Metrics {
     spend: Family<Labels, Counter<f64, AtomicU64>>,
     errors: Family<Labels, Counter>,
     cooling: Family<Labels, Gauge>,
+    guardrails: Family<Labels, Counter>,
+    guardrail_time: Family<Labels, Histogram>,
+}
+
+fn guardrail_seconds() -> Histogram {
+    // 1 µs to ~1 s (a webhook's round trip).
+    Histogram::new(exponential_buckets(0.000_001, 4.0, 11))
 }
 
 fn seconds() -> Histogram {
@@ -43,6 +51,8 @@ impl Metrics {
         let spend = Family::<Labels, Counter<f64, AtomicU64>>::default();
         let errors = Family::<Labels, Counter>::default();
         let cooling = Family::<Labels, Gauge>::default();
+        let guardrails = Family::<Labels, Counter>::default();
+        let guardrail_time = Family::<Labels, Histogram>::new_with_constructor(guardrail_seconds as fn() -> Histogram);
         registry.register("requests", "Calls by model and outcome", requests.clone());
         registry.register(
             "request_duration_seconds",
@@ -54,7 +64,13 @@ impl Metrics {
         registry.register("spend_dollars", "Spend by model, from the receipts", spend.clone());
         registry.register("errors", "Failed calls by model and error kind", errors.clone());
         registry.register("deployment_cooling_down", "1 while a deployment is cooling down", cooling.clone());
-        Self { registry, requests, latency, ttft, tokens, spend, errors, cooling }
+        registry.register(
+            "guardrail_decisions",
+            "Guardrail decisions by guardrail, mode and decision",
+            guardrails.clone(),
+        );
+        registry.register("guardrail_duration_seconds", "The time each guardrail took", guardrail_time.clone());
+        Self { registry, requests, latency, ttft, tokens, spend, errors, cooling, guardrails, guardrail_time }
     }
 
     /// Counts one finished call.
@@ -95,6 +111,21 @@ impl Metrics {
             let mut labels = model();
             labels.push(("kind", kind.name().to_string()));
             self.errors.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Counts guardrail decisions and the time they took.
+    pub fn observe_guardrails(&self, records: &[super::guardrails::Record]) {
+        for r in records {
+            let labels = vec![
+                ("guardrail", r.guardrail.clone()),
+                ("mode", r.mode.to_string()),
+                ("decision", r.decision.to_string()),
+            ];
+            self.guardrails.get_or_create(&labels).inc();
+            self.guardrail_time
+                .get_or_create(&vec![("guardrail", r.guardrail.clone())])
+                .observe(r.latency_us as f64 / 1e6);
         }
     }
 

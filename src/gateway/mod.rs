@@ -26,6 +26,7 @@ use crate::transport::{RetryPolicy, Timeouts};
 
 pub mod config;
 mod envelope;
+pub mod guardrails;
 mod handlers;
 pub mod keys;
 pub mod limits;
@@ -63,7 +64,11 @@ pub struct Gateway {
     teams: moka::future::Cache<String, Option<Arc<store::TeamRecord>>>,
     /// The spend writer, taken at shutdown to drain it.
     writer: std::sync::Mutex<Option<spend::SpendWriter>>,
+    /// Queues spend rows (calls refused before routing) and guardrail decisions.
+    spend: spend::SpendSender,
     metrics: Arc<metrics::Metrics>,
+    /// The guardrails, compiled at start-up.
+    guardrails: guardrails::Guardrails,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -114,12 +119,13 @@ impl Gateway {
             None => SharedState::memory(),
         };
         let limits = Arc::new(limits::Limits::new(state.clone(), store.clone(), redis_url.as_deref()).await?);
+        let guardrails = guardrails::Guardrails::compile(&config.guardrails, env)?;
         let (sender, writer) = spend::SpendWriter::start(store.clone());
         let metrics = Arc::new(metrics::Metrics::new());
         let mut builder = Router::builder()
             .drop_params(config.litellm_settings.drop_params)
             .state(state)
-            .hooks(handlers::spend_hooks(sender, limits.clone(), metrics.clone()));
+            .hooks(handlers::spend_hooks(sender.clone(), limits.clone(), metrics.clone()));
         let custom: std::collections::HashMap<&str, (&config::CustomProvider, &'static CompatVendor)> = config
             .providers
             .iter()
@@ -256,7 +262,9 @@ impl Gateway {
             keys,
             teams,
             writer: std::sync::Mutex::new(Some(writer)),
+            spend: sender,
             metrics,
+            guardrails,
         })
     }
 
@@ -361,6 +369,18 @@ fn admin_document(gateway: &Gateway) -> Bytes {
             && let Some(items) = document.pointer_mut(&pointer).and_then(|s| s.as_object_mut())
         {
             items.insert("enum".into(), groups.clone().into());
+        }
+    }
+    // Likewise the guardrails a key may name: those configured (none, when none is).
+    let names: Vec<&str> = gateway.guardrails.names();
+    for list in ["on", "off"] {
+        let pointer = format!("/components/schemas/KeyGuardrails/properties/{list}");
+        if let Some(array) = document.pointer_mut(&pointer).and_then(|s| s.as_object_mut()) {
+            if names.is_empty() {
+                array.insert("maxItems".into(), 0.into());
+            } else if let Some(items) = array.get_mut("items").and_then(|i| i.as_object_mut()) {
+                items.insert("enum".into(), names.clone().into());
+            }
         }
     }
     serde_json::to_vec(&document).map(Bytes::from).unwrap_or_else(|_| Bytes::from_static(ADMIN_DOCUMENT.as_bytes()))

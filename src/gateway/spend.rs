@@ -14,15 +14,37 @@ const BATCH: usize = 1024;
 /// The least time between two batches.
 const GATHER: Duration = Duration::from_millis(20);
 
+/// What the writer is given.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "rows are nearly every message; boxing them would allocate once more per call"
+)]
+enum Message {
+    /// A call's row.
+    Row(SpendRow),
+    /// What a call's guardrails decided, known after its row (post-call and stream checks).
+    Guardrails { call_id: String, guardrails: String },
+}
+
 /// Queues spend rows for the writer. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct SpendSender(mpsc::UnboundedSender<SpendRow>);
+pub struct SpendSender(mpsc::UnboundedSender<Message>);
 
 impl SpendSender {
     /// Queues a row; never blocks the call it describes.
     pub fn send(&self, row: SpendRow) {
-        if let Err(err) = self.0.send(row) {
-            tracing::error!(call_id = %err.0.call_id, "the spend writer has stopped; a spend row is lost");
+        if let Err(err) = self.0.send(Message::Row(row))
+            && let Message::Row(row) = err.0
+        {
+            tracing::error!(call_id = %row.call_id, "the spend writer has stopped; a spend row is lost");
+        }
+    }
+
+    /// Queues what a call's guardrails decided, for its row (queued before).
+    pub fn guardrails(&self, call_id: String, guardrails: String) {
+        if self.0.send(Message::Guardrails { call_id: call_id.clone(), guardrails }).is_err() {
+            tracing::error!(%call_id, "the spend writer has stopped; guardrail decisions are lost");
         }
     }
 }
@@ -36,15 +58,30 @@ pub struct SpendWriter {
 impl SpendWriter {
     /// Starts the writer on `store`.
     pub fn start(store: Store) -> (SpendSender, Self) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<SpendRow>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
         let task = tokio::spawn(async move {
             let mut written = 0u64;
+            let mut messages = Vec::with_capacity(BATCH);
             let mut batch = Vec::with_capacity(BATCH);
+            let mut updates = Vec::new();
             // Whatever queued while the last batch was written is the next batch: under
             // load rows group themselves, and an idle gateway writes each row at once.
-            while rx.recv_many(&mut batch, BATCH).await > 0 {
+            while rx.recv_many(&mut messages, BATCH).await > 0 {
                 let started = tokio::time::Instant::now();
+                for message in messages.drain(..) {
+                    match message {
+                        Message::Row(row) => batch.push(row),
+                        Message::Guardrails { call_id, guardrails } => updates.push((call_id, guardrails)),
+                    }
+                }
                 written += write(&store, &mut batch).await;
+                // Rows first: an update's row came before it, in this batch or an earlier one.
+                if !updates.is_empty() {
+                    if let Err(err) = store.set_spend_guardrails(&updates).await {
+                        tracing::warn!(calls = updates.len(), error = %err, "cannot record guardrail decisions in the spend log");
+                    }
+                    updates.clear();
+                }
                 // Under load, let rows gather for a moment rather than commit a transaction
                 // per handful of rows; an idle gateway still writes its first row at once.
                 tokio::time::sleep_until(started + GATHER).await;

@@ -46,6 +46,8 @@ pub struct KeyRecord {
     pub created_at: i64,
     /// What it may do.
     pub role: KeyRole,
+    /// Its guardrail settings.
+    pub guardrails: super::guardrails::KeyGuardrails,
 }
 
 /// What a key may do.
@@ -125,6 +127,8 @@ pub struct SpendRow {
     pub cache_hit: bool,
     /// Epoch ms.
     pub created_at: i64,
+    /// What the call's guardrails decided (a JSON list), when any ran.
+    pub guardrails: Option<String>,
 }
 
 /// The store.
@@ -151,7 +155,7 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-const KEY_COLUMNS: &str = "id, hash, alias, team_id, models, max_budget_pico, budget_duration_s, rpm, tpm, max_parallel, expires_at, metadata, created_at, role";
+const KEY_COLUMNS: &str = "id, hash, alias, team_id, models, max_budget_pico, budget_duration_s, rpm, tpm, max_parallel, expires_at, metadata, created_at, role, guardrails";
 
 impl Store {
     /// Connects (`sqlite://path` creates the file; `postgres://...`) and runs the migrations.
@@ -204,7 +208,7 @@ impl Store {
     /// Stores a new key.
     pub async fn insert_key(&self, key: &KeyRecord) -> Result<()> {
         let sql = format!(
-            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         );
         bind_key(sqlx::query(&sql), key).execute(&self.pool).await.map(|_| ()).map_err(db)
     }
@@ -213,7 +217,7 @@ impl Store {
     pub async fn update_key(&self, key: &KeyRecord) -> Result<bool> {
         let sql = "UPDATE api_keys SET hash = $2, alias = $3, team_id = $4, models = $5, max_budget_pico = $6, \
                    budget_duration_s = $7, rpm = $8, tpm = $9, max_parallel = $10, expires_at = $11, metadata = $12, \
-                   created_at = $13, role = $14 WHERE id = $1";
+                   created_at = $13, role = $14, guardrails = $15 WHERE id = $1";
         let done = bind_key(sqlx::query(sql), key).execute(&self.pool).await.map_err(db)?;
         Ok(done.rows_affected() > 0)
     }
@@ -361,9 +365,24 @@ impl Store {
                     .bind(row.latency_us)
                     .bind(row.ttft_us)
                     .bind(i64::from(row.cache_hit))
-                    .bind(row.created_at);
+                    .bind(row.created_at)
+                    .bind(&row.guardrails);
             }
             query.execute(&mut *tx).await.map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    /// Records what a call's guardrails decided (after its row was written).
+    pub async fn set_spend_guardrails(&self, updates: &[(String, String)]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for (call_id, guardrails) in updates {
+            sqlx::query("UPDATE spend_logs SET guardrails = $1 WHERE call_id = $2")
+                .bind(guardrails)
+                .bind(call_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         }
         tx.commit().await.map_err(db)
     }
@@ -372,7 +391,7 @@ impl Store {
     pub async fn spend_logs(&self, key_id: Option<&str>, limit: i64) -> Result<Vec<SpendRow>> {
         let columns = "call_id, key_id, team_id, model, deployment, provider, prompt_tokens, completion_tokens, \
                        cached_tokens, cache_write_tokens, reasoning_tokens, cost_pico, status, error_kind, latency_us, \
-                       ttft_us, cache_hit, created_at";
+                       ttft_us, cache_hit, created_at, guardrails";
         let rows = match key_id {
             Some(id) => {
                 let sql =
@@ -424,6 +443,7 @@ fn bind_key<'q>(query: AnyQuery<'q>, key: &'q KeyRecord) -> AnyQuery<'q> {
         .bind(key.metadata.to_string())
         .bind(key.created_at)
         .bind(key.role.as_str())
+        .bind(serde_json::to_string(&key.guardrails).unwrap_or_else(|_| "{}".into()))
 }
 
 fn key_from_row(row: &AnyRow) -> Result<KeyRecord> {
@@ -446,6 +466,7 @@ fn key_from_row(row: &AnyRow) -> Result<KeyRecord> {
             "admin" => KeyRole::Admin,
             _ => KeyRole::User,
         },
+        guardrails: serde_json::from_str(&text("guardrails")?).map_err(db)?,
     })
 }
 
@@ -480,13 +501,14 @@ fn spend_from_row(row: &AnyRow) -> Result<SpendRow> {
         ttft_us: row.try_get("ttft_us").map_err(db)?,
         cache_hit: row.try_get::<i64, _>("cache_hit").map_err(db)? != 0,
         created_at: row.try_get("created_at").map_err(db)?,
+        guardrails: row.try_get("guardrails").map_err(db)?,
     })
 }
 
-/// The most spend rows bound in one INSERT statement (18 parameters each).
+/// The most spend rows bound in one INSERT statement (19 parameters each).
 const SPEND_ROWS_PER_STATEMENT: usize = 64;
 
-const SPEND_COLUMNS: usize = 18;
+const SPEND_COLUMNS: usize = 19;
 
 /// `INSERT INTO spend_logs (...) VALUES ($1, ..., $18), ($19, ...)` for `rows` rows, with
 /// `?` placeholders for SQLite: it looks numbered parameters up by name with a linear scan,
@@ -497,7 +519,7 @@ fn spend_insert_sql(rows: usize, anonymous: bool) -> String {
     sql.push_str(
         "INSERT INTO spend_logs (call_id, key_id, team_id, model, deployment, provider, prompt_tokens, \
          completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_pico, status, error_kind, \
-         latency_us, ttft_us, cache_hit, created_at) VALUES ",
+         latency_us, ttft_us, cache_hit, created_at, guardrails) VALUES ",
     );
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });

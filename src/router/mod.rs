@@ -40,6 +40,7 @@ mod stream;
 
 pub use deployment::Deployment;
 pub use policy::Strategy;
+pub(crate) use route::call_id;
 pub use state::SharedState;
 pub use stream::RoutedStream;
 

@@ -141,7 +141,7 @@ impl Call {
 /// Time first, so ids sort by time and the spend log's primary-key index grows at its end
 /// rather than at random places (a random id costs a B-tree page split here and there on
 /// every insert, in SQLite and PostgreSQL alike).
-fn call_id(at: SystemTime) -> String {
+pub(crate) fn call_id(at: SystemTime) -> String {
     let ms = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     format!("call-{:012x}{:016x}", ms & 0xffff_ffff_ffff, fastrand::u64(..))
 }

@@ -139,6 +139,46 @@ impl ChatMessage {
             Self::Function(_) => None,
         }
     }
+
+    /// The message's content, to change it in place (guardrails mask it).
+    pub fn content_mut(&mut self) -> Option<&mut MessageContent> {
+        match self {
+            Self::Developer(m) => Some(&mut m.content),
+            Self::System(m) => Some(&mut m.content),
+            Self::User(m) => Some(&mut m.content),
+            Self::Assistant(m) => m.content.as_mut(),
+            Self::Tool(m) => Some(&mut m.content),
+            Self::Function(_) => None,
+        }
+    }
+}
+
+impl MessageContent {
+    /// Every text in the content, to read or change in place: the string, or each text part.
+    pub fn texts_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            Self::Text(text) => vec![text],
+            Self::Parts(parts) => parts
+                .iter_mut()
+                .filter_map(|p| match p {
+                    ContentPart::Text(t) => Some(&mut t.text),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// Every text in the content: the string, or each text part.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        let (whole, parts): (Option<&str>, &[ContentPart]) = match self {
+            Self::Text(text) => (Some(text.as_str()), &[]),
+            Self::Parts(parts) => (None, parts.as_slice()),
+        };
+        whole.into_iter().chain(parts.iter().filter_map(|p| match p {
+            ContentPart::Text(t) => Some(t.text.as_str()),
+            _ => None,
+        }))
+    }
 }
 
 impl Serialize for ChatMessage {

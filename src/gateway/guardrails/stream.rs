@@ -1,0 +1,359 @@
+//! Guardrails on a stream as it passes (`post_call` / `during_call` on streams).
+//!
+//! Text is held back by up to [`HOLD`] bytes per choice, so that what a pattern matches
+//! across two chunks is seen whole before any of it is sent: a blocking guardrail ends the
+//! stream with a typed error before the match reaches the client, a masking one replaces it,
+//! and the pre-call placeholders the model echoes are turned back into their originals. The
+//! rest passes at once; a stream with no such guardrail is passed through untouched. What is
+//! held back is sent with the chunk that finishes its choice. Webhooks that check answers are
+//! asked once, at the stream's end (what was sent cannot be taken back: a block then ends the
+//! stream with an error event). Tool-call argument fragments are not rewritten.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::webhook::Verdict;
+use super::{Action, ApiFailure, Check, Guardrail, Masking, Placeholders, Record, Session, mask, violation};
+use crate::router::RoutedStream;
+use crate::spec::ext::Nullable;
+use crate::{ChatChunk, ChatRequest};
+
+/// Bytes of text held back per choice.
+pub const HOLD: usize = 128;
+
+/// The longest placeholder (`[CREDIT_CARD_999]`) and then some.
+const PLACEHOLDER_MAX: usize = 24;
+
+/// Per guardrail: what it found and the time it took, during the stream.
+#[derive(Default)]
+struct Tally {
+    findings: usize,
+    spent: Duration,
+}
+
+/// A routed stream with the session's answer guardrails applied.
+pub struct GuardedStream {
+    inner: RoutedStream,
+    session: Option<Box<Session>>,
+    request: Option<Box<ChatRequest>>,
+    model: String,
+    pending: BTreeMap<i64, String>,
+    tail: BTreeMap<i64, String>,
+    /// Everything sent, per choice, for the webhooks asked at the end.
+    whole: BTreeMap<i64, String>,
+    tallies: BTreeMap<String, Tally>,
+    template: Option<ChatChunk>,
+    done: bool,
+    on_done: Option<Box<dyn FnOnce(Vec<Record>) + Send>>,
+}
+
+impl std::fmt::Debug for GuardedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardedStream").field("guarded", &self.session.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl GuardedStream {
+    /// `inner` as it is, or guarded by `session` when it has work on answers. `on_done` gets
+    /// every decision of the call (pre-call ones included) once the stream has ended.
+    pub fn new(
+        inner: RoutedStream,
+        session: Option<Session>,
+        request: ChatRequest,
+        model: String,
+        on_done: Option<Box<dyn FnOnce(Vec<Record>) + Send>>,
+    ) -> Self {
+        let session = session.filter(|s| s.works_on_answers()).map(Box::new);
+        let request = session.as_ref().map(|_| Box::new(request));
+        Self {
+            inner,
+            session,
+            request,
+            model,
+            pending: BTreeMap::new(),
+            tail: BTreeMap::new(),
+            whole: BTreeMap::new(),
+            tallies: BTreeMap::new(),
+            template: None,
+            done: false,
+            on_done,
+        }
+    }
+
+    /// The routed stream's report (call id, deployment, ...).
+    pub fn report(&self) -> &crate::router::CallReport {
+        self.inner.report()
+    }
+
+    /// The next chunk to send, or the failure that ends the stream.
+    pub async fn next_chunk(&mut self) -> Option<Result<ChatChunk, ApiFailure>> {
+        if self.done {
+            return None;
+        }
+        if self.session.is_none() {
+            let next = self.inner.next_chunk().await;
+            if next.is_none() || matches!(next, Some(Err(_))) {
+                self.finish();
+            }
+            return next.map(|r| r.map_err(|e| ApiFailure::from(&e)));
+        }
+        loop {
+            match self.inner.next_chunk().await {
+                Some(Ok(mut chunk)) => {
+                    if let Err(failure) = self.guard(&mut chunk) {
+                        self.finish();
+                        return Some(Err(failure));
+                    }
+                    if !is_empty(&chunk) {
+                        return Some(Ok(chunk));
+                    }
+                }
+                Some(Err(err)) => {
+                    self.finish();
+                    return Some(Err(ApiFailure::from(&err)));
+                }
+                None => {
+                    let flushed = self.flush();
+                    let verdict = self.ask_webhooks().await;
+                    self.finish();
+                    return match (verdict, flushed) {
+                        (Err(failure), _) => Some(Err(failure)),
+                        (Ok(()), Some(chunk)) => Some(Ok(chunk)),
+                        (Ok(()), None) => None,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Applies the guardrails to one chunk's text, holding back what might still match.
+    fn guard(&mut self, chunk: &mut ChatChunk) -> Result<(), ApiFailure> {
+        let Some(session) = self.session.as_mut() else { return Ok(()) };
+        let detectors: Vec<Arc<Guardrail>> =
+            session.active.iter().filter(|g| g.post && matches!(g.check, Check::Patterns(_))).cloned().collect();
+        for choice in &mut chunk.choices {
+            let index = choice.index;
+            let pending = self.pending.entry(index).or_default();
+            if let Nullable::Value(text) = &choice.delta.content {
+                pending.push_str(text);
+            }
+            if pending.is_empty() && choice.finish_reason.is_none() {
+                continue;
+            }
+            let tail = self.tail.entry(index).or_default();
+            // Blocking guardrails see what was sent last with what is new.
+            for guardrail in detectors.iter().filter(|g| g.action == Action::Block) {
+                let Check::Patterns(detector) = &guardrail.check else { continue };
+                let started = Instant::now();
+                let window = format!("{tail}{pending}");
+                let hits: Vec<_> = if detector.matches(&window) {
+                    detector.find(&window).into_iter().filter(|f| f.end > tail.len()).collect()
+                } else {
+                    Vec::new()
+                };
+                let tally = self.tallies.entry(guardrail.name.clone()).or_default();
+                tally.spent += started.elapsed();
+                if !hits.is_empty() {
+                    tally.findings += hits.len();
+                    session.record(guardrail, "during_call", "blocked", hits.len(), Instant::now() - tally.spent);
+                    return Err(violation(&guardrail.name, &format!("the answer contains {}", super::found(&hits))));
+                }
+            }
+            // Send all but the last HOLD bytes, never cutting a match or a placeholder.
+            let mut cut = if choice.finish_reason.is_some() {
+                pending.len()
+            } else {
+                floor(pending, pending.len().saturating_sub(HOLD))
+            };
+            for guardrail in detectors.iter().filter(|g| g.action != Action::Block) {
+                let Check::Patterns(detector) = &guardrail.check else { continue };
+                if detector.matches(pending) {
+                    for f in detector.find(pending) {
+                        if f.start < cut && cut < f.end {
+                            cut = f.start;
+                        }
+                    }
+                }
+            }
+            if !session.placeholders.pairs.is_empty()
+                && let Some(open) = pending[floor(pending, cut.saturating_sub(PLACEHOLDER_MAX))..cut].rfind('[')
+            {
+                let start = floor(pending, cut.saturating_sub(PLACEHOLDER_MAX)) + open;
+                if !pending[start..cut].contains(']') {
+                    cut = start;
+                }
+            }
+            let rest = pending.split_off(cut);
+            let segment = std::mem::replace(pending, rest);
+            let sent = transform(&segment, &detectors, &mut self.tallies, &session.placeholders);
+            // What was sent, for the next window.
+            tail.push_str(&segment);
+            if tail.len() > HOLD {
+                let keep = floor(tail, tail.len() - HOLD);
+                tail.drain(..keep);
+            }
+            if !self.whole.is_empty() || !session.stream_webhooks().is_empty() {
+                self.whole.entry(index).or_default().push_str(&sent);
+            }
+            choice.delta.content = if sent.is_empty() { Nullable::Absent } else { Nullable::Value(sent) };
+        }
+        if self.template.is_none() {
+            self.template = Some(chunk.clone());
+        }
+        Ok(())
+    }
+
+    /// What is still held back, in one last chunk.
+    fn flush(&mut self) -> Option<ChatChunk> {
+        let session = self.session.as_ref()?;
+        let detectors: Vec<Arc<Guardrail>> =
+            session.active.iter().filter(|g| g.post && matches!(g.check, Check::Patterns(_))).cloned().collect();
+        let mut template = self.template.clone()?;
+        let mut choices = Vec::new();
+        for (index, pending) in std::mem::take(&mut self.pending) {
+            if pending.is_empty() {
+                continue;
+            }
+            let sent = transform(&pending, &detectors, &mut self.tallies, &session.placeholders);
+            let mut choice = template.choices.first().cloned()?;
+            choice.index = index;
+            choice.finish_reason = None;
+            choice.delta = Default::default();
+            choice.delta.content = Nullable::Value(sent);
+            choices.push(choice);
+        }
+        if choices.is_empty() {
+            return None;
+        }
+        template.choices = choices;
+        template.usage = Nullable::Absent;
+        Some(template)
+    }
+
+    /// The webhooks that check answers, on the whole stream.
+    async fn ask_webhooks(&mut self) -> Result<(), ApiFailure> {
+        let Some(session) = self.session.as_ref() else { return Ok(()) };
+        for guardrail in session.stream_webhooks() {
+            let Check::Webhook(hook) = &guardrail.check else { continue };
+            let started = Instant::now();
+            let content: Vec<&String> = self.whole.values().collect();
+            let payload = json!({
+                "guardrail": guardrail.name, "mode": "during_call", "model": self.model, "key_id": null,
+                "messages": self.request.as_ref().map(|r| &r.messages), "response": {"content": content},
+            });
+            match hook.ask(&payload).await {
+                Ok(Verdict::Allow) => session.record(&guardrail, "during_call", "passed", 0, started),
+                Ok(Verdict::Block(reason)) => {
+                    session.record(&guardrail, "during_call", "blocked", 1, started);
+                    let what = reason.map_or_else(
+                        || "the service refused the answer".into(),
+                        |r| format!("the service refused the answer ({r})"),
+                    );
+                    return Err(violation(&guardrail.name, &what));
+                }
+                // What was sent cannot be replaced.
+                Ok(Verdict::Mask { .. }) => session.record(&guardrail, "during_call", "logged", 1, started),
+                Err(why) => session.no_verdict(&guardrail, hook, "during_call", &why, started)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the stream's decisions and hands every decision of the call on.
+    fn finish(&mut self) {
+        self.done = true;
+        if let Some(session) = self.session.as_ref() {
+            let recorded: Vec<String> =
+                session.records().into_iter().filter(|r| r.mode == "during_call").map(|r| r.guardrail).collect();
+            for guardrail in session.active.iter().filter(|g| g.post && matches!(g.check, Check::Patterns(_))) {
+                if recorded.contains(&guardrail.name) {
+                    continue;
+                }
+                let tally = self.tallies.remove(&guardrail.name).unwrap_or_default();
+                let decision = match (tally.findings, guardrail.action) {
+                    (0, _) => "passed",
+                    (_, Action::Mask) => "masked",
+                    (_, _) => "logged",
+                };
+                session.record(guardrail, "during_call", decision, tally.findings, Instant::now() - tally.spent);
+            }
+        }
+        if let Some(on_done) = self.on_done.take() {
+            on_done(self.session.as_ref().map(|s| s.records()).unwrap_or_default());
+        }
+    }
+}
+
+impl Drop for GuardedStream {
+    fn drop(&mut self) {
+        // A client that goes away still leaves the decisions made so far.
+        if !self.done {
+            self.finish();
+        }
+    }
+}
+
+/// A segment about to be sent: masked by the masking guardrails (counted, with the logging
+/// ones), then with the pre-call placeholders restored.
+fn transform(
+    segment: &str,
+    detectors: &[Arc<Guardrail>],
+    tallies: &mut BTreeMap<String, Tally>,
+    placeholders: &Placeholders,
+) -> String {
+    let mut text = segment.to_string();
+    for guardrail in detectors.iter().filter(|g| g.action != Action::Block) {
+        let Check::Patterns(detector) = &guardrail.check else { continue };
+        let started = Instant::now();
+        if detector.matches(&text) {
+            let found = detector.find(&text);
+            let tally = tallies.entry(guardrail.name.clone()).or_default();
+            tally.findings += found.len();
+            if guardrail.action == Action::Mask {
+                let masking = if guardrail.kind == "pii" { Masking::Labelled } else { Masking::Redacted };
+                text = mask(&text, &found, &mut { masking });
+            }
+        }
+        tallies.entry(guardrail.name.clone()).or_default().spent += started.elapsed();
+    }
+    placeholders.restore(&text).unwrap_or(text)
+}
+
+/// The largest char boundary of `text` at or below `at`.
+fn floor(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// A chunk left with nothing to say once its held-back text is taken out.
+fn is_empty(chunk: &ChatChunk) -> bool {
+    chunk.usage.is_none()
+        && chunk.choices.iter().all(|c| {
+            c.finish_reason.is_none()
+                && matches!(c.delta.content, Nullable::Absent)
+                && c.delta.role.is_none()
+                && c.delta.tool_calls.is_none()
+                && matches!(c.delta.reasoning_content, Nullable::Absent)
+                && matches!(c.delta.refusal, Nullable::Absent | Nullable::Null)
+        })
+        && !chunk.choices.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_stays_on_char_boundaries() {
+        let text = "aé€b";
+        assert_eq!(floor(text, 2), 1);
+        assert_eq!(floor(text, 3), 3);
+        assert_eq!(floor(text, 99), text.len());
+    }
+}
