@@ -632,3 +632,51 @@ guardrails:
     assert_eq!(asked["mode"], "during_call");
     assert_eq!(asked["response"]["content"], json!(["all of it"]));
 }
+
+#[tokio::test]
+async fn a_streams_decisions_follow_its_spend_row_whether_it_ends_or_is_blocked() {
+    let config = "model_list:
+  - model_name: echo
+    litellm_params: {model: mock/echo}
+guardrails:
+  - guardrail_name: words
+    litellm_params: {guardrail: keywords, mode: during_call, keywords: [zeus], action: block, default_on: true}
+  - guardrail_name: audit
+    litellm_params: {guardrail: pii, mode: pre_call, entities: [email], action: log, default_on: true}
+";
+    let (app, _) = gateway(config).await;
+    let clean = call(&app, "/v1/chat/completions", MASTER, &stream("echo", "a clean answer")).await;
+    assert!(streamed(&clean.text).1.is_none(), "{}", clean.text);
+    let cut = call(&app, "/v1/chat/completions", MASTER, &stream("echo", "then zeus appears")).await;
+    assert!(streamed(&cut.text).1.is_some(), "{}", cut.text);
+    let mut rows = Vec::new();
+    for _ in 0..250 {
+        let request = Request::builder()
+            .uri("/spend/logs")
+            .header("authorization", format!("Bearer {MASTER}"))
+            .body(Body::empty())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let response = app.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
+        let logs: Value = serde_json::from_slice(&to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default())
+            .unwrap_or_default();
+        rows = logs.as_array().cloned().unwrap_or_default();
+        let during =
+            |r: &Value| r["guardrails"].as_array().is_some_and(|g| g.iter().any(|d| d["mode"] == "during_call"));
+        if rows.len() == 2 && rows.iter().all(during) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let decision = |row: &Value, guardrail: &str| -> Option<String> {
+        row["guardrails"]
+            .as_array()?
+            .iter()
+            .find(|d| d["guardrail"] == guardrail)
+            .and_then(|d| d["decision"].as_str().map(str::to_string))
+    };
+    let ok = rows.iter().find(|r| r["status"] == "success").unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(decision(ok, "words").as_deref(), Some("passed"), "{ok}");
+    assert_eq!(decision(ok, "audit").as_deref(), Some("passed"), "{ok}");
+    let blocked = rows.iter().find(|r| r["status"] == "failure").unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(decision(blocked, "words").as_deref(), Some("blocked"), "{blocked}");
+}

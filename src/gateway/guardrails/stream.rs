@@ -36,8 +36,12 @@ struct Tally {
 
 /// A routed stream with the session's answer guardrails applied.
 pub struct GuardedStream {
-    inner: RoutedStream,
+    /// Taken (and dropped, which ends the routed call) when the stream ends.
+    inner: Option<RoutedStream>,
+    report: crate::router::CallReport,
     session: Option<Box<Session>>,
+    /// Whether the session works on the answer; if not, chunks pass untouched.
+    guarded: bool,
     request: Option<Box<ChatRequest>>,
     model: String,
     pending: BTreeMap<i64, String>,
@@ -66,11 +70,14 @@ impl GuardedStream {
         model: String,
         on_done: Option<Box<dyn FnOnce(Vec<Record>) + Send>>,
     ) -> Self {
-        let session = session.filter(|s| s.works_on_answers()).map(Box::new);
-        let request = session.as_ref().map(|_| Box::new(request));
+        let guarded = session.as_ref().is_some_and(Session::works_on_answers);
+        let session = session.map(Box::new);
+        let request = guarded.then(|| Box::new(request));
         Self {
-            inner,
+            report: inner.report().clone(),
+            inner: Some(inner),
             session,
+            guarded,
             request,
             model,
             pending: BTreeMap::new(),
@@ -83,9 +90,16 @@ impl GuardedStream {
         }
     }
 
-    /// The routed stream's report (call id, deployment, ...).
+    /// The routed stream's report as it was when the stream started (call id, deployment, ...).
     pub fn report(&self) -> &crate::router::CallReport {
-        self.inner.report()
+        &self.report
+    }
+
+    async fn next_inner(&mut self) -> Option<crate::Result<ChatChunk>> {
+        match self.inner.as_mut() {
+            Some(inner) => inner.next_chunk().await,
+            None => None,
+        }
     }
 
     /// The next chunk to send, or the failure that ends the stream.
@@ -93,19 +107,19 @@ impl GuardedStream {
         if self.done {
             return None;
         }
-        if self.session.is_none() {
-            let next = self.inner.next_chunk().await;
+        if !self.guarded {
+            let next = self.next_inner().await;
             if next.is_none() || matches!(next, Some(Err(_))) {
                 self.finish();
             }
             return next.map(|r| r.map_err(|e| ApiFailure::from(&e)));
         }
         loop {
-            match self.inner.next_chunk().await {
+            match self.next_inner().await {
                 Some(Ok(mut chunk)) => {
                     if let Err(failure) = self.guard(&mut chunk) {
                         self.finish();
-                        return Some(Err(failure));
+                        return Some(Err(*failure));
                     }
                     if !is_empty(&chunk) {
                         return Some(Ok(chunk));
@@ -130,7 +144,7 @@ impl GuardedStream {
     }
 
     /// Applies the guardrails to one chunk's text, holding back what might still match.
-    fn guard(&mut self, chunk: &mut ChatChunk) -> Result<(), ApiFailure> {
+    fn guard(&mut self, chunk: &mut ChatChunk) -> Result<(), Box<ApiFailure>> {
         let Some(session) = self.session.as_mut() else { return Ok(()) };
         let detectors: Vec<Arc<Guardrail>> =
             session.active.iter().filter(|g| g.post && matches!(g.check, Check::Patterns(_))).cloned().collect();
@@ -158,8 +172,11 @@ impl GuardedStream {
                 tally.spent += started.elapsed();
                 if !hits.is_empty() {
                     tally.findings += hits.len();
-                    session.record(guardrail, "during_call", "blocked", hits.len(), Instant::now() - tally.spent);
-                    return Err(violation(&guardrail.name, &format!("the answer contains {}", super::found(&hits))));
+                    session.record(guardrail, "during_call", "blocked", hits.len(), since(tally.spent));
+                    return Err(Box::new(violation(
+                        &guardrail.name,
+                        &format!("the answer contains {}", super::found(&hits)),
+                    )));
                 }
             }
             // Send all but the last HOLD bytes, never cutting a match or a placeholder.
@@ -265,7 +282,10 @@ impl GuardedStream {
     /// Records the stream's decisions and hands every decision of the call on.
     fn finish(&mut self) {
         self.done = true;
-        if let Some(session) = self.session.as_ref() {
+        // The routed call ends first (a stream cut short writes its spend row as it is
+        // dropped), so that the decisions follow its row.
+        drop(self.inner.take());
+        if let Some(session) = self.session.as_ref().filter(|_| self.guarded) {
             let recorded: Vec<String> =
                 session.records().into_iter().filter(|r| r.mode == "during_call").map(|r| r.guardrail).collect();
             for guardrail in session.active.iter().filter(|g| g.post && matches!(g.check, Check::Patterns(_))) {
@@ -278,7 +298,7 @@ impl GuardedStream {
                     (_, Action::Mask) => "masked",
                     (_, _) => "logged",
                 };
-                session.record(guardrail, "during_call", decision, tally.findings, Instant::now() - tally.spent);
+                session.record(guardrail, "during_call", decision, tally.findings, since(tally.spent));
             }
         }
         if let Some(on_done) = self.on_done.take() {
@@ -320,6 +340,11 @@ fn transform(
         tallies.entry(guardrail.name.clone()).or_default().spent += started.elapsed();
     }
     placeholders.restore(&text).unwrap_or(text)
+}
+
+/// An instant `spent` ago, so that a record shows the time a guardrail spent on the stream.
+fn since(spent: Duration) -> Instant {
+    Instant::now().checked_sub(spent).unwrap_or_else(Instant::now)
 }
 
 /// The largest char boundary of `text` at or below `at`.
