@@ -680,3 +680,27 @@ guardrails:
     let blocked = rows.iter().find(|r| r["status"] == "failure").unwrap_or_else(|| panic!("{rows:?}"));
     assert_eq!(decision(blocked, "words").as_deref(), Some("blocked"), "{blocked}");
 }
+
+#[tokio::test]
+async fn a_logging_webhook_records_a_block_verdict_and_lets_the_call_through() {
+    let hook = webhook(json!({"action": "block", "reason": "policy"}), 200, Duration::ZERO).await;
+    let config = format!(
+        "model_list:
+  - model_name: echo
+    litellm_params: {{model: mock/echo}}
+guardrails:
+  - guardrail_name: audit
+    litellm_params: {{guardrail: webhook, mode: [pre_call, post_call], action: log, default_on: true, api_base: '{}/check'}}
+",
+        hook.uri()
+    );
+    let (app, _) = gateway(&config).await;
+    let answer = call(&app, "/v1/chat/completions", MASTER, &chat("echo", "hello")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["choices"][0]["message"]["content"], "hello");
+    let header = guardrail_header(&answer);
+    assert!(header.contains("audit:pre_call=logged(1)") && header.contains("audit:post_call=logged(1)"), "{header}");
+    let streamed_answer = call(&app, "/v1/chat/completions", MASTER, &stream("echo", "hello")).await;
+    let (content, error) = streamed(&streamed_answer.text);
+    assert_eq!((content.as_str(), error.is_none()), ("hello", true), "{}", streamed_answer.text);
+}

@@ -678,6 +678,10 @@ impl Session {
                     });
                     match hook.ask(&payload).await {
                         Ok(Verdict::Allow) => self.record(guardrail, "pre_call", "passed", 0, started),
+                        // A logging webhook records what the service said and changes nothing.
+                        Ok(Verdict::Block(_)) if guardrail.action == Action::Log => {
+                            self.record(guardrail, "pre_call", "logged", 1, started);
+                        }
                         Ok(Verdict::Block(reason)) => {
                             self.record(guardrail, "pre_call", "blocked", 1, started);
                             let what = reason.map_or_else(
@@ -799,6 +803,10 @@ impl Session {
                     });
                     match hook.ask(&payload).await {
                         Ok(Verdict::Allow) => self.record(guardrail, "post_call", "passed", 0, started),
+                        // A logging webhook records what the service said and changes nothing.
+                        Ok(Verdict::Block(_)) if guardrail.action == Action::Log => {
+                            self.record(guardrail, "post_call", "logged", 1, started);
+                        }
                         Ok(Verdict::Block(reason)) => {
                             self.record(guardrail, "post_call", "blocked", 1, started);
                             let what = reason.map_or_else(

@@ -263,6 +263,10 @@ impl GuardedStream {
             });
             match hook.ask(&payload).await {
                 Ok(Verdict::Allow) => session.record(&guardrail, "during_call", "passed", 0, started),
+                // A logging webhook records what the service said and changes nothing.
+                Ok(Verdict::Block(_)) if guardrail.action == Action::Log => {
+                    session.record(&guardrail, "during_call", "logged", 1, started);
+                }
                 Ok(Verdict::Block(reason)) => {
                     session.record(&guardrail, "during_call", "blocked", 1, started);
                     let what = reason.map_or_else(
