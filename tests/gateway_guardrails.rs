@@ -704,3 +704,28 @@ guardrails:
     let (content, error) = streamed(&streamed_answer.text);
     assert_eq!((content.as_str(), error.is_none()), ("hello", true), "{}", streamed_answer.text);
 }
+
+#[tokio::test]
+async fn guardrail_choices_are_not_sent_upstream() {
+    let upstream = echo_upstream().await;
+    let config = format!(
+        "{}guardrails:
+  - guardrail_name: audit
+    litellm_params: {{guardrail: pii, action: log}}
+",
+        models(&upstream)
+    );
+    let (app, _) = gateway(&config).await;
+    let mut body = chat("upstream", "hello");
+    body["metadata"] = json!({"guardrails": "audit"});
+    body["guardrails"] = json!(["audit"]);
+    body["disable_guardrails"] = json!([]);
+    let answer = call(&app, "/v1/chat/completions", MASTER, &body).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert!(guardrail_header(&answer).contains("audit:pre_call=passed"), "{}", guardrail_header(&answer));
+    let sent: Value =
+        serde_json::from_slice(&upstream.received_requests().await.unwrap_or_default()[0].body).unwrap_or_default();
+    for field in ["metadata", "guardrails", "disable_guardrails"] {
+        assert!(sent.get(field).is_none(), "`{field}` went upstream: {sent}");
+    }
+}

@@ -320,6 +320,11 @@ impl Requested {
             && let Some(names) = metadata.remove("guardrails")
         {
             on.extend(names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string));
+            // Metadata that held only this is not sent on (providers that take no metadata
+            // would refuse an empty one).
+            if metadata.is_empty() {
+                request.metadata = None;
+            }
         }
         Ok(Self { on, off })
     }
