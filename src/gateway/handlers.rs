@@ -153,8 +153,11 @@ pub(super) async fn route_chat(
         Some(gateway.guardrails.session(key_settings, master, &requested, Records::default())?)
             .filter(|s| !s.is_empty())
     };
-    let key_id = principal.key().map(|k| k.id.clone());
-    let group = request.model.clone();
+    // Only what the guardrails need is copied, and only when any run.
+    let (group, key_id) = match &session {
+        Some(_) => (request.model.clone(), principal.key().map(|k| k.id.clone())),
+        None => (String::new(), None),
+    };
     if let Some(session) = session.as_mut()
         && let Err(failure) = session.pre_call(&mut request, &group, key_id.as_deref()).await
     {
@@ -180,7 +183,7 @@ pub(super) async fn route_chat(
             headers.insert("x-switchyard-guardrails", value);
         }
         let on_done = session.as_ref().map(|_| decisions_sink(gateway, stream.report().call_id.clone()));
-        let guarded = GuardedStream::new(stream, session, request, group, on_done);
+        let guarded = GuardedStream::new(stream, session, request, on_done);
         return Ok(Routed::Stream(Box::new(guarded), headers));
     }
     let mut answer = gateway.router.chat_with(&request, options).await?;

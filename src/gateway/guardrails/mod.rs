@@ -851,11 +851,6 @@ impl Session {
         }
         Ok(())
     }
-
-    /// Whether a webhook checks answers (streams: at their end).
-    pub(crate) fn stream_webhooks(&self) -> Vec<Arc<Guardrail>> {
-        self.active.iter().filter(|g| g.post && matches!(g.check, Check::Webhook(_))).cloned().collect()
-    }
 }
 
 #[cfg(test)]

@@ -43,12 +43,16 @@ pub struct GuardedStream {
     /// Whether the session works on the answer; if not, chunks pass untouched.
     guarded: bool,
     request: Option<Box<ChatRequest>>,
-    model: String,
+    /// The session's pattern guardrails that check answers, and its answer webhooks: found
+    /// once, not per chunk.
+    detectors: Vec<Arc<Guardrail>>,
+    webhooks: Vec<Arc<Guardrail>>,
     pending: BTreeMap<i64, String>,
     tail: BTreeMap<i64, String>,
     /// Everything sent, per choice, for the webhooks asked at the end.
     whole: BTreeMap<i64, String>,
-    tallies: BTreeMap<String, Tally>,
+    /// What each of `detectors` found, and its time, in the same order.
+    tallies: Vec<Tally>,
     template: Option<ChatChunk>,
     done: bool,
     on_done: Option<Box<dyn FnOnce(Vec<Record>) + Send>>,
@@ -67,10 +71,16 @@ impl GuardedStream {
         inner: RoutedStream,
         session: Option<Session>,
         request: ChatRequest,
-        model: String,
         on_done: Option<Box<dyn FnOnce(Vec<Record>) + Send>>,
     ) -> Self {
         let guarded = session.as_ref().is_some_and(Session::works_on_answers);
+        let answer_checks = |wanted: fn(&Check) -> bool| -> Vec<Arc<Guardrail>> {
+            let active = session.iter().filter(|_| guarded).flat_map(|s| s.active.iter());
+            active.filter(|g| g.post && wanted(&g.check)).cloned().collect()
+        };
+        let detectors = answer_checks(|c| matches!(c, Check::Patterns(_)));
+        let webhooks = answer_checks(|c| matches!(c, Check::Webhook(_)));
+        let tallies = std::iter::repeat_with(Tally::default).take(detectors.len()).collect();
         let session = session.map(Box::new);
         let request = guarded.then(|| Box::new(request));
         Self {
@@ -79,11 +89,12 @@ impl GuardedStream {
             session,
             guarded,
             request,
-            model,
+            detectors,
+            webhooks,
             pending: BTreeMap::new(),
             tail: BTreeMap::new(),
             whole: BTreeMap::new(),
-            tallies: BTreeMap::new(),
+            tallies,
             template: None,
             done: false,
             on_done,
@@ -146,8 +157,7 @@ impl GuardedStream {
     /// Applies the guardrails to one chunk's text, holding back what might still match.
     fn guard(&mut self, chunk: &mut ChatChunk) -> Result<(), Box<ApiFailure>> {
         let Some(session) = self.session.as_mut() else { return Ok(()) };
-        let detectors: Vec<Arc<Guardrail>> =
-            session.active.iter().filter(|g| g.post && matches!(g.check, Check::Patterns(_))).cloned().collect();
+        let detectors = &self.detectors;
         for choice in &mut chunk.choices {
             let index = choice.index;
             let pending = self.pending.entry(index).or_default();
@@ -159,16 +169,18 @@ impl GuardedStream {
             }
             let tail = self.tail.entry(index).or_default();
             // Blocking guardrails see what was sent last with what is new.
-            for guardrail in detectors.iter().filter(|g| g.action == Action::Block) {
+            let mut window: Option<String> = None;
+            for (guardrail, tally) in
+                detectors.iter().zip(self.tallies.iter_mut()).filter(|(g, _)| g.action == Action::Block)
+            {
                 let Check::Patterns(detector) = &guardrail.check else { continue };
                 let started = Instant::now();
-                let window = format!("{tail}{pending}");
-                let hits: Vec<_> = if detector.matches(&window) {
-                    detector.find(&window).into_iter().filter(|f| f.end > tail.len()).collect()
+                let window = window.get_or_insert_with(|| format!("{tail}{pending}"));
+                let hits: Vec<_> = if detector.matches(window) {
+                    detector.find(window).into_iter().filter(|f| f.end > tail.len()).collect()
                 } else {
                     Vec::new()
                 };
-                let tally = self.tallies.entry(guardrail.name.clone()).or_default();
                 tally.spent += started.elapsed();
                 if !hits.is_empty() {
                     tally.findings += hits.len();
@@ -205,14 +217,14 @@ impl GuardedStream {
             }
             let rest = pending.split_off(cut);
             let segment = std::mem::replace(pending, rest);
-            let sent = transform(&segment, &detectors, &mut self.tallies, &session.placeholders);
+            let sent = transform(&segment, detectors, &mut self.tallies, &session.placeholders);
             // What was sent, for the next window.
             tail.push_str(&segment);
             if tail.len() > HOLD {
                 let keep = floor(tail, tail.len() - HOLD);
                 tail.drain(..keep);
             }
-            if !self.whole.is_empty() || !session.stream_webhooks().is_empty() {
+            if !self.webhooks.is_empty() {
                 self.whole.entry(index).or_default().push_str(&sent);
             }
             choice.delta.content = if sent.is_empty() { Nullable::Absent } else { Nullable::Value(sent) };
@@ -226,15 +238,13 @@ impl GuardedStream {
     /// What is still held back, in one last chunk.
     fn flush(&mut self) -> Option<ChatChunk> {
         let session = self.session.as_ref()?;
-        let detectors: Vec<Arc<Guardrail>> =
-            session.active.iter().filter(|g| g.post && matches!(g.check, Check::Patterns(_))).cloned().collect();
         let mut template = self.template.clone()?;
         let mut choices = Vec::new();
         for (index, pending) in std::mem::take(&mut self.pending) {
             if pending.is_empty() {
                 continue;
             }
-            let sent = transform(&pending, &detectors, &mut self.tallies, &session.placeholders);
+            let sent = transform(&pending, &self.detectors, &mut self.tallies, &session.placeholders);
             let mut choice = template.choices.first().cloned()?;
             choice.index = index;
             choice.finish_reason = None;
@@ -253,22 +263,22 @@ impl GuardedStream {
     /// The webhooks that check answers, on the whole stream.
     async fn ask_webhooks(&mut self) -> Result<(), ApiFailure> {
         let Some(session) = self.session.as_ref() else { return Ok(()) };
-        for guardrail in session.stream_webhooks() {
+        for guardrail in &self.webhooks {
             let Check::Webhook(hook) = &guardrail.check else { continue };
             let started = Instant::now();
             let content: Vec<&String> = self.whole.values().collect();
             let payload = json!({
-                "guardrail": guardrail.name, "mode": "during_call", "model": self.model, "key_id": null,
+                "guardrail": guardrail.name, "mode": "during_call", "model": self.request.as_ref().map(|r| &r.model), "key_id": null,
                 "messages": self.request.as_ref().map(|r| &r.messages), "response": {"content": content},
             });
             match hook.ask(&payload).await {
-                Ok(Verdict::Allow) => session.record(&guardrail, "during_call", "passed", 0, started),
+                Ok(Verdict::Allow) => session.record(guardrail, "during_call", "passed", 0, started),
                 // A logging webhook records what the service said and changes nothing.
                 Ok(Verdict::Block(_)) if guardrail.action == Action::Log => {
-                    session.record(&guardrail, "during_call", "logged", 1, started);
+                    session.record(guardrail, "during_call", "logged", 1, started);
                 }
                 Ok(Verdict::Block(reason)) => {
-                    session.record(&guardrail, "during_call", "blocked", 1, started);
+                    session.record(guardrail, "during_call", "blocked", 1, started);
                     let what = reason.map_or_else(
                         || "the service refused the answer".into(),
                         |r| format!("the service refused the answer ({r})"),
@@ -276,8 +286,8 @@ impl GuardedStream {
                     return Err(violation(&guardrail.name, &what));
                 }
                 // What was sent cannot be replaced.
-                Ok(Verdict::Mask { .. }) => session.record(&guardrail, "during_call", "logged", 1, started),
-                Err(why) => session.no_verdict(&guardrail, hook, "during_call", &why, started)?,
+                Ok(Verdict::Mask { .. }) => session.record(guardrail, "during_call", "logged", 1, started),
+                Err(why) => session.no_verdict(guardrail, hook, "during_call", &why, started)?,
             }
         }
         Ok(())
@@ -292,11 +302,10 @@ impl GuardedStream {
         if let Some(session) = self.session.as_ref().filter(|_| self.guarded) {
             let recorded: Vec<String> =
                 session.records().into_iter().filter(|r| r.mode == "during_call").map(|r| r.guardrail).collect();
-            for guardrail in session.active.iter().filter(|g| g.post && matches!(g.check, Check::Patterns(_))) {
+            for (guardrail, tally) in self.detectors.iter().zip(&self.tallies) {
                 if recorded.contains(&guardrail.name) {
                     continue;
                 }
-                let tally = self.tallies.remove(&guardrail.name).unwrap_or_default();
                 let decision = match (tally.findings, guardrail.action) {
                     (0, _) => "passed",
                     (_, Action::Mask) => "masked",
@@ -325,23 +334,22 @@ impl Drop for GuardedStream {
 fn transform(
     segment: &str,
     detectors: &[Arc<Guardrail>],
-    tallies: &mut BTreeMap<String, Tally>,
+    tallies: &mut [Tally],
     placeholders: &Placeholders,
 ) -> String {
     let mut text = segment.to_string();
-    for guardrail in detectors.iter().filter(|g| g.action != Action::Block) {
+    for (guardrail, tally) in detectors.iter().zip(tallies.iter_mut()).filter(|(g, _)| g.action != Action::Block) {
         let Check::Patterns(detector) = &guardrail.check else { continue };
         let started = Instant::now();
         if detector.matches(&text) {
             let found = detector.find(&text);
-            let tally = tallies.entry(guardrail.name.clone()).or_default();
             tally.findings += found.len();
             if guardrail.action == Action::Mask {
                 let masking = if guardrail.kind == "pii" { Masking::Labelled } else { Masking::Redacted };
                 text = mask(&text, &found, &mut { masking });
             }
         }
-        tallies.entry(guardrail.name.clone()).or_default().spent += started.elapsed();
+        tally.spent += started.elapsed();
     }
     placeholders.restore(&text).unwrap_or(text)
 }
