@@ -32,7 +32,9 @@ use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
 use super::capture::{Capture, Exchange};
+// What a call produced: the replay's outcome, from the same call path.
 use super::case::{Case, Operation};
+use super::replay::{Outcome as Answer, perform, to_json};
 use super::report::{CaseReport, Check, Report, Verdict};
 use super::schema::Schemas;
 use super::suite::glob_match;
@@ -40,7 +42,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::provider::ProviderKind;
 use crate::transport::sse::SseFramer;
 use crate::transport::{RetryPolicy, Timeouts};
-use crate::{ChatChunk, ChatRequest, ChatResponse, ChunkAccumulator, Client, EmbeddingRequest, ProviderSettings};
+use crate::{ChatChunk, ChatRequest, ChatResponse, Client, ProviderSettings};
 
 /// What to run against.
 #[derive(Clone, Debug)]
@@ -274,6 +276,16 @@ impl Target {
         self.kind == ProviderKind::Bedrock && self.options.api_key.is_none()
     }
 
+    /// A client for one call, through a fresh recording proxy unless the target must be
+    /// reached directly; the proxy's exchanges are what the wire checks read.
+    async fn connect(&self, api_key: Option<&str>) -> Result<(Option<Capture>, Client)> {
+        let capture =
+            if self.direct() { None } else { Some(Capture::start(&self.origin, self.options.timeout).await?) };
+        let origin = capture.as_ref().map_or(self.origin.as_str(), |c| c.origin());
+        let client = self.client(origin, api_key)?;
+        Ok((capture, client))
+    }
+
     pub(crate) fn client(&self, base_origin: &str, api_key: Option<&str>) -> Result<Client> {
         let mut settings = ProviderSettings::default().base_url(format!("{base_origin}{}", self.base_path));
         settings.api_key = api_key.map(|k| k.to_string().into());
@@ -420,53 +432,21 @@ struct Outcome {
     refused: Option<(String, String)>,
 }
 
-/// What a call produced, with the wire exchanges behind it.
-enum Answer {
-    Chat(ChatResponse),
-    Stream(Vec<ChatChunk>, ChatResponse),
-    Embed(crate::EmbeddingResponse),
-    Models(crate::ModelList),
-}
-
 async fn call(
     target: &Target,
     case: &Case,
     api_key: Option<&str>,
 ) -> Result<(std::result::Result<Answer, Error>, Vec<Exchange>)> {
-    let capture =
-        if target.direct() { None } else { Some(Capture::start(&target.origin, target.options.timeout).await?) };
-    let origin = capture.as_ref().map_or(target.origin.as_str(), |c| c.origin());
-    let client = target.client(origin, api_key)?;
+    let (capture, client) = target.connect(api_key).await?;
     let embedding = case.spec.operation == Operation::Embed;
     let mut input = case.input.clone().unwrap_or(Value::Null);
     if let Some(object) = input.as_object_mut() {
         object.insert("model".into(), Value::String(target.model(&case.spec.model, embedding)));
         target.bound_output(object);
     }
-    let answer = async {
-        Ok(match case.spec.operation {
-            Operation::Chat => Answer::Chat(client.chat(&parse::<ChatRequest>(input)?).await?),
-            Operation::ChatStream => {
-                let mut stream = client.chat_stream(&parse::<ChatRequest>(input)?).await?;
-                let (mut chunks, mut acc) = (Vec::new(), ChunkAccumulator::new());
-                while let Some(chunk) = stream.next_chunk().await {
-                    let chunk = chunk?;
-                    acc.push(&chunk);
-                    chunks.push(chunk);
-                }
-                Answer::Stream(chunks, acc.finish())
-            }
-            Operation::Embed => Answer::Embed(client.embed(&parse::<EmbeddingRequest>(input)?).await?),
-            Operation::Models => Answer::Models(client.models(target.kind).await?),
-        })
-    }
-    .await;
+    let answer = perform(&client, target.kind, case.spec.operation, input).await;
     let exchanges = capture.map(|c| c.exchanges()).unwrap_or_default();
     Ok((answer, exchanges))
-}
-
-fn parse<T: serde::de::DeserializeOwned>(input: Value) -> Result<T> {
-    serde_json::from_value(input).map_err(|e| Error::invalid(format!("the case's input does not decode: {e}"), None))
 }
 
 fn api_key(target: &Target) -> Option<&str> {
@@ -507,7 +487,7 @@ async fn run_case(target: &Target, case: &Case, twin: Option<&Case>) -> Result<O
                 checks.extend(tool_checks(request, response));
             }
         }
-        Answer::Stream(chunks, assembled) => {
+        Answer::Stream { chunks, assembled } => {
             if let Some(request) = &request {
                 checks.push(stream_chunk_check(request, chunks, assembled));
                 checks.extend(tool_checks(request, assembled));
@@ -520,7 +500,7 @@ async fn run_case(target: &Target, case: &Case, twin: Option<&Case>) -> Result<O
                 });
             }
         }
-        Answer::Embed(_) | Answer::Models(_) => {}
+        Answer::Embed(_) | Answer::Models(_) | Answer::Failed(_) => {}
     }
     Ok(Outcome { checks, refused: None })
 }
@@ -651,24 +631,7 @@ fn stream_shape(family: Family, events: &[(String, String)]) -> Vec<String> {
                 }
                 Some(_) => {}
             }
-            let mut finishes: BTreeMap<i64, usize> = BTreeMap::new();
-            for (_, data) in events.iter().filter(|(_, d)| d != "[DONE]") {
-                for choice in json(data)
-                    .and_then(|v| v.get("choices").cloned())
-                    .and_then(|c| c.as_array().cloned())
-                    .unwrap_or_default()
-                {
-                    if choice.get("finish_reason").is_some_and(|f| !f.is_null()) {
-                        *finishes.entry(choice.get("index").and_then(Value::as_i64).unwrap_or(0)).or_default() += 1;
-                    }
-                }
-            }
-            if finishes.is_empty() {
-                problems.push("no choice ever has a finish_reason".into());
-            }
-            for (index, n) in finishes.iter().filter(|(_, n)| **n > 1) {
-                problems.push(format!("choice {index} has {n} finish reasons, not one"));
-            }
+            one_finish_each(events, "choices", "choice", "finish_reason", &mut problems);
         }
         Family::Anthropic => {
             let types: Vec<String> = events
@@ -727,24 +690,7 @@ fn stream_shape(family: Family, events: &[(String, String)]) -> Vec<String> {
             }
         }
         Family::Gemini => {
-            let mut finishes: BTreeMap<i64, usize> = BTreeMap::new();
-            for (_, data) in events {
-                for candidate in json(data)
-                    .and_then(|v| v.get("candidates").cloned())
-                    .and_then(|c| c.as_array().cloned())
-                    .unwrap_or_default()
-                {
-                    if candidate.get("finishReason").is_some_and(|f| !f.is_null()) {
-                        *finishes.entry(candidate.get("index").and_then(Value::as_i64).unwrap_or(0)).or_default() += 1;
-                    }
-                }
-            }
-            if finishes.is_empty() {
-                problems.push("no candidate ever has a finishReason".into());
-            }
-            for (index, n) in finishes.iter().filter(|(_, n)| **n > 1) {
-                problems.push(format!("candidate {index} has {n} finish reasons, not one"));
-            }
+            one_finish_each(events, "candidates", "candidate", "finishReason", &mut problems);
         }
         Family::Cohere => {
             let types: Vec<String> =
@@ -767,6 +713,26 @@ fn stream_shape(family: Family, events: &[(String, String)]) -> Vec<String> {
     problems
 }
 
+/// Each choice (`list` items, by their `index`) of a stream's JSON events has exactly one
+/// `reason` field that is set, and some choice has one.
+fn one_finish_each(events: &[(String, String)], list: &str, item: &str, reason: &str, problems: &mut Vec<String>) {
+    let mut finishes: BTreeMap<i64, usize> = BTreeMap::new();
+    for (_, data) in events {
+        let Ok(event) = serde_json::from_str::<Value>(data) else { continue };
+        for entry in event.get(list).and_then(Value::as_array).into_iter().flatten() {
+            if entry.get(reason).is_some_and(|f| !f.is_null()) {
+                *finishes.entry(entry.get("index").and_then(Value::as_i64).unwrap_or(0)).or_default() += 1;
+            }
+        }
+    }
+    if finishes.is_empty() {
+        problems.push(format!("no {item} ever has a {reason}"));
+    }
+    for (index, n) in finishes.iter().filter(|(_, n)| **n > 1) {
+        problems.push(format!("{item} {index} has {n} finish reasons, not one"));
+    }
+}
+
 /// The SDK's OpenAI-shaped output against our description of OpenAI's format.
 fn openai_schema(answer: &Answer) -> Check {
     let doc = Family::OpenAi.description();
@@ -775,7 +741,7 @@ fn openai_schema(answer: &Answer) -> Check {
         Answer::Chat(r) => {
             ("CreateChatCompletionResponse", schemas.validate_component("CreateChatCompletionResponse", &to_json(r)))
         }
-        Answer::Stream(chunks, _) => (
+        Answer::Stream { chunks, .. } => (
             "CreateChatCompletionStreamResponse",
             chunks
                 .iter()
@@ -792,12 +758,9 @@ fn openai_schema(answer: &Answer) -> Check {
             ("CreateEmbeddingResponse", schemas.validate_component("CreateEmbeddingResponse", &to_json(r)))
         }
         Answer::Models(r) => ("ListModelsResponse", schemas.validate_component("ListModelsResponse", &to_json(r))),
+        Answer::Failed(err) => ("answer", vec![format!("the call failed: {err}")]),
     };
     Check::from_problems("openai_schema", &format!("the SDK's output is a valid OpenAI {schema}"), &problems)
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
 /// `tool_calls`: when the request declares tools, every call names one of them with
@@ -925,9 +888,6 @@ fn agreement(assembled: &ChatResponse, whole: &ChatResponse) -> Check {
 }
 
 async fn run_error(target: &Target, which: ErrorScenario) -> Result<Outcome> {
-    let capture =
-        if target.direct() { None } else { Some(Capture::start(&target.origin, target.options.timeout).await?) };
-    let origin = capture.as_ref().map_or(target.origin.as_str(), |c| c.origin());
     let model = match which {
         ErrorScenario::UnknownModel => format!("{}/switchyard-conformance-no-such-model", target.kind.id()),
         _ => target.model("gpt-4o-mini", false),
@@ -940,7 +900,7 @@ async fn run_error(target: &Target, which: ErrorScenario) -> Result<Outcome> {
         ErrorScenario::OversizePrompt => "lorem ".repeat(target.options.oversize_tokens),
         _ => "Say hello.".to_string(),
     };
-    let client = target.client(origin, key)?;
+    let (capture, client) = target.connect(key).await?;
     let mut request = ChatRequest::new(model, vec![crate::ChatMessage::user(text)]);
     if target.family == Family::Anthropic {
         request.max_tokens = Some(i64::try_from(LIVE_MAX_TOKENS).unwrap_or(1024));

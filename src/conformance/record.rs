@@ -21,7 +21,6 @@ use super::report::CaseReport;
 use super::suite::{check_case, redact, snapshot_text};
 use super::{Case, replay};
 use crate::error::{Error, Result};
-use crate::{ChatRequest, ChunkAccumulator, EmbeddingRequest};
 
 /// Request headers kept in `request.json` (others, credentials among them, are dropped).
 pub const KEPT_REQUEST_HEADERS: &[&str] = &["content-type", "accept", "anthropic-version", "anthropic-beta"];
@@ -107,29 +106,7 @@ pub async fn record(options: &RecordOptions) -> Result<Recorded> {
 
     let capture = Capture::start(&target.origin, options.live.timeout).await?;
     let client = target.client(capture.origin(), options.live.api_key.as_deref())?;
-    let parse = |v: Value| {
-        serde_json::from_value::<ChatRequest>(v).map_err(|e| Error::Config(format!("the input does not decode: {e}")))
-    };
-    let result: Result<()> = async {
-        match operation {
-            Operation::Chat => client.chat(&parse(input.clone())?).await.map(drop),
-            Operation::ChatStream => {
-                let mut stream = client.chat_stream(&parse(input.clone())?).await?;
-                let mut acc = ChunkAccumulator::new();
-                while let Some(chunk) = stream.next_chunk().await {
-                    acc.push(&chunk?);
-                }
-                Ok(())
-            }
-            Operation::Embed => {
-                let request: EmbeddingRequest = serde_json::from_value(input.clone())
-                    .map_err(|e| Error::Config(format!("the input does not decode: {e}")))?;
-                client.embed(&request).await.map(drop)
-            }
-            Operation::Models => client.models(target.kind).await.map(drop),
-        }
-    }
-    .await;
+    let result = super::replay::perform(&client, target.kind, operation, input.clone()).await.map(drop);
     let exchanges = capture.exchanges();
     let [exchange] = exchanges.as_slice() else {
         return Err(Error::Config(format!("expected one exchange with the endpoint, saw {}", exchanges.len())));
@@ -261,18 +238,10 @@ fn request_json(exchange: &Exchange, scrub: &dyn Fn(&[u8]) -> Vec<u8>) -> Result
     Ok(out)
 }
 
-/// `a=1&b=x%20y` as pairs.
+/// `a=1&b=x%20y` as pairs, decoded as the replay reads a request's query (`url`'s
+/// `query_pairs`, which is this crate).
 fn url_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode =
-                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
-            (decode(k), decode(v))
-        })
-        .collect()
+    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
 fn pretty(value: &Value) -> Vec<u8> {

@@ -154,26 +154,33 @@ pub(crate) fn default_base_path(kind: ProviderKind) -> &'static str {
 
 async fn run(case: &Case, kind: ProviderKind, client: &Client) -> Outcome {
     let input = case.input.clone().unwrap_or(Value::Null);
-    let result = async {
-        Ok(match case.spec.operation {
-            Operation::Chat => Outcome::Chat(client.chat(&parse::<ChatRequest>(input)?).await?),
-            Operation::ChatStream => {
-                let mut stream = client.chat_stream(&parse::<ChatRequest>(input)?).await?;
-                let mut chunks = Vec::new();
-                let mut acc = ChunkAccumulator::new();
-                while let Some(chunk) = stream.next_chunk().await {
-                    let chunk = chunk?;
-                    acc.push(&chunk);
-                    chunks.push(chunk);
-                }
-                Outcome::Stream { chunks, assembled: acc.finish() }
+    perform(client, kind, case.spec.operation, input).await.unwrap_or_else(Outcome::Failed)
+}
+
+/// Makes one call of `operation` with `input` (a stream is read to its end and assembled).
+/// Replays, live runs and recordings all call through here.
+pub(crate) async fn perform(
+    client: &Client,
+    kind: ProviderKind,
+    operation: Operation,
+    input: Value,
+) -> Result<Outcome> {
+    Ok(match operation {
+        Operation::Chat => Outcome::Chat(client.chat(&parse::<ChatRequest>(input)?).await?),
+        Operation::ChatStream => {
+            let mut stream = client.chat_stream(&parse::<ChatRequest>(input)?).await?;
+            let mut chunks = Vec::new();
+            let mut acc = ChunkAccumulator::new();
+            while let Some(chunk) = stream.next_chunk().await {
+                let chunk = chunk?;
+                acc.push(&chunk);
+                chunks.push(chunk);
             }
-            Operation::Embed => Outcome::Embed(client.embed(&parse::<EmbeddingRequest>(input)?).await?),
-            Operation::Models => Outcome::Models(client.models(kind).await?),
-        })
-    }
-    .await;
-    result.unwrap_or_else(Outcome::Failed)
+            Outcome::Stream { chunks, assembled: acc.finish() }
+        }
+        Operation::Embed => Outcome::Embed(client.embed(&parse::<EmbeddingRequest>(input)?).await?),
+        Operation::Models => Outcome::Models(client.models(kind).await?),
+    })
 }
 
 fn parse<T: serde::de::DeserializeOwned>(input: Value) -> Result<T> {
@@ -259,7 +266,7 @@ pub fn outcome_json(outcome: &Outcome) -> Value {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Value {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or_else(|e| Value::String(format!("unserialisable: {e}")))
 }
 
