@@ -370,3 +370,89 @@ async fn openai_compatible_servers_declared_in_the_config_need_no_code() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(extra.unsupported_keys(), ["providers[0].timeout"]);
 }
+
+/// Over real sockets (the mock upstream and the gateway each on a loopback port): a stream
+/// the upstream sends in one burst reaches the client in far fewer writes than it has
+/// events, nothing lost or reordered; and a stream whose chunks come apart in time is
+/// passed on chunk by chunk, not held back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_events_that_arrive_together_leave_together() {
+    use std::time::Duration;
+
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let upstream_addr = upstream.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move { axum::serve(upstream, switchyard::gateway::mock_upstream::app(Duration::ZERO)).await });
+    // An upstream that sends five chunks 20 ms apart.
+    let paced = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let paced_addr = paced.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let paced_app = axum::Router::new().fallback(|| async {
+        let events = futures_util::stream::unfold(0, |i| async move {
+            let event = match i {
+                0..5 => {
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                        "choices": [{"index": 0, "delta": {"content": format!("p{i} ")}, "finish_reason": null}]});
+                    format!("data: {chunk}\n\n")
+                }
+                5 => "data: [DONE]\n\n".to_string(),
+                _ => return None,
+            };
+            Some((Ok::<_, std::convert::Infallible>(event), i + 1))
+        });
+        ([("content-type", "text/event-stream")], Body::from_stream(events))
+    });
+    tokio::spawn(async move { axum::serve(paced, paced_app).await });
+    let config = format!(
+        "model_list:\n  - model_name: burst\n    litellm_params: {{model: openai/echo, api_base: 'http://{upstream_addr}/v1', api_key: sk-mock}}\n  - model_name: paced\n    litellm_params: {{model: openai/m, api_base: 'http://{paced_addr}/v1', api_key: sk-mock}}\n"
+    );
+    let config = Config::parse(&config).unwrap_or_else(|e| panic!("{e}"));
+    let gateway = Gateway::from_config(&config, &env).await.unwrap_or_else(|e| panic!("{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(switchyard::gateway::serve_on(gateway, listener, std::future::pending()));
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    // Each frame the client's HTTP stack yields is one chunk of the gateway's answer.
+    let frames = |model: &'static str, words: usize| {
+        let client = client.clone();
+        async move {
+            let text = (0..words).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+            let body = json!({"model": model, "stream": true, "messages": [{"role": "user", "content": text}]});
+            let mut response = client
+                .post(format!("http://{addr}/v1/chat/completions"))
+                .bearer_auth(KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(response.status(), StatusCode::OK);
+            let mut frames = Vec::new();
+            while let Some(frame) = response.chunk().await.unwrap_or_else(|e| panic!("{e}")) {
+                frames.push(String::from_utf8(frame.to_vec()).unwrap_or_else(|e| panic!("{e}")));
+            }
+            frames
+        }
+    };
+
+    let burst = frames("burst", 40).await;
+    let joined = burst.concat();
+    let events: Vec<&str> = joined.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.last(), Some(&"data: [DONE]"));
+    let text: String = events[..events.len() - 1]
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<Value>(e.trim_start_matches("data: ")).unwrap_or_else(|err| panic!("{err}: {e}"))
+        })
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(text, (0..40).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" "));
+    assert!(burst.len() * 4 <= events.len(), "{} events in {} writes", events.len(), burst.len());
+
+    // Chunks 20 ms apart: each is written when it comes (the last one with [DONE]).
+    let paced = frames("paced", 1).await;
+    let events = paced.concat().split("\n\n").filter(|e| !e.is_empty()).count();
+    assert_eq!(events, 6, "{paced:?}");
+    assert!(paced.len() >= 5, "{events} events in {} writes: chunks were held back: {paced:?}", paced.len());
+}

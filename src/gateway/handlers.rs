@@ -12,6 +12,7 @@ use serde_json::json;
 
 use axum::Extension;
 
+use super::coalesce::coalesce;
 use super::guardrails::stream::GuardedStream;
 use super::guardrails::{Record, Records, Requested, Session};
 use super::keys::Principal;
@@ -106,7 +107,7 @@ pub(super) async fn chat_completions(
             let mut headers = headers;
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            (headers, Body::from_stream(sse(*stream, group))).into_response()
+            (headers, Body::from_stream(coalesce(sse(*stream, group)))).into_response()
         }
         Routed::Whole(mut response, headers) => {
             // Clients see the name they asked for, whatever deployment answered.

@@ -33,6 +33,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::coalesce::coalesce;
 use super::guardrails::stream::GuardedStream;
 use super::handlers::{Routed, body, route_chat};
 use super::keys::Principal;
@@ -105,7 +106,7 @@ async fn handle(
         Routed::Stream(stream, mut headers) => {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            (StatusCode::OK, headers, Body::from_stream(events(*stream, group))).into_response()
+            (StatusCode::OK, headers, Body::from_stream(coalesce(events(*stream, group)))).into_response()
         }
     })
 }
@@ -418,8 +419,47 @@ impl StreamTranslator {
         Self { model: model.into(), started: false, open: None, next_index: 0, stop: None, usage: None }
     }
 
-    fn event(out: &mut Vec<u8>, name: &str, data: &Value) {
-        out.extend_from_slice(format!("event: {name}\ndata: {data}\n\n").as_bytes());
+    /// Writes one event into `out`, the data serialized in place.
+    fn event(out: &mut Vec<u8>, name: &str, data: &impl serde::Serialize) {
+        let start = out.len();
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        if let Err(err) = serde_json::to_writer(&mut *out, data) {
+            // Not reachable with these types (no map has non-string keys); the event is
+            // left out rather than sent half-written.
+            tracing::warn!(event = name, error = %err, "cannot encode an Anthropic stream event");
+            out.truncate(start);
+            return;
+        }
+        out.extend_from_slice(b"\n\n");
+    }
+
+    /// A `content_block_delta` event (the one nearly every chunk becomes), written with no
+    /// intermediate JSON value.
+    fn delta(out: &mut Vec<u8>, index: usize, kind: &'static str, field: &'static str, value: &str) {
+        #[derive(serde::Serialize)]
+        struct Delta<'a> {
+            r#type: &'static str,
+            index: usize,
+            delta: Inner<'a>,
+        }
+        struct Inner<'a> {
+            kind: &'static str,
+            field: &'static str,
+            value: &'a str,
+        }
+        impl serde::Serialize for Inner<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap as _;
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("type", self.kind)?;
+                map.serialize_entry(self.field, self.value)?;
+                map.end()
+            }
+        }
+        let data = Delta { r#type: "content_block_delta", index, delta: Inner { kind, field, value } };
+        Self::event(out, "content_block_delta", &data);
     }
 
     fn close(&mut self, out: &mut Vec<u8>) {
@@ -464,8 +504,7 @@ impl StreamTranslator {
         let delta = &choice.delta;
         if let Some(thinking) = delta.reasoning_content.as_ref().filter(|t| !t.is_empty()) {
             let index = self.ensure(Open::Thinking, json!({"type": "thinking", "thinking": "", "signature": ""}), out);
-            let data = json!({"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": thinking}});
-            Self::event(out, "content_block_delta", &data);
+            Self::delta(out, index, "thinking_delta", "thinking", thinking);
         }
         if let Some(blocks) = delta.extra.get("thinking_blocks").and_then(Value::as_array)
             && let Some((index, Open::Thinking)) = self.open
@@ -473,15 +512,12 @@ impl StreamTranslator {
             for signature in
                 blocks.iter().filter_map(|b| b.get("signature").and_then(Value::as_str)).filter(|s| !s.is_empty())
             {
-                let data = json!({"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": signature}});
-                Self::event(out, "content_block_delta", &data);
+                Self::delta(out, index, "signature_delta", "signature", signature);
             }
         }
         if let Some(text) = delta.content.as_ref().filter(|t| !t.is_empty()) {
             let index = self.ensure(Open::Text, json!({"type": "text", "text": ""}), out);
-            let data =
-                json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}});
-            Self::event(out, "content_block_delta", &data);
+            Self::delta(out, index, "text_delta", "text", text);
         }
         for call in delta.tool_calls.iter().flatten() {
             let function = call.function.as_ref();
@@ -498,8 +534,7 @@ impl StreamTranslator {
                 self.open.map_or(0, |(index, _)| index)
             };
             if let Some(arguments) = function.and_then(|f| f.arguments.as_deref()).filter(|a| !a.is_empty()) {
-                let data = json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": arguments}});
-                Self::event(out, "content_block_delta", &data);
+                Self::delta(out, index, "input_json_delta", "partial_json", arguments);
             }
         }
         if let Some(finish) = choice.finish_reason.as_ref().and_then(|f| serde_json::to_value(f).ok()) {

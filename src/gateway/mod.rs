@@ -24,6 +24,7 @@ use crate::provider::openai_compat::CompatVendor;
 use crate::router::{Deployment, Router, SharedState, Strategy};
 use crate::transport::{RetryPolicy, Timeouts};
 
+mod coalesce;
 pub mod config;
 mod envelope;
 pub mod guardrails;
