@@ -8,6 +8,13 @@ Each row starts with a second of unmeasured warm-up at its concurrency (connecti
 both legs), then each figure is the median of --repeat runs (3 by default): on a machine whose cores the load
 generator, the mock and the gateway share, one run's p99 moves by a millisecond or more.
 
+The rows at a concurrency run closed-loop: each connection sends its next request as soon as
+the last is answered, so the machine is saturated and latency there is mostly queueing (by
+Little's law, concurrency / throughput). The "fixed rate" rows measure what the gateway adds
+without that: 64 connections offered a fixed number of requests per second (a quarter and a
+half of what the gateway served closed-loop at concurrency 64 on that route), the same rate
+directly and through the gateway, with oha's correction for coordinated omission.
+
 Usage: scripts/load [--seconds N] [--repeat N] [--quick]   (the wrapper builds the release binary)
 """
 
@@ -63,9 +70,11 @@ def peak_rss_mb(pid):
     return 0.0
 
 
-def oha(url, body, concurrency, seconds, headers):
+def oha(url, body, concurrency, seconds, headers, rate=None):
     cmd = ["oha", "-z", f"{seconds}s", "-c", str(concurrency), "--no-tui", "--output-format", "json", "-m", "POST",
            "-T", "application/json", "-d", body, url]
+    if rate:
+        cmd[1:1] = ["-q", str(rate), "--latency-correction"]
     for h in headers:
         cmd[1:1] = ["-H", h]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -141,16 +150,23 @@ def main():
                 direct_body = body if route == "openai" else json.dumps(
                     {"model": "echo", "stream": stream, "messages": json.loads(body)["messages"]})
                 direct_body = direct_body.replace('"fast"', '"echo"')
-                for c in ([1, 64] if args.quick else [1, 16, 64]):
+                loads = [(c, None) for c in ([1, 64] if args.quick else [1, 16, 64])]
+                if latency == 0 and chunks <= 20:
+                    loads += [(64, "quarter"), (64, "half")]
+                saturated = None
+                for c, share in loads:
+                    rate = None
+                    if share:
+                        rate = max(1, int(saturated * (0.25 if share == "quarter" else 0.5)))
                     # A second of warm-up first (not measured): the connections at this
                     # concurrency are opened, on both legs, before the clock runs.
-                    oha(f"http://127.0.0.1:{mock_port}/v1/chat/completions", direct_body, c, 1, [])
-                    oha(f"http://127.0.0.1:{gw_port}{path}", body, c, 1, auth)
+                    oha(f"http://127.0.0.1:{mock_port}/v1/chat/completions", direct_body, c, 1, [], rate)
+                    oha(f"http://127.0.0.1:{gw_port}{path}", body, c, 1, auth, rate)
                     runs = []
                     for _ in range(args.repeat):
-                        direct = oha(f"http://127.0.0.1:{mock_port}/v1/chat/completions", direct_body, c, args.seconds, [])
+                        direct = oha(f"http://127.0.0.1:{mock_port}/v1/chat/completions", direct_body, c, args.seconds, [], rate)
                         cpu0 = cpu_seconds(gw.pid)
-                        through = oha(f"http://127.0.0.1:{gw_port}{path}", body, c, args.seconds, auth)
+                        through = oha(f"http://127.0.0.1:{gw_port}{path}", body, c, args.seconds, auth, rate)
                         cpu = cpu_seconds(gw.pid) - cpu0
                         runs.append({
                             "direct_rps": direct["rps"], "rps": through["rps"],
@@ -161,7 +177,9 @@ def main():
                         })
                     row = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                     row["errors"] = sum(r["errors"] for r in runs)
-                    row.update({"latency": latency, "route": route, "stream": stream, "chunks": chunks, "c": c})
+                    row.update({"latency": latency, "route": route, "stream": stream, "chunks": chunks, "c": c, "rate": rate})
+                    if c == 64 and not share:
+                        saturated = row["rps"]
                     rows.append(row)
                     print(json.dumps(rows[-1]), file=sys.stderr)
             rows.append({"latency": latency, "peak_rss_mb": peak_rss_mb(gw.pid), "first_answer_ms": first_answer_ms})
@@ -173,7 +191,8 @@ def main():
         for r in rows:
             if "route" not in r:
                 continue
-            print(f"| {r['latency']} ms | {r['route']} | {str(r['chunks']) + ' chunks' if r['stream'] else 'no'} | {r['c']} | "
+            load = f"{r['c']} at {r['rate']} req/s" if r.get("rate") else str(r["c"])
+            print(f"| {r['latency']} ms | {r['route']} | {str(r['chunks']) + ' chunks' if r['stream'] else 'no'} | {load} | "
                   f"{r['direct_rps']:.0f} | {r['rps']:.0f} | {r['p50']:.2f} / {r['p90']:.2f} / {r['p99']:.2f} | "
                   f"{r['added_p50']:.2f} / {r['added_p99']:.2f} | {r['cpu_ms']:.3f} ms | "
                   f"{(format(r['cpu_ms'] * 1000 / r['chunks'], '.1f') + ' µs') if r['stream'] else ''} | {r['errors']} |")

@@ -392,8 +392,15 @@ async fn a_team_budget_is_shared_by_its_keys() {
         call(&app, "POST", "/team/update", MASTER, Some(json!({"team_id": team_id, "max_budget": 1.0}))).await;
     assert_eq!(updated.status, StatusCode::OK);
     assert_eq!(call(&app, "POST", "/v1/chat/completions", &b, Some(chat("mini"))).await.status, StatusCode::OK);
-    let rows = call(&app, "GET", "/spend/logs?limit=10", MASTER, None).await.body;
-    assert!(rows.as_array().is_some_and(|r| r.iter().any(|row| row["team_id"] == team_id.as_str())));
+    // The spend log is written in batches (a row waits up to 250 ms for company).
+    eventually("the team's rows in the spend log", || {
+        let (app, id) = (app.clone(), team_id.clone());
+        async move {
+            let rows = call(&app, "GET", "/spend/logs?limit=10", MASTER, None).await.body;
+            rows.as_array().is_some_and(|r| r.iter().any(|row| row["team_id"] == id.as_str()))
+        }
+    })
+    .await;
     let deleted = call(&app, "POST", "/team/delete", MASTER, Some(json!({"team_ids": [team_id]}))).await;
     assert_eq!(deleted.body["deleted_teams"].as_array().map(Vec::len), Some(1));
 }

@@ -1,6 +1,12 @@
-//! The spend log writer: one background task that writes rows in batches (what queued while
-//! the previous batch was written, up to 1024 rows, at most one batch per 20 ms), and drains
-//! what is queued before the gateway exits.
+//! The spend log writer: one background task that writes rows in batches (a row and those
+//! that follow it within 250 ms, up to 1024 rows), and drains what is queued before the
+//! gateway exits.
+//!
+//! The log is for reading, not for enforcement (budgets are settled in the limit counters
+//! as each call ends), so a row may wait a moment for company: one transaction per batch
+//! costs the same as one per row, and at low rates a transaction per row was most of the
+//! gateway's CPU per request (the database's worker thread woken several times for each).
+//! LiteLLM batches its spend updates for 60 s by default.
 
 use std::time::Duration;
 
@@ -11,8 +17,8 @@ use super::store::{SpendRow, Store};
 
 const BATCH: usize = 1024;
 
-/// The least time between two batches.
-const GATHER: Duration = Duration::from_millis(20);
+/// How long rows gather after the first of a batch.
+const GATHER: Duration = Duration::from_millis(250);
 
 /// What the writer is given.
 #[derive(Debug)]
@@ -64,10 +70,17 @@ impl SpendWriter {
             let mut messages = Vec::with_capacity(BATCH);
             let mut batch = Vec::with_capacity(BATCH);
             let mut updates = Vec::new();
-            // Whatever queued while the last batch was written is the next batch: under
-            // load rows group themselves, and an idle gateway writes each row at once.
             while rx.recv_many(&mut messages, BATCH).await > 0 {
-                let started = tokio::time::Instant::now();
+                // What comes within GATHER of the first row is written with it (recv_many
+                // is cancel-safe: a timed-out wait loses nothing).
+                let deadline = tokio::time::Instant::now() + GATHER;
+                while messages.len() < BATCH {
+                    let room = BATCH - messages.len();
+                    match tokio::time::timeout_at(deadline, rx.recv_many(&mut messages, room)).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
                 for message in messages.drain(..) {
                     match message {
                         Message::Row(row) => batch.push(row),
@@ -82,9 +95,6 @@ impl SpendWriter {
                     }
                     updates.clear();
                 }
-                // Under load, let rows gather for a moment rather than commit a transaction
-                // per handful of rows; an idle gateway still writes its first row at once.
-                tokio::time::sleep_until(started + GATHER).await;
             }
             written
         });
