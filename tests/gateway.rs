@@ -382,7 +382,7 @@ async fn streamed_events_that_arrive_together_leave_together() {
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let upstream_addr = upstream.local_addr().unwrap_or_else(|e| panic!("{e}"));
     tokio::spawn(async move { axum::serve(upstream, switchyard::gateway::mock_upstream::app(Duration::ZERO)).await });
-    // An upstream that sends five chunks 20 ms apart.
+    // An upstream that sends five chunks 50 ms apart.
     let paced = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let paced_addr = paced.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let paced_app = axum::Router::new().fallback(|| async {
@@ -390,7 +390,7 @@ async fn streamed_events_that_arrive_together_leave_together() {
             let event = match i {
                 0..5 => {
                     if i > 0 {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
                         "choices": [{"index": 0, "delta": {"content": format!("p{i} ")}, "finish_reason": null}]});
@@ -450,9 +450,11 @@ async fn streamed_events_that_arrive_together_leave_together() {
     assert_eq!(text, (0..40).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" "));
     assert!(burst.len() * 4 <= events.len(), "{} events in {} writes", events.len(), burst.len());
 
-    // Chunks 20 ms apart: each is written when it comes (the last one with [DONE]).
+    // Chunks 50 ms apart: each is written when it comes (the last one with [DONE], which
+    // follows it at once), so five writes; one fewer is allowed for a test machine that
+    // stalls the gateway for 50 ms. A stream held back until more came would be one or two.
     let paced = frames("paced", 1).await;
     let events = paced.concat().split("\n\n").filter(|e| !e.is_empty()).count();
     assert_eq!(events, 6, "{paced:?}");
-    assert!(paced.len() >= 5, "{events} events in {} writes: chunks were held back: {paced:?}", paced.len());
+    assert!(paced.len() >= 4, "{events} events in {} writes: chunks were held back: {paced:?}", paced.len());
 }
