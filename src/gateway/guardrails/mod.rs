@@ -494,6 +494,19 @@ pub fn violation(guardrail: &str, what: &str) -> ApiFailure {
     failure.code(guardrail)
 }
 
+/// Scans one text for a pattern guardrail: what it finds is added to `labels`, and with
+/// `masking` the text is masked in place.
+fn scan(detector: &Detector, text: &mut String, masking: Option<&mut Masking<'_>>, labels: &mut Vec<Finding>) {
+    if !detector.matches(text) {
+        return;
+    }
+    let here = detector.find(text);
+    if let Some(masking) = masking {
+        *text = mask(text, &here, masking);
+    }
+    labels.extend(here);
+}
+
 fn found(findings: &[Finding]) -> String {
     let mut labels: Vec<&str> = findings.iter().map(|f| f.label).collect();
     labels.sort_unstable();
@@ -556,6 +569,29 @@ impl Session {
         self.active.iter().any(|g| g.post) || !self.placeholders.pairs.is_empty()
     }
 
+    /// Records a pattern guardrail's decision on what it found in `what` ("the prompt", "the
+    /// answer"); `Err` when it blocks.
+    fn decide(
+        &self,
+        guardrail: &Guardrail,
+        mode: &'static str,
+        what: &str,
+        labels: &[Finding],
+        started: Instant,
+    ) -> std::result::Result<(), ApiFailure> {
+        let decision = match guardrail.action {
+            _ if labels.is_empty() => "passed",
+            Action::Block => "blocked",
+            Action::Mask => "masked",
+            Action::Log => "logged",
+        };
+        self.record(guardrail, mode, decision, labels.len(), started);
+        if decision == "blocked" {
+            return Err(violation(&guardrail.name, &format!("{what} contains {}", found(labels))));
+        }
+        Ok(())
+    }
+
     pub(crate) fn record(
         &self,
         guardrail: &Guardrail,
@@ -609,35 +645,16 @@ impl Session {
             let started = Instant::now();
             match &guardrail.check {
                 Check::Patterns(detector) => {
-                    let mut findings = 0usize;
                     let mut labels: Vec<Finding> = Vec::new();
+                    let mut masking = (guardrail.action == Action::Mask)
+                        .then(|| Masking::for_guardrail(guardrail.kind, true, &mut self.placeholders));
                     for message in request.messages.iter_mut().filter(|m| guardrail.reads(m)) {
                         let Some(content) = message.content_mut() else { continue };
                         for text in content.texts_mut() {
-                            if !detector.matches(text) {
-                                continue;
-                            }
-                            let here = detector.find(text);
-                            findings += here.len();
-                            if guardrail.action == Action::Mask {
-                                let mut masking = Masking::for_guardrail(guardrail.kind, true, &mut self.placeholders);
-                                *text = mask(text, &here, &mut masking);
-                            }
-                            labels.extend(here);
+                            scan(detector, text, masking.as_mut(), &mut labels);
                         }
                     }
-                    if findings == 0 {
-                        self.record(guardrail, "pre_call", "passed", 0, started);
-                        continue;
-                    }
-                    match guardrail.action {
-                        Action::Block => {
-                            self.record(guardrail, "pre_call", "blocked", findings, started);
-                            return Err(violation(&guardrail.name, &format!("the prompt contains {}", found(&labels))));
-                        }
-                        Action::Mask => self.record(guardrail, "pre_call", "masked", findings, started),
-                        Action::Log => self.record(guardrail, "pre_call", "logged", findings, started),
-                    }
+                    self.decide(guardrail, "pre_call", "the prompt", &labels, started)?;
                 }
                 Check::Limits { max_input_tokens, max_messages, allowed, denied } => {
                     let mut broken: Vec<String> = Vec::new();
@@ -763,8 +780,11 @@ impl Session {
             let started = Instant::now();
             match &guardrail.check {
                 Check::Patterns(detector) => {
-                    let mut findings = 0usize;
                     let mut labels = Vec::new();
+                    // What the model wrote stays masked: nothing to restore.
+                    let mut scratch = Placeholders::default();
+                    let mut masking = (guardrail.action == Action::Mask)
+                        .then(|| Masking::for_guardrail(guardrail.kind, false, &mut scratch));
                     for choice in &mut response.choices {
                         let mut texts: Vec<&mut String> = choice.message.content.iter_mut().collect();
                         for call in choice.message.tool_calls.iter_mut().flatten() {
@@ -773,32 +793,10 @@ impl Session {
                             }
                         }
                         for text in texts {
-                            if !detector.matches(text) {
-                                continue;
-                            }
-                            let here = detector.find(text);
-                            findings += here.len();
-                            if guardrail.action == Action::Mask {
-                                // What the model wrote stays masked: nothing to restore.
-                                let mut scratch = Placeholders::default();
-                                let mut masking = Masking::for_guardrail(guardrail.kind, false, &mut scratch);
-                                *text = mask(text, &here, &mut masking);
-                            }
-                            labels.extend(here);
+                            scan(detector, text, masking.as_mut(), &mut labels);
                         }
                     }
-                    if findings == 0 {
-                        self.record(guardrail, "post_call", "passed", 0, started);
-                        continue;
-                    }
-                    match guardrail.action {
-                        Action::Block => {
-                            self.record(guardrail, "post_call", "blocked", findings, started);
-                            return Err(violation(&guardrail.name, &format!("the answer contains {}", found(&labels))));
-                        }
-                        Action::Mask => self.record(guardrail, "post_call", "masked", findings, started),
-                        Action::Log => self.record(guardrail, "post_call", "logged", findings, started),
-                    }
+                    self.decide(guardrail, "post_call", "the answer", &labels, started)?;
                 }
                 Check::Limits { .. } => {}
                 Check::Webhook(hook) => {
