@@ -98,8 +98,12 @@ async fn chat_answers_with_the_asked_name_and_the_report_headers() {
     assert_eq!(answer.header("x-switchyard-attempted-retries"), Some("0"));
     assert_eq!(answer.header("x-switchyard-attempted-fallbacks"), Some("0"));
     assert_eq!(answer.header("x-switchyard-cache-hit"), Some("false"));
-    assert!(answer.header("x-switchyard-response-cost").is_some());
-    assert!(answer.header("x-switchyard-overhead-duration-ms").is_some());
+    // Dollars with all twelve decimals (the receipt is in pico-dollars).
+    let cost = answer.header("x-switchyard-response-cost").unwrap_or_default();
+    let (whole, decimals) = cost.split_once('.').unwrap_or_default();
+    assert!(!whole.is_empty() && whole.bytes().all(|b| b.is_ascii_digit()), "{cost}");
+    assert!(decimals.len() == 12 && decimals.bytes().all(|b| b.is_ascii_digit()), "{cost}");
+    assert!(answer.header("x-switchyard-overhead-duration-ms").is_some_and(|ms| ms.parse::<f64>().is_ok()));
     assert!(answer.header("x-request-id").is_some());
     // Without the /v1 prefix too, as LiteLLM serves it.
     let answer = send(&app, post("/chat/completions", chat("echo", "again"))).await;
@@ -309,6 +313,10 @@ async fn metrics_count_requests_tokens_latency_errors_and_cooldowns() {
         );
     }
     send(&app, post("/v1/chat/completions", chat("down", "hi"))).await.assert_error(503, "overloaded_error");
+    // Made-up model names all count under one label: a client cannot add series at will.
+    for name in ["made-up-1", "made-up-2"] {
+        send(&app, post("/v1/chat/completions", chat(name, "hi"))).await.assert_error(404, "not_found_error");
+    }
     let stream = json!({"model": "echo", "stream": true, "messages": [{"role": "user", "content": "a b c"}]});
     assert_eq!(send(&app, post("/v1/chat/completions", stream.to_string())).await.status, StatusCode::OK);
     let request = Request::get("/metrics").body(Body::empty()).unwrap_or_else(|e| panic!("{e}"));
@@ -319,6 +327,9 @@ async fn metrics_count_requests_tokens_latency_errors_and_cooldowns() {
     assert!(has(r#"switchyard_requests_total{model="echo",outcome="success",cache_hit="false"} 4"#), "{text}");
     assert!(has(r#"switchyard_requests_total{model="down",outcome="failure",cache_hit="false"} 1"#), "{text}");
     assert!(has(r#"switchyard_errors_total{model="down",kind="overloaded"} 1"#), "{text}");
+    assert!(has(r#"switchyard_requests_total{model="(unknown)",outcome="failure",cache_hit="false"} 2"#), "{text}");
+    assert!(has(r#"switchyard_errors_total{model="(unknown)",kind="not_found"} 2"#), "{text}");
+    assert!(!text.contains("made-up"), "{text}");
     // The mock counts words: three calls of three prompt words (the stream asked for no usage).
     assert!(has(r#"switchyard_tokens_total{model="echo",kind="prompt"} 9"#), "{text}");
     assert!(has(r#"switchyard_tokens_total{model="echo",kind="completion"} 9"#), "{text}");

@@ -101,7 +101,7 @@ async fn handle(
         }
     }
     let group = request.model.clone();
-    Ok(match route_chat(gateway, principal, request, CallOptions::default()).await? {
+    Ok(match Box::pin(route_chat(gateway, principal, request, CallOptions::default())).await? {
         Routed::Whole(response, headers) => (headers, axum::Json(from_openai(&response, &group))).into_response(),
         Routed::Stream(stream, mut headers) => {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

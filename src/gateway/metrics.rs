@@ -2,6 +2,8 @@
 //! tokens, spend and errors by model, deployment cooldowns, and guardrail decisions with the
 //! time each took.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
@@ -28,7 +30,31 @@ pub struct Metrics {
     cooling: Family<Labels, Gauge>,
     guardrails: Family<Labels, Counter>,
     guardrail_time: Family<Labels, Histogram>,
+    /// Each configured model's series, found once (set when the router is built).
+    models: OnceLock<HashMap<String, Series>>,
+    /// The series of calls to a model that is not configured: one label, `(unknown)`, so a
+    /// client sending made-up names cannot grow the metrics without bound.
+    unknown: Series,
 }
+
+/// The label calls to models that are not configured are counted under.
+const UNKNOWN: &str = "(unknown)";
+
+/// The series one model's calls count in. A call then counts with atomics on handles found
+/// once, not with label vectors built and hashed under the family's lock each time. A
+/// series appears in the exposition when first counted, as with the families alone.
+#[derive(Debug, Default)]
+struct Series {
+    /// By (outcome is failure, cache hit).
+    requests: [[OnceLock<Counter>; 2]; 2],
+    latency: OnceLock<Histogram>,
+    ttft: OnceLock<Histogram>,
+    /// prompt, completion, cached, reasoning.
+    tokens: [OnceLock<Counter>; 4],
+    spend: OnceLock<Counter<f64, AtomicU64>>,
+}
+
+const TOKEN_KINDS: [&str; 4] = ["prompt", "completion", "cached", "reasoning"];
 
 fn guardrail_seconds() -> Histogram {
     // 1 µs to ~1 s (a webhook's round trip).
@@ -70,47 +96,80 @@ impl Metrics {
             guardrails.clone(),
         );
         registry.register("guardrail_duration_seconds", "The time each guardrail took", guardrail_time.clone());
-        Self { registry, requests, latency, ttft, tokens, spend, errors, cooling, guardrails, guardrail_time }
+        Self {
+            registry,
+            requests,
+            latency,
+            ttft,
+            tokens,
+            spend,
+            errors,
+            cooling,
+            guardrails,
+            guardrail_time,
+            models: OnceLock::new(),
+            unknown: Series::default(),
+        }
+    }
+
+    /// The configured models (the router's groups); calls to others count as `(unknown)`.
+    /// Set once; later calls change nothing.
+    pub fn set_models<'a>(&self, groups: impl IntoIterator<Item = &'a str>) {
+        let _ = self.models.set(groups.into_iter().map(|g| (g.to_string(), Series::default())).collect());
     }
 
     /// Counts one finished call.
     pub fn observe(&self, event: &CallEvent) {
-        let model = || vec![("model", event.group.clone())];
-        let outcome = match event.kind {
-            EventKind::Failure => "failure",
-            EventKind::Success | EventKind::StreamEnd => "success",
+        let (model, series) = match self.models.get().and_then(|m| m.get_key_value(event.group.as_str())) {
+            Some((name, series)) => (name.as_str(), series),
+            None => (UNKNOWN, &self.unknown),
         };
-        let mut labels = model();
-        labels.push(("outcome", outcome.to_string()));
-        labels.push(("cache_hit", event.cache_hit.to_string()));
-        self.requests.get_or_create(&labels).inc();
-        self.latency.get_or_create(&model()).observe(event.latency.as_secs_f64());
+        let labels = |extra: &[(&'static str, &str)]| {
+            let mut labels: Labels = vec![("model", model.to_string())];
+            labels.extend(extra.iter().map(|(k, v)| (*k, (*v).to_string())));
+            labels
+        };
+        let failed = event.kind == EventKind::Failure;
+        let outcome = if failed { "failure" } else { "success" };
+        series.requests[usize::from(failed)][usize::from(event.cache_hit)]
+            .get_or_init(|| {
+                let hit = if event.cache_hit { "true" } else { "false" };
+                self.requests.get_or_create(&labels(&[("outcome", outcome), ("cache_hit", hit)])).clone()
+            })
+            .inc();
+        series
+            .latency
+            .get_or_init(|| self.latency.get_or_create(&labels(&[])).clone())
+            .observe(event.latency.as_secs_f64());
         if let Some(ttft) = event.time_to_first_token {
-            self.ttft.get_or_create(&model()).observe(ttft.as_secs_f64());
+            series.ttft.get_or_init(|| self.ttft.get_or_create(&labels(&[])).clone()).observe(ttft.as_secs_f64());
         }
         if let Some(usage) = &event.usage {
             let count = |n: i64| u64::try_from(n).unwrap_or(0);
-            let add = |kind: &str, n: u64| {
-                if n > 0 {
-                    let mut labels = model();
-                    labels.push(("kind", kind.to_string()));
-                    self.tokens.get_or_create(&labels).inc_by(n);
-                }
-            };
-            add("prompt", count(usage.prompt_tokens));
-            add("completion", count(usage.completion_tokens));
             let details = usage.prompt_tokens_details.as_ref();
-            add("cached", details.and_then(|d| d.cached_tokens).map_or(0, count));
             let reasoning = usage.completion_tokens_details.as_ref().and_then(|d| d.reasoning_tokens);
-            add("reasoning", reasoning.map_or(0, count));
+            let counts = [
+                count(usage.prompt_tokens),
+                count(usage.completion_tokens),
+                details.and_then(|d| d.cached_tokens).map_or(0, count),
+                reasoning.map_or(0, count),
+            ];
+            for (i, n) in counts.into_iter().enumerate() {
+                if n > 0 {
+                    series.tokens[i]
+                        .get_or_init(|| self.tokens.get_or_create(&labels(&[("kind", TOKEN_KINDS[i])])).clone())
+                        .inc_by(n);
+                }
+            }
         }
         if let Some(receipt) = &event.receipt {
-            self.spend.get_or_create(&model()).inc_by(receipt.total.as_dollars());
+            series
+                .spend
+                .get_or_init(|| self.spend.get_or_create(&labels(&[])).clone())
+                .inc_by(receipt.total.as_dollars());
         }
         if let Some(kind) = event.error_kind {
-            let mut labels = model();
-            labels.push(("kind", kind.name().to_string()));
-            self.errors.get_or_create(&labels).inc();
+            self.errors.get_or_create(&labels(&[("kind", kind.name())])).inc();
         }
     }
 

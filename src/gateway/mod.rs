@@ -243,6 +243,7 @@ impl Gateway {
             builder = builder.cache(cache);
         }
         let router = builder.build()?;
+        metrics.set_models(router.groups());
         let configured = env("SWITCHYARD_MASTER_KEY")
             .map(Ok)
             .or_else(|| config.general_settings.master_key.as_deref().map(|k| config::resolve_env(k, env)));

@@ -109,17 +109,19 @@ async fn send_whole<A: Adapter>(
     raw.into_full(adapter.kind(), transport.max_body(), transport.timeouts().idle).await
 }
 
-async fn with_total<T>(
+/// The call under the total timeout, if one is set. Not an `async fn`: that would hold the
+/// call twice (as its argument, then inside the timeout), and this future is in every
+/// request's; as an `Either` it is the call's size plus the timer.
+fn with_total<T>(
     provider: crate::provider::ProviderKind,
     transport: &Transport,
     call: impl std::future::Future<Output = Result<T>>,
-) -> Result<T> {
+) -> impl std::future::Future<Output = Result<T>> {
+    use futures_util::future::{Either, FutureExt as _};
     match transport.timeouts().total {
-        Some(total) => tokio::time::timeout(total, call).await.map_err(|_| Error::Timeout {
-            provider,
-            phase: TimeoutPhase::Total,
-            after: total,
-        })?,
-        None => call.await,
+        Some(total) => Either::Left(tokio::time::timeout(total, call).map(move |answer| {
+            answer.unwrap_or_else(|_| Err(Error::Timeout { provider, phase: TimeoutPhase::Total, after: total }))
+        })),
+        None => Either::Right(call),
     }
 }
