@@ -15,7 +15,7 @@ without that: 64 connections offered a fixed number of requests per second (a qu
 half of what the gateway served closed-loop at concurrency 64 on that route), the same rate
 directly and through the gateway, with oha's correction for coordinated omission.
 
-Usage: scripts/load [--seconds N] [--repeat N] [--quick]   (the wrapper builds the release binary)
+Usage: scripts/load [--seconds N] [--repeat N] [--quick]   (the wrapper builds the binary, profile dist)
 """
 
 import argparse
@@ -30,7 +30,7 @@ import tempfile
 import time
 import urllib.request
 
-BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "switchyard")
+BIN = os.path.join(os.path.dirname(__file__), "..", "target", "dist", "switchyard")
 KEY = "sk-load-test"
 TICKS = os.sysconf("SC_CLK_TCK")
 WORDS20 = " ".join(f"w{i}" for i in range(20))

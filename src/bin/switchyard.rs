@@ -180,12 +180,6 @@ enum Format {
     Json,
 }
 
-/// mimalloc, not the system's allocator: a gateway request makes a few hundred small
-/// allocations across two threads, and glibc's malloc and free were a sixth of the
-/// instructions each request took.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
