@@ -85,9 +85,8 @@ fn report_headers(headers: &mut HeaderMap, report: &CallReport) {
     headers.reserve(12);
     text(headers, CALL_ID, &report.call_id);
     if let Some(receipt) = &report.receipt {
-        // Exact, from the integer pico-dollars (a float loses digits past a few dollars).
-        let (pico, dollar) = (receipt.total.0, crate::pricing::Usd::DOLLAR);
-        text(headers, COST, &format!("{}.{:012}", pico / dollar, pico % dollar));
+        // Exact, as `Usd` shows itself (all twelve decimals, no float), without the `$`.
+        text(headers, COST, receipt.total.to_string().trim_start_matches('$'));
     }
     if let Some(deployment) = &report.deployment {
         text(headers, MODEL_ID, deployment);
@@ -114,8 +113,8 @@ pub(super) async fn chat_completions(
     let group = request.model.clone();
     // The routed call's future (router, provider, transport) is large; boxed, it is built
     // once on the heap, and the handler's own future, which axum's layers move and box
-    // again, stays small (unboxed, those moves were a fifth of the instructions a request
-    // took).
+    // again, stays small (unboxed, those moves were an eighth of the instructions a request
+    // took under callgrind).
     Ok(match Box::pin(route_chat(&gateway, &principal, request, options)).await? {
         Routed::Stream(stream, headers) => {
             let mut headers = headers;
