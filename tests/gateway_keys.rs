@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
-use switchyard::gateway::{Config, Gateway, app, serve_on};
+use switchyard::gateway::{Config, Gateway, app, serve_on_workers};
 use tower::ServiceExt as _;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -312,13 +312,24 @@ async fn two_instances_sharing_redis_and_postgres_hold_one_rpm_and_one_budget() 
 
 #[tokio::test]
 async fn a_graceful_shutdown_under_load_logs_every_answered_request() {
+    graceful_shutdown_under_load(1).await;
+}
+
+/// As `switchyard serve` runs: connections spread over three event loops, two of them
+/// threads of their own; the shutdown finishes every worker's requests before the drain.
+#[tokio::test]
+async fn a_graceful_shutdown_with_several_workers_logs_every_answered_request() {
+    graceful_shutdown_under_load(3).await;
+}
+
+async fn graceful_shutdown_under_load(workers: usize) {
     let database = sqlite();
     let gateway = build(MOCKS, database.clone()).await;
     let store = gateway.store().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_on(gateway, listener, async {
+    let server = tokio::spawn(serve_on_workers(gateway, listener, workers, async {
         let _ = stopped.await;
     }));
     let _ = rustls::crypto::ring::default_provider().install_default();

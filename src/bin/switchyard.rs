@@ -135,6 +135,9 @@ struct ServeArgs {
     /// Port to listen on.
     #[arg(long, default_value_t = 4000, env = "SWITCHYARD_PORT")]
     port: u16,
+    /// Event loops (threads) serving connections; by default one per core.
+    #[arg(long, env = "SWITCHYARD_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
 }
 
 #[derive(Subcommand)]
@@ -183,7 +186,13 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The gateway runs its own event loops, one per core, this thread's among them (see
+    // `serve_on_workers`); every other command runs on a work-stealing runtime.
+    let builder = match &cli.command {
+        Command::Serve(_) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    };
+    let runtime = match builder {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
@@ -354,7 +363,8 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         );
     }
     eprintln!("ready in {} ms", started.elapsed().as_millis());
-    switchyard::gateway::serve_on(gateway, listener, switchyard::gateway::shutdown_signal()).await?;
+    let workers = args.workers.map_or_else(switchyard::gateway::default_workers, usize::from);
+    switchyard::gateway::serve_on_workers(gateway, listener, workers, switchyard::gateway::shutdown_signal()).await?;
     Ok(())
 }
 

@@ -37,9 +37,11 @@ pub mod mock_upstream;
 pub mod spend;
 pub mod store;
 mod teams;
+mod workers;
 
 pub use config::Config;
 pub use envelope::ApiFailure;
+pub use workers::{default_workers, serve_on_workers};
 
 /// The database with no config: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE: &str = "sqlite://switchyard.db";
@@ -448,15 +450,16 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
         )
 }
 
-/// Serves `gateway` on `addr` until ctrl-c or SIGTERM, then drains in-flight requests.
+/// Serves `gateway` on `addr` with one event loop per core ([`serve_on_workers`]) until
+/// ctrl-c or SIGTERM, then drains in-flight requests.
 pub async fn serve(gateway: Gateway, addr: SocketAddr) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
-    serve_on(gateway, listener, shutdown_signal()).await
+    serve_on_workers(gateway, listener, default_workers(), shutdown_signal()).await
 }
 
-/// Serves on a bound listener until `shutdown` resolves.
+/// Serves on a bound listener, on the caller's runtime, until `shutdown` resolves.
 pub async fn serve_on(
     gateway: Gateway,
     listener: tokio::net::TcpListener,

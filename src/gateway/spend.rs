@@ -71,29 +71,40 @@ impl SpendWriter {
             let mut batch = Vec::with_capacity(BATCH);
             let mut updates = Vec::new();
             while rx.recv_many(&mut messages, BATCH).await > 0 {
-                // What comes within GATHER of the first row is written with it (recv_many
-                // is cancel-safe: a timed-out wait loses nothing).
-                let deadline = tokio::time::Instant::now() + GATHER;
-                while messages.len() < BATCH {
-                    let room = BATCH - messages.len();
-                    match tokio::time::timeout_at(deadline, rx.recv_many(&mut messages, room)).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    }
+                // What comes within GATHER of the first row is written with it. The writer
+                // sleeps through the gathering rather than waking for each row: the
+                // gateway's workers are threads of their own, and a wake per row was a
+                // wake of this thread per request. Then it takes what has queued, BATCH
+                // rows at a time. (At shutdown the senders are gone; a drain waits out at
+                // most this sleep.)
+                if messages.len() < BATCH {
+                    tokio::time::sleep(GATHER).await;
                 }
-                for message in messages.drain(..) {
-                    match message {
-                        Message::Row(row) => batch.push(row),
-                        Message::Guardrails { call_id, guardrails } => updates.push((call_id, guardrails)),
+                loop {
+                    while messages.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(message) => messages.push(message),
+                            Err(_) => break,
+                        }
                     }
-                }
-                written += write(&store, &mut batch).await;
-                // Rows first: an update's row came before it, in this batch or an earlier one.
-                if !updates.is_empty() {
-                    if let Err(err) = store.set_spend_guardrails(&updates).await {
-                        tracing::warn!(calls = updates.len(), error = %err, "cannot record guardrail decisions in the spend log");
+                    let full = messages.len() == BATCH;
+                    for message in messages.drain(..) {
+                        match message {
+                            Message::Row(row) => batch.push(row),
+                            Message::Guardrails { call_id, guardrails } => updates.push((call_id, guardrails)),
+                        }
                     }
-                    updates.clear();
+                    written += write(&store, &mut batch).await;
+                    // Rows first: an update's row came before it, in this batch or an earlier one.
+                    if !updates.is_empty() {
+                        if let Err(err) = store.set_spend_guardrails(&updates).await {
+                            tracing::warn!(calls = updates.len(), error = %err, "cannot record guardrail decisions in the spend log");
+                        }
+                        updates.clear();
+                    }
+                    if !full {
+                        break;
+                    }
                 }
             }
             written

@@ -55,10 +55,64 @@ pub const DEFAULT_MAX_BODY: usize = 256 * 1024 * 1024;
 /// The largest error body read; an error answer bigger than this is itself an error.
 const MAX_ERROR_BODY: usize = 4 * 1024 * 1024;
 
+/// How many event loops can each have connections of their own (see [`set_lane`]).
+const LANES: usize = 64;
+
+thread_local! {
+    static LANE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Gives this thread's calls connections of their own: an event loop that runs on one
+/// thread (as each of the gateway's workers does) calls this once with its own number, and
+/// its upstream connections are then opened and driven on that loop. Without it, a
+/// connection opened by one loop and picked from the pool by another would hand every
+/// request and its answer across threads (a wake-up each way). Threads that never call it
+/// share lane 0, one pool, as a work-stealing runtime's threads should.
+pub fn set_lane(lane: usize) {
+    LANE.with(|l| l.set(lane % LANES));
+}
+
+/// An HTTP client per lane, all with the same settings; lane 0's is built at once (so a
+/// bad setting is an error when the transport is made), the others when first used.
+struct Clients {
+    first: reqwest::Client,
+    more: [std::sync::OnceLock<reqwest::Client>; LANES - 1],
+    connect: Duration,
+}
+
+impl Clients {
+    fn new(connect: Duration) -> Result<Self> {
+        Ok(Self { first: http_client(connect)?, more: std::array::from_fn(|_| std::sync::OnceLock::new()), connect })
+    }
+
+    /// This thread's lane's client.
+    fn get(&self) -> &reqwest::Client {
+        match LANE.with(std::cell::Cell::get).checked_sub(1) {
+            None => &self.first,
+            Some(i) => self.more[i].get_or_init(|| {
+                // The same settings built lane 0's client; should another build fail, the
+                // lane shares lane 0's pool rather than fail its calls.
+                http_client(self.connect).unwrap_or_else(|_| self.first.clone())
+            }),
+        }
+    }
+}
+
+fn http_client(connect: Duration) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config()?)
+        .connect_timeout(connect)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
+}
+
 /// The shared HTTP client with its policies. Cheap to clone.
 #[derive(Clone)]
 pub struct Transport {
-    http: reqwest::Client,
+    http: Arc<Clients>,
     retry: Arc<RetryPolicy>,
     timeouts: Arc<Timeouts>,
     max_body: usize,
@@ -77,14 +131,7 @@ impl fmt::Debug for Transport {
 impl Transport {
     /// A transport with these policies.
     pub fn new(retry: RetryPolicy, timeouts: Timeouts) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config()?)
-            .connect_timeout(timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        let http = Arc::new(Clients::new(timeouts.connect)?);
         Ok(Self { http, retry: Arc::new(retry), timeouts: Arc::new(timeouts), max_body: DEFAULT_MAX_BODY })
     }
 
@@ -136,7 +183,7 @@ impl Transport {
                     source: Some(Box::new(e)),
                 })?;
                 tracing::debug!(%provider, method = %request.method(), url = %request.url(), "sending");
-                let response = tokio::time::timeout(first_byte, self.http.execute(request))
+                let response = tokio::time::timeout(first_byte, self.http.get().execute(request))
                     .await
                     .map_err(|_| timed_out())?
                     .map_err(|e| self.send_error(provider, e))?;
