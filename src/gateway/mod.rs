@@ -486,11 +486,14 @@ pub async fn serve_on(
 /// sees a stream arrive in 40 ms steps.
 pub fn no_delay(listener: tokio::net::TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
     use axum::serve::ListenerExt as _;
-    listener.tap_io(|stream| {
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(error = %err, "cannot set TCP_NODELAY on a connection");
-        }
-    })
+    listener.tap_io(|stream| set_no_delay(stream))
+}
+
+/// Sets `TCP_NODELAY` on an accepted connection (see [`no_delay`]).
+fn set_no_delay(stream: &tokio::net::TcpStream) {
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(error = %err, "cannot set TCP_NODELAY on a connection");
+    }
 }
 
 /// Resolves on ctrl-c or SIGTERM.

@@ -66,7 +66,7 @@ impl axum::serve::Listener for Inbox {
 }
 
 /// A connection that counts itself out of its worker's open connections when it closes.
-pub(super) struct Counted {
+struct Counted {
     stream: TcpStream,
     open: Arc<AtomicUsize>,
 }
@@ -111,7 +111,7 @@ impl AsyncWrite for Counted {
 
 /// The worker for the next connection: the one with the fewest open, the earliest after
 /// `last` on a tie (so equal workers take turns).
-pub(super) fn pick(open: &[usize], last: usize) -> usize {
+fn pick(open: &[usize], last: usize) -> usize {
     let n = open.len();
     (1..=n).map(|step| (last + step) % n).min_by_key(|&i| open[i]).unwrap_or(0)
 }
@@ -224,9 +224,7 @@ async fn accept(
             () = &mut shutdown => return,
             accepted = axum::serve::Listener::accept(&mut listener) => accepted,
         };
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(error = %err, "cannot set TCP_NODELAY on a connection");
-        }
+        super::set_no_delay(&stream);
         let stream = match stream.into_std() {
             Ok(stream) => stream,
             Err(err) => {
