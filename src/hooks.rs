@@ -1,8 +1,11 @@
 //! Hooks: one standard event per routed call, for logging, spend tracking and metrics.
 //!
 //! Every call ends in exactly one event: [`EventKind::Success`] (a whole answer, cache hits
-//! included), [`EventKind::StreamEnd`] (a stream that ran to its end) or
-//! [`EventKind::Failure`] (an error before an answer, or one that cut a stream). Sync hooks
+//! included), [`EventKind::StreamEnd`] (a stream that ran to its end),
+//! [`EventKind::Failure`] (an error before an answer, or one that cut a stream) or
+//! [`EventKind::Cancelled`] (the caller dropped the call, or its stream, before the end:
+//! a client that went away, a timeout around the call, a panic). The event is sent by a drop
+//! guard, so no path ends a call without one. Sync hooks
 //! run inline, in registration order; async hooks are spawned and never delay the call. A
 //! hook that errs or panics is logged (target `switchyard::hooks`) and never fails the call.
 
@@ -25,8 +28,13 @@ pub enum EventKind {
     Success,
     /// A stream that ran to its end.
     StreamEnd,
-    /// No answer, or a stream cut by an error (or dropped by the caller before its end).
+    /// No answer, or a stream cut by an error.
     Failure,
+    /// The caller dropped the call (or its stream) before the end. What is known is
+    /// reported: the deployment of the attempt in flight, and usage (reported by the
+    /// provider, or estimated from the prompt and what was streamed, with
+    /// [`CallEvent::usage_estimated`] set) priced as usual.
+    Cancelled,
 }
 
 /// The standard payload of every hook event.
@@ -52,8 +60,12 @@ pub struct CallEvent {
     pub latency: Duration,
     /// From the start to the first streamed chunk.
     pub time_to_first_token: Option<Duration>,
-    /// The tokens the provider reported.
+    /// The tokens the provider reported (or, for a cancelled call, estimated).
     pub usage: Option<CompletionUsage>,
+    /// Whether `usage` (and so the receipt) is an estimate: a call cancelled before the
+    /// provider reported its usage is counted as its prompt (bytes / 4, or the exact count
+    /// when one was made) plus what was streamed of the answer (bytes / 4).
+    pub usage_estimated: bool,
     /// The cost receipt, where the model is priced.
     pub receipt: Option<Receipt>,
     /// Whether the answer came from the response cache.

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod blocking;
+pub mod bounds;
 pub mod cache;
 mod chat_stream;
 mod client;

@@ -12,6 +12,15 @@
 //!
 //! An estimate can be low, so the pre-check is a first filter: a provider's own
 //! context-length error still triggers the context-window fallback.
+//!
+//! Counting is bounded, whoever sends the prompt. Text is counted in segments of at most
+//! [`SEGMENT`] bytes, cut at a space where it has one (where BPE pieces begin, so ordinary
+//! text counts exactly as a whole): byte-pair merging is quadratic in the length of one
+//! piece, and a prompt of one repeated character is one piece (20 MB of it took 11 s).
+//! Prompts of more than [`EXACT_LIMIT`] bytes of text are not counted but estimated at
+//! four bytes a token. And [`count_chat_async`], which the router and the gateway use,
+//! counts prompts larger than [`INLINE_LIMIT`] on Tokio's blocking threads, at most one per
+//! core at once, so an event loop never stalls on a count.
 
 use tiktoken_rs::CoreBPE;
 use tiktoken_rs::tokenizer::{Tokenizer, get_tokenizer};
@@ -46,17 +55,72 @@ fn tokenizer(provider: ProviderKind, model: &str) -> (&'static CoreBPE, bool) {
     (tiktoken_rs::bpe_for_tokenizer(chosen).unwrap_or_else(|_| tiktoken_rs::o200k_base_singleton()), own.is_some())
 }
 
+/// The longest run of text handed to the tokenizer at once.
+pub const SEGMENT: usize = 4096;
+
+/// Prompts with more text than this (bytes) are estimated, not counted: 4 MiB, about a
+/// million tokens, more than any model but Gemini takes.
+pub const EXACT_LIMIT: u64 = 4 << 20;
+
+/// Prompts up to this many bytes are counted on the calling thread (well under a
+/// millisecond); larger ones, by [`count_chat_async`], on a blocking thread.
+pub const INLINE_LIMIT: u64 = 32 << 10;
+
+/// Tokens in `text`, counted segment by segment; `false` when a segment had to be cut
+/// where no space was (the count may then be a token or so high per cut).
+fn count_segments(bpe: &CoreBPE, text: &str) -> (u64, bool) {
+    let mut tokens = 0u64;
+    let mut exact = true;
+    let mut rest = text;
+    while rest.len() > SEGMENT {
+        let window = &rest.as_bytes()[SEGMENT / 2..SEGMENT];
+        // Cut before a space that follows a non-space: a BPE piece starts there.
+        let at_space = window
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|&(i, &b)| b == b' ' && !rest.as_bytes()[SEGMENT / 2 + i - 1].is_ascii_whitespace())
+            .map(|(i, _)| SEGMENT / 2 + i);
+        let cut = match at_space {
+            Some(cut) => cut,
+            None => {
+                exact = false;
+                (0..=SEGMENT).rev().find(|&i| rest.is_char_boundary(i)).unwrap_or(rest.len())
+            }
+        };
+        let (head, tail) = rest.split_at(cut);
+        tokens += bpe.encode_ordinary(head).len() as u64;
+        rest = tail;
+    }
+    tokens += bpe.encode_ordinary(rest).len() as u64;
+    (tokens, exact)
+}
+
 /// Tokens in a text for a model.
 pub fn count_text(provider: ProviderKind, model: &str, text: &str) -> TokenCount {
     let (bpe, exact) = tokenizer(provider, model);
-    TokenCount { tokens: bpe.encode_ordinary(text).len() as u64, exact }
+    if text.len() as u64 > EXACT_LIMIT {
+        return TokenCount { tokens: (text.len() as u64).div_ceil(4), exact: false };
+    }
+    let (tokens, whole) = count_segments(bpe, text);
+    TokenCount { tokens, exact: exact && whole }
 }
 
-/// Tokens in a chat request's prompt (messages and tool definitions) for a model.
+/// Tokens in a chat request's prompt (messages and tool definitions) for a model. Past
+/// [`EXACT_LIMIT`] bytes, an estimate of four bytes a token.
 pub fn count_chat(provider: ProviderKind, model: &str, request: &ChatRequest) -> TokenCount {
+    let bound = chat_upper_bound(request);
+    if bound > EXACT_LIMIT {
+        return TokenCount { tokens: bound.div_ceil(4), exact: false };
+    }
     let (bpe, mut exact) = tokenizer(provider, model);
     let mut tokens = REPLY_PRIMING;
-    let text = |s: &str| bpe.encode_ordinary(s).len() as u64;
+    let mut uncut = true;
+    let mut text = |s: &str| {
+        let (n, whole) = count_segments(bpe, s);
+        uncut &= whole;
+        n
+    };
     for message in &request.messages {
         tokens += PER_MESSAGE + text(message.role());
         if let Some(name) = name(message) {
@@ -94,7 +158,32 @@ pub fn count_chat(provider: ProviderKind, model: &str, request: &ChatRequest) ->
         tokens += text(&serde_json::to_string(tools).unwrap_or_default());
         exact = false;
     }
-    TokenCount { tokens, exact }
+    TokenCount { tokens, exact: exact && uncut }
+}
+
+/// Counts at once on blocking threads: one per core.
+fn counting_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+    })
+}
+
+/// [`count_chat`] without stalling the event loop: prompts up to [`INLINE_LIMIT`] bytes are
+/// counted here, larger ones on a blocking thread (waiting, without blocking, for one of a
+/// permit per core), and past [`EXACT_LIMIT`] estimated. `bound` is
+/// [`chat_upper_bound`] of the request, which callers have at hand.
+pub async fn count_chat_async(provider: ProviderKind, model: &str, request: &ChatRequest, bound: u64) -> TokenCount {
+    if bound <= INLINE_LIMIT || bound > EXACT_LIMIT || tokio::runtime::Handle::try_current().is_err() {
+        return count_chat(provider, model, request);
+    }
+    let Ok(_permit) = counting_permits().acquire().await else {
+        return TokenCount { tokens: bound.div_ceil(4), exact: false };
+    };
+    let (model, request) = (model.to_string(), request.clone());
+    tokio::task::spawn_blocking(move || count_chat(provider, &model, &request))
+        .await
+        .unwrap_or(TokenCount { tokens: bound.div_ceil(4), exact: false })
 }
 
 /// A cheap bound that [`count_chat`] never exceeds (every token is at least one byte): when
@@ -212,5 +301,50 @@ mod tests {
         for provider in [ProviderKind::OpenAi, ProviderKind::Anthropic] {
             assert!(count_chat(provider, "gpt-4o", &req).tokens <= chat_upper_bound(&req));
         }
+    }
+
+    #[test]
+    fn a_long_run_of_one_character_is_counted_in_segments_and_huge_prompts_are_estimated() {
+        // One piece of 1 MB: whole, BPE takes a third of a second (release build); in
+        // segments, tens of milliseconds (benches/codec.rs measures it).
+        let run = "a".repeat(1 << 20);
+        let count = count_text(ProviderKind::OpenAi, "gpt-4o", &run);
+        assert!(!count.exact && count.tokens > 0 && count.tokens <= run.len() as u64, "{count:?}");
+        let huge = ChatRequest::new("gpt-4o", vec![ChatMessage::user("b".repeat((EXACT_LIMIT + 1) as usize))]);
+        let estimate = count_chat(ProviderKind::OpenAi, "gpt-4o", &huge);
+        assert_eq!(estimate, TokenCount { tokens: chat_upper_bound(&huge).div_ceil(4), exact: false });
+    }
+
+    #[test]
+    fn ordinary_text_counts_the_same_in_segments_as_whole() {
+        let text = "The quick brown fox jumps over the lazy dog, again and again. ".repeat(400);
+        assert!(text.len() > 4 * SEGMENT);
+        let (bpe, _) = tokenizer(ProviderKind::OpenAi, "gpt-4o");
+        let whole = bpe.encode_ordinary(&text).len() as u64;
+        assert_eq!(count_segments(bpe, &text), (whole, true));
+        let cjk = "数据和模型的对话。".repeat(2000);
+        let (n, _) = count_segments(bpe, &cjk);
+        assert!(n > 0 && n <= cjk.len() as u64);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn large_prompts_are_counted_off_the_event_loop() {
+        let text = "word ".repeat(20_000);
+        let request = ChatRequest::new("gpt-4o", vec![ChatMessage::user(text)]);
+        let bound = chat_upper_bound(&request);
+        assert!(bound > INLINE_LIMIT);
+        // A timer on this single-threaded loop keeps ticking while the count runs elsewhere.
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ticking = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::task::yield_now().await;
+                ticking.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        let counted = count_chat_async(ProviderKind::OpenAi, "gpt-4o", &request, bound).await;
+        ticker.abort();
+        assert_eq!(counted, count_chat(ProviderKind::OpenAi, "gpt-4o", &request));
+        assert!(ticks.load(std::sync::atomic::Ordering::Relaxed) > 0, "the loop ran other tasks during the count");
     }
 }

@@ -469,3 +469,42 @@ async fn streamed_events_that_arrive_together_leave_together() {
     assert_eq!(events, 6, "{paced:?}");
     assert!(paced.len() >= 4, "{events} events in {} writes: chunks were held back: {paced:?}", paced.len());
 }
+
+/// Defect: `retry-after-ms: 1e22` overflowed an `Instant`, `1e300` panicked in
+/// `Duration::from_secs_f64`, and so did a client's `"cache": {"ttl": 1e300}`: each was a
+/// caught panic (a 500) instead of an answer.
+#[tokio::test]
+async fn huge_durations_from_an_upstream_or_a_client_are_bounded_not_panics() {
+    for (name, value) in [
+        ("retry-after-ms", "1e22"),
+        ("retry-after-ms", "1e300"),
+        ("retry-after", "1e300"),
+        ("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"),
+    ] {
+        let limited = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(429).insert_header(name, value).set_body_json(json!({
+                "error": {"message": "slow down", "type": "rate_limit_exceeded", "param": null, "code": "rate_limit_exceeded"}
+            })))
+            .mount(&limited)
+            .await;
+        let config = format!(
+            "model_list:\n  - model_name: limited\n    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{}/v1', api_key: sk-up}}\nrouter_settings: {{num_retries: 0}}\n",
+            limited.uri()
+        );
+        let app = gateway(&config).await;
+        let answer = send(&app, post("/v1/chat/completions", chat("limited", "hi"))).await;
+        answer.assert_error(429, "rate_limit_error");
+        // The wait asked for is read as at most a day.
+        let wait: u64 = answer.header("retry-after").and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+        assert!(wait <= 86_400, "{name}: {value}: retry after {wait}");
+        // The deployment cools down for that day, and says so (not 8,000 years, no panic).
+        let again = send(&app, post("/v1/chat/completions", chat("limited", "hi"))).await;
+        again.assert_error(429, "rate_limit_error");
+    }
+    let app = defaults().await;
+    let body = json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}], "cache": {"ttl": 1e300}});
+    let answer = send(&app, post("/v1/chat/completions", body.to_string())).await;
+    let error = answer.assert_error(400, "invalid_request_error");
+    assert_eq!(error["error"]["param"], "cache.ttl");
+}

@@ -305,8 +305,12 @@ async fn two_instances_sharing_redis_and_postgres_hold_one_rpm_and_one_budget() 
     eventually("three costs", || async { (spend_of(&two, &key_id).await - 0.00135).abs() < 1e-12 }).await;
     let over_budget = call(&two, "POST", "/v1/chat/completions", &key, Some(chat("mini"))).await;
     assert_eq!(over_budget.body["error"]["code"], "insufficient_quota", "{}", over_budget.body);
-    // rpm: four requests counted across both instances (the refused one too); a fifth is over.
-    let over_rpm = call(&one, "POST", "/v1/chat/completions", &key, Some(chat("mini"))).await;
+    // rpm: one count across both instances (calls refused for their budget are not counted:
+    // the key above has made three of its four).
+    let (limited, _) = generate(&one, json!({"rpm_limit": 2})).await;
+    assert_eq!(call(&one, "POST", "/v1/chat/completions", &limited, Some(chat("mini"))).await.status, StatusCode::OK);
+    assert_eq!(call(&two, "POST", "/v1/chat/completions", &limited, Some(chat("mini"))).await.status, StatusCode::OK);
+    let over_rpm = call(&one, "POST", "/v1/chat/completions", &limited, Some(chat("mini"))).await;
     assert_eq!(over_rpm.body["error"]["code"], "rate_limit_exceeded", "{}", over_rpm.body);
 }
 

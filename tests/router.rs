@@ -562,3 +562,40 @@ async fn every_answer_carries_a_receipt_and_embeddings_route_too() {
     assert_eq!(embedded.response.data.len(), 2);
     assert_eq!(embedded.report.deployment.as_deref(), Some("m/0"));
 }
+
+#[tokio::test]
+async fn a_call_dropped_before_its_end_still_ends_in_one_cancelled_event() {
+    let events = Arc::new(Mutex::new(Vec::<CallEvent>::new()));
+    let seen = events.clone();
+    let router = build(
+        builder()
+            .hooks(Hooks::new().on_event(move |e| {
+                seen.lock().unwrap_or_else(|e| e.into_inner()).push(e.clone());
+                Ok(())
+            }))
+            .deployment("slow", Deployment::new("mock/slow-5000").id("slow"))
+            .deployment("drip", Deployment::new("mock/drip-50").id("drip")),
+    );
+    // A whole answer the caller stops waiting for, mid-attempt.
+    let request = chat("slow", "a prompt of some words");
+    assert!(tokio::time::timeout(Duration::from_millis(50), router.chat(&request)).await.is_err());
+    // A stream dropped after its first chunk.
+    let mut stream =
+        router.chat_stream(&chat("drip", "one two three four five six")).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(stream.next_chunk().await.is_some_and(|c| c.is_ok()));
+    assert!(stream.next_chunk().await.is_some_and(|c| c.is_ok()));
+    drop(stream);
+    let events = events.lock().unwrap_or_else(|e| e.into_inner());
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Cancelled, EventKind::Cancelled]);
+    let whole = &events[0];
+    assert_eq!(whole.deployment.as_deref(), Some("slow"), "the attempt in flight is named");
+    assert!(whole.usage_estimated);
+    let usage = whole.usage.as_ref().unwrap_or_else(|| panic!("the prompt is estimated"));
+    assert!(usage.prompt_tokens > 0 && usage.completion_tokens == 0, "{usage:?}");
+    let streamed = &events[1];
+    assert_eq!(streamed.deployment.as_deref(), Some("drip"));
+    let usage = streamed.usage.as_ref().unwrap_or_else(|| panic!("what was streamed is estimated"));
+    assert!(streamed.usage_estimated && usage.completion_tokens > 0, "{usage:?}");
+    assert!(streamed.error.as_deref().is_some_and(|e| e.contains("dropped")), "{:?}", streamed.error);
+}

@@ -125,7 +125,7 @@ impl ResponseCache {
 
     /// Stores an answer under `key` for `ttl` (else the default).
     pub async fn put(&self, key: &str, response: &ChatResponse, ttl: Option<Duration>) -> Result<()> {
-        let ttl = ttl.unwrap_or(self.default_ttl);
+        let ttl = ttl.unwrap_or(self.default_ttl).min(crate::bounds::MAX_TTL);
         if ttl.is_zero() {
             return Ok(());
         }

@@ -45,6 +45,12 @@ use serde_norway::Value;
 
 use crate::error::{Error, Result};
 
+/// The largest `general_settings.max_request_size_mb`: bodies are read into memory.
+pub const MAX_REQUEST_SIZE_MB: u64 = 1024;
+
+/// The largest `litellm_settings.cache_params.max_size_mb` (64 GiB).
+pub const MAX_CACHE_SIZE_MB: u64 = 65_536;
+
 /// The whole file.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Config {
@@ -296,6 +302,7 @@ impl Config {
                 return Err(Error::Config(format!("invalid config: providers[{i}].api_base must be an http(s) URL")));
             }
         }
+        config.check_ranges()?;
         let mut seen = std::collections::HashSet::new();
         for (i, entry) in config.model_list.iter().enumerate() {
             if entry.model_name.trim().is_empty() {
@@ -354,13 +361,70 @@ impl Config {
         })
     }
 
-    /// The per-attempt first-byte timeout, if set.
+    /// Every number of seconds and megabytes in range, or an error naming the first that is
+    /// not (`1e300` seconds parses as YAML and would overflow every clock).
+    fn check_ranges(&self) -> Result<()> {
+        use crate::bounds::{MAX_CONFIG_WAIT, MAX_TTL, config_secs};
+        let waits = [
+            ("router_settings.timeout", self.router_settings.timeout, false),
+            ("litellm_settings.request_timeout", self.litellm_settings.request_timeout, false),
+            ("router_settings.cooldown_time", self.router_settings.cooldown_time, true),
+        ];
+        for (field, value, allow_zero) in waits {
+            if let Some(seconds) = value {
+                config_secs(field, seconds, allow_zero, MAX_CONFIG_WAIT)?;
+            }
+        }
+        if let Some(ttl) = self.litellm_settings.cache_params.ttl {
+            config_secs("litellm_settings.cache_params.ttl", ttl, false, MAX_TTL)?;
+        }
+        if let Some(mb) = self.general_settings.max_request_size_mb
+            && !(1..=MAX_REQUEST_SIZE_MB).contains(&mb)
+        {
+            return Err(Error::Config(format!(
+                "invalid config: general_settings.max_request_size_mb is {mb}; it must be from 1 to {MAX_REQUEST_SIZE_MB}"
+            )));
+        }
+        if let Some(mb) = self.litellm_settings.cache_params.max_size_mb
+            && !(1..=MAX_CACHE_SIZE_MB).contains(&mb)
+        {
+            return Err(Error::Config(format!(
+                "invalid config: litellm_settings.cache_params.max_size_mb is {mb}; it must be from 1 to {MAX_CACHE_SIZE_MB}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The per-attempt first-byte timeout, if set (checked by [`Config::parse`]).
     pub fn timeout(&self) -> Option<Duration> {
         self.router_settings
             .timeout
             .or(self.litellm_settings.request_timeout)
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(Duration::from_secs_f64)
+            .and_then(|s| crate::bounds::secs_within(s, false, crate::bounds::MAX_CONFIG_WAIT))
+    }
+
+    /// How long a failing deployment cools down, if set.
+    pub fn cooldown(&self) -> Option<Duration> {
+        self.router_settings
+            .cooldown_time
+            .and_then(|s| crate::bounds::secs_within(s, true, crate::bounds::MAX_CONFIG_WAIT))
+    }
+
+    /// How long cached answers are kept (default 600 s).
+    pub fn cache_ttl(&self) -> Duration {
+        self.litellm_settings
+            .cache_params
+            .ttl
+            .and_then(|s| crate::bounds::secs_within(s, false, crate::bounds::MAX_TTL))
+            .unwrap_or(Duration::from_secs(600))
+    }
+
+    /// The largest request body, in bytes.
+    pub fn max_body(&self) -> usize {
+        self.general_settings
+            .max_request_size_mb
+            .filter(|mb| (1..=MAX_REQUEST_SIZE_MB).contains(mb))
+            .map_or(super::DEFAULT_MAX_BODY, |mb| (mb as usize) << 20)
     }
 }
 
@@ -448,5 +512,29 @@ general_settings:
         assert_eq!(resolve_env("literal", &env).ok().as_deref(), Some("literal"));
         let err = resolve_env("os.environ/UNSET", &env).err().unwrap_or_else(|| panic!("unset"));
         assert!(err.to_string().contains("`UNSET`"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_errors_naming_the_field() {
+        for (yaml, field) in [
+            ("router_settings: {cooldown_time: 1e300}", "router_settings.cooldown_time"),
+            ("router_settings: {timeout: 1e300}", "router_settings.timeout"),
+            ("router_settings: {timeout: 0}", "router_settings.timeout"),
+            ("router_settings: {timeout: .nan}", "router_settings.timeout"),
+            ("litellm_settings: {request_timeout: -1}", "litellm_settings.request_timeout"),
+            ("litellm_settings: {cache: true, cache_params: {ttl: 1e300}}", "litellm_settings.cache_params.ttl"),
+            ("general_settings: {max_request_size_mb: 17592186044416}", "general_settings.max_request_size_mb"),
+            ("general_settings: {max_request_size_mb: 0}", "general_settings.max_request_size_mb"),
+        ] {
+            let err = Config::parse(yaml).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains(field), "{yaml}: {err}");
+        }
+        let fine = Config::parse(
+            "router_settings: {cooldown_time: 0, timeout: 30}\ngeneral_settings: {max_request_size_mb: 64}",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(fine.cooldown(), Some(Duration::ZERO));
+        assert_eq!(fine.timeout(), Some(Duration::from_secs(30)));
+        assert_eq!(fine.max_body(), 64 << 20);
     }
 }

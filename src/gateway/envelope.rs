@@ -7,6 +7,20 @@ use serde_json::json;
 
 use crate::error::{Error, ErrorKind};
 
+/// The most of a client's value an error message repeats.
+pub const SHOWN: usize = 120;
+
+/// A value from a client as an error message shows it: whole when short, else its first
+/// [`SHOWN`] bytes (on a character boundary) and how long it was. A 1 MB model name must
+/// not come back whole in the 404.
+pub fn shown(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.len() <= SHOWN {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let cut = (0..=SHOWN).rev().find(|&i| value.is_char_boundary(i)).unwrap_or(0);
+    std::borrow::Cow::Owned(format!("{}... ({} bytes)", &value[..cut], value.len()))
+}
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiFailure {
@@ -44,6 +58,13 @@ impl ApiFailure {
     #[must_use]
     pub fn code(mut self, code: &str) -> Self {
         self.code = Some(code.to_string());
+        self
+    }
+
+    /// Sets the parameter at fault.
+    #[must_use]
+    pub fn param(mut self, param: &str) -> Self {
+        self.param = Some(param.to_string());
         self
     }
 

@@ -12,18 +12,15 @@ use serde_json::json;
 
 use axum::Extension;
 
+use super::admission::{Metered, admit, check_model, limit_headers};
 use super::coalesce::coalesce;
 use super::guardrails::stream::GuardedStream;
 use super::guardrails::{Record, Records, Requested, Session};
 use super::keys::Principal;
-use super::limits::{InFlightKey, Limits, Refusal, Reservation};
-use super::spend::SpendSender;
 use super::store::{KeyRecord, SpendRow, now_ms};
 use super::{ApiFailure, Gateway};
 use crate::cache::CacheControl;
 use crate::error::ErrorKind;
-use crate::hooks::{CallEvent, EventKind, Hooks};
-use crate::router::state::MinuteUsage;
 use crate::router::{CallOptions, CallReport};
 use crate::{ChatRequest, EmbeddingRequest};
 
@@ -58,7 +55,15 @@ pub(super) fn take_cache_control(request: &mut ChatRequest) -> Result<CallOption
         |name: &str| object.get(name).map(|v| v.as_bool().ok_or_else(bad)).transpose().map(|b| b.unwrap_or(false));
     let ttl = object
         .get("ttl")
-        .map(|v| v.as_f64().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64).ok_or_else(bad))
+        .map(|v| {
+            v.as_f64().and_then(|s| crate::bounds::secs_within(s, true, crate::bounds::MAX_TTL)).ok_or_else(|| {
+                ApiFailure::bad_request(format!(
+                    "`cache.ttl` must be a number of seconds from 0 to {} (a year)",
+                    crate::bounds::MAX_TTL.as_secs()
+                ))
+                .param("cache.ttl")
+            })
+        })
         .transpose()?;
     Ok(CallOptions {
         cache: CacheControl { no_cache: flag("no-cache")?, no_store: flag("no-store")?, ttl },
@@ -133,19 +138,7 @@ pub(super) async fn chat_completions(
 /// A routed chat answer and its `x-switchyard-*` and rate-limit headers.
 pub(super) enum Routed {
     Whole(Box<crate::ChatResponse>, HeaderMap),
-    Stream(Box<GuardedStream>, HeaderMap),
-}
-
-/// The model check of [`admit`], made before the guardrails run too.
-fn check_model(principal: &Principal, group: &str) -> Result<(), ApiFailure> {
-    match principal.key() {
-        Some(key) if !key.models.is_empty() && !key.models.iter().any(|m| m == group) => Err(ApiFailure::new(
-            ErrorKind::PermissionDenied,
-            format!("the key {} may not use the model `{group}` (it may use: {})", key.id, key.models.join(", ")),
-        )
-        .code("model_not_allowed")),
-        _ => Ok(()),
-    }
+    Stream(Box<Metered>, HeaderMap),
 }
 
 /// Runs the pre-call guardrails, admits the call for the principal (models, limits,
@@ -184,10 +177,9 @@ pub(super) async fn route_chat(
         });
     }
     // Counting and pricing cost microseconds: done only for a key with a tpm or a budget.
-    let tokens = || crate::tokens::chat_upper_bound(&request) / 4 + crate::tokens::reserved_output(&request);
-    let estimate = || gateway.router.estimate_cost(&request).map_or(0, |usd| i64::try_from(usd.0).unwrap_or(i64::MAX));
-    let (context, usage) = admit(gateway, principal, &request.model, tokens, estimate).await?;
-    options.context = Some(context);
+    let estimate = async || gateway.router.estimate(&request).await.unwrap_or_default();
+    let (context, usage) = admit(gateway, principal, &request.model, estimate).await?;
+    options.context = Some(context.clone());
     let mut headers = HeaderMap::new();
     if request.stream == Some(true) {
         let stream = gateway.router.chat_stream_with(&request, options).await?;
@@ -198,7 +190,7 @@ pub(super) async fn route_chat(
         }
         let on_done = session.as_ref().map(|_| decisions_sink(gateway, stream.report().call_id.clone()));
         let guarded = GuardedStream::new(stream, session, request, on_done);
-        return Ok(Routed::Stream(Box::new(guarded), headers));
+        return Ok(Routed::Stream(Box::new(Metered::new(gateway, guarded, &context)), headers));
     }
     let mut answer = gateway.router.chat_with(&request, options).await?;
     report_headers(&mut headers, &answer.report);
@@ -253,179 +245,10 @@ fn blocked_row(key: Option<&KeyRecord>, group: &str, records: &[Record], started
     }
 }
 
-/// What the spend hook needs to know of a call: whose it is and what was reserved. Dropped
-/// when the call ends (its stream included), which frees the key's parallel slot.
-#[derive(Debug)]
-pub(super) struct KeyContext {
-    key: Option<Arc<KeyRecord>>,
-    reservations: Vec<Reservation>,
-    estimated_tokens: u64,
-    _in_flight: Option<InFlightKey>,
-}
-
-/// Checks a key may make this call now: its models, rpm/tpm, calls in flight and budget
-/// (reserving the estimate). The master key passes.
-async fn admit(
-    gateway: &Gateway,
-    principal: &Principal,
-    group: &str,
-    tokens: impl FnOnce() -> u64,
-    estimate: impl FnOnce() -> i64,
-) -> Result<(crate::router::CallContext, Option<MinuteUsage>), ApiFailure> {
-    let Some(key) = principal.key() else {
-        let context = KeyContext { key: None, reservations: Vec::new(), estimated_tokens: 0, _in_flight: None };
-        return Ok((Arc::new(context), None));
-    };
-    check_model(principal, group)?;
-    let tokens = if key.tpm.is_some() { tokens() } else { 0 };
-    let usage = gateway.limits.admit(key, tokens).await?.map_err(refusal)?;
-    let in_flight = gateway.limits.enter(key).map_err(refusal)?;
-    let team = match &key.team_id {
-        Some(id) => gateway.team(id).await?,
-        None => None,
-    };
-    let needs_estimate = key.max_budget_pico.is_some() || team.as_ref().is_some_and(|t| t.max_budget_pico.is_some());
-    let estimate = if needs_estimate { estimate() } else { 0 };
-    let mut reservations = Vec::new();
-    if let Some(reservation) = gateway.limits.reserve(key.as_ref(), estimate).await?.map_err(refusal)? {
-        reservations.push(reservation);
-    }
-    if let Some(team) = &team {
-        match gateway.limits.reserve(team.as_ref(), estimate).await? {
-            Ok(reservation) => reservations.extend(reservation),
-            Err(refused) => {
-                // Give back what the key reserved: this call will not happen.
-                for reservation in &reservations {
-                    gateway.limits.settle(reservation, 0).await?;
-                }
-                return Err(refusal(refused));
-            }
-        }
-    }
-    let context = KeyContext { key: Some(key.clone()), reservations, estimated_tokens: tokens, _in_flight: in_flight };
-    Ok((Arc::new(context), Some(usage)))
-}
-
-fn refusal(refusal: Refusal) -> ApiFailure {
-    match refusal {
-        Refusal::Budget { team, spent, max } => ApiFailure::new(
-            ErrorKind::RateLimited,
-            format!(
-                "the {}'s budget is spent: ${:.6} of ${:.6} (with the calls in flight) for this period",
-                if team { "team" } else { "key" },
-                spent as f64 / 1e12,
-                max as f64 / 1e12
-            ),
-        )
-        .code("insufficient_quota"),
-        Refusal::RateLimit { what, limit } => {
-            let mut failure = ApiFailure::new(
-                ErrorKind::RateLimited,
-                format!("the key's limit of {limit} {what} per minute is reached"),
-            )
-            .code("rate_limit_exceeded");
-            let secs = now_ms() / 1000 % 60;
-            failure.retry_after = Some(u64::try_from(60 - secs).unwrap_or(60));
-            failure
-        }
-        Refusal::Parallel { limit } => {
-            ApiFailure::new(ErrorKind::RateLimited, format!("the key has {limit} calls in flight, its most at once"))
-                .code("max_parallel_requests")
-        }
-    }
-}
-
-/// OpenAI-style `x-ratelimit-*` headers for a key with limits.
-fn limit_headers(headers: &mut HeaderMap, key: Option<&Arc<KeyRecord>>, usage: Option<MinuteUsage>) {
-    let (Some(key), Some(usage)) = (key, usage) else { return };
-    let mut set = |name: &'static str, value: String| {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
-    };
-    if let Some(rpm) = key.rpm {
-        set("x-ratelimit-limit-requests", rpm.to_string());
-        set(
-            "x-ratelimit-remaining-requests",
-            (rpm - i64::try_from(usage.requests).unwrap_or(i64::MAX)).max(0).to_string(),
-        );
-    }
-    if let Some(tpm) = key.tpm {
-        set("x-ratelimit-limit-tokens", tpm.to_string());
-        set("x-ratelimit-remaining-tokens", (tpm - i64::try_from(usage.tokens).unwrap_or(i64::MAX)).max(0).to_string());
-    }
-}
-
-/// The hooks that log spend and settle budgets when each call ends.
-pub(super) fn spend_hooks(sender: SpendSender, limits: Arc<Limits>, metrics: Arc<super::metrics::Metrics>) -> Hooks {
-    Hooks::new().on_event(move |event: &CallEvent| {
-        metrics.observe(event);
-        let context = event.context.clone().and_then(|c| c.downcast::<KeyContext>().ok());
-        let key = context.as_ref().and_then(|c| c.key.clone());
-        sender.send(spend_row(event, key.as_deref()));
-        if let (Some(context), Some(key)) = (context, key) {
-            let cost = event.receipt.as_ref().map_or(0, |r| i64::try_from(r.total.0).unwrap_or(i64::MAX));
-            let used = event.usage.as_ref().and_then(|u| u64::try_from(u.total_tokens).ok()).unwrap_or(0);
-            // Only what settling needs goes to the task: the context itself (with the key's
-            // parallel slot) is released when the call ends, not when settling does.
-            let (reservations, estimated) = (context.reservations.clone(), context.estimated_tokens);
-            drop(context);
-            let limits = limits.clone();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    for reservation in &reservations {
-                        if let Err(err) = limits.settle(reservation, cost).await {
-                            tracing::warn!(key = %key.id, error = %err, "cannot settle a budget reservation");
-                        }
-                    }
-                    if let Err(err) = limits.add_tokens(&key, used.saturating_sub(estimated)).await {
-                        tracing::warn!(key = %key.id, error = %err, "cannot count a key's tokens");
-                    }
-                });
-            }
-        }
-        Ok(())
-    })
-}
-
-fn spend_row(event: &CallEvent, key: Option<&KeyRecord>) -> SpendRow {
-    let usage = event.usage.as_ref();
-    let count = |n: Option<i64>| n.unwrap_or(0);
-    let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
-    SpendRow {
-        call_id: event.call_id.clone(),
-        key_id: key.map(|k| k.id.clone()),
-        team_id: key.and_then(|k| k.team_id.clone()),
-        model: event.group.clone(),
-        deployment: event.deployment.clone(),
-        provider: event.provider.map(|p| p.to_string()),
-        prompt_tokens: count(usage.map(|u| u.prompt_tokens)),
-        completion_tokens: count(usage.map(|u| u.completion_tokens)),
-        cached_tokens: count(usage.and_then(|u| u.prompt_tokens_details.as_ref()).and_then(|d| d.cached_tokens)),
-        cache_write_tokens: count(
-            usage.and_then(|u| u.prompt_tokens_details.as_ref()).and_then(|d| d.cache_write_tokens),
-        ),
-        reasoning_tokens: count(
-            usage.and_then(|u| u.completion_tokens_details.as_ref()).and_then(|d| d.reasoning_tokens),
-        ),
-        cost_pico: event.receipt.as_ref().map_or(0, |r| i64::try_from(r.total.0).unwrap_or(i64::MAX)),
-        status: if event.kind == EventKind::Failure { "failure" } else { "success" }.to_string(),
-        error_kind: event.error_kind.map(|k| k.name().to_string()),
-        latency_us: micros(event.latency),
-        ttft_us: event.time_to_first_token.map(micros),
-        cache_hit: event.cache_hit,
-        created_at: now_ms(),
-        guardrails: None,
-    }
-}
-
 /// The chunks as server-sent events, each passed on as it comes, then `[DONE]`; an error
 /// after the first chunk (or a guardrail's block) is sent as an error event and ends the
 /// stream.
-fn sse(
-    stream: GuardedStream,
-    group: String,
-) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+fn sse(stream: Metered, group: String) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     // The group's name travels in the state and is swapped into each chunk's `model`, so
     // no chunk allocates for it; each event is written into one buffer.
     futures_util::stream::unfold(Some((stream, group)), |state| async move {
@@ -460,7 +283,7 @@ pub(super) async fn embeddings(
     let bytes = body(raw)?;
     let request: EmbeddingRequest = parse(&bytes)?;
     let group = request.model.clone();
-    let (context, usage) = admit(&gateway, &principal, &group, || 0, || 0).await?;
+    let (context, usage) = admit(&gateway, &principal, &group, async || crate::router::Estimate::default()).await?;
     let options = CallOptions { context: Some(context), ..CallOptions::default() };
     let mut answer = Box::pin(gateway.router.embed_with(&request, options)).await?;
     answer.response.model = group;

@@ -5,8 +5,20 @@
 //! A budget period is aligned to the epoch (`floor(now / duration)`), the same on every
 //! instance. Its counter starts from the spend log's sum for the period, so a restart or a
 //! new instance loses nothing; then every call adds its estimate before it starts and the
-//! difference to its actual cost when it ends. Concurrent calls can therefore overspend by
-//! at most the estimates in flight.
+//! difference to its actual cost when it ends.
+//!
+//! What a call reserves is the most it is expected to cost or use (the prompt and its
+//! reserved output: `max_tokens`, else the model's most, see [`crate::router::Estimate`]),
+//! but never more than is left: a call is refused only when even its prompt does not fit,
+//! and otherwise takes what is left. So concurrent calls cannot together pass a budget or a
+//! minute's tokens; only a call whose reservation was cut to what was left (there is one at
+//! a time: it takes everything) can end above it, by at most what its answer produced past
+//! that reservation. Streams are stopped when they pass what they reserved and the budget
+//! has no more room (`gateway::admission`).
+//!
+//! Counts refused calls never make: a call is counted against rpm/tpm only once it is
+//! admitted (a refusal takes back what it counted), and every reservation is settled by a
+//! drop guard (`gateway::admission::Admission`), whatever ends the call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -60,14 +72,23 @@ impl From<&TeamRecord> for BudgetOwner {
 pub struct Reservation {
     owner: BudgetOwner,
     counter: String,
-    /// Pico-dollars reserved.
+    /// Pico-dollars reserved (a stream that needs more adds to it).
     pub estimate: i64,
+}
+
+/// Tokens a call reserved against its key's tpm, in the minute it reserved them.
+#[derive(Clone, Debug)]
+pub struct TokenHold {
+    id: String,
+    minute: u64,
+    /// Tokens reserved.
+    pub reserved: u64,
 }
 
 /// Why a key may not make a call now.
 #[derive(Debug)]
 pub enum Refusal {
-    /// Its budget (or its team's) for the period is spent.
+    /// Its budget (or its team's) for the period has no room for the call's prompt.
     Budget { team: bool, spent: i64, max: i64 },
     /// Its rpm or tpm for this minute is spent.
     RateLimit { what: &'static str, limit: i64 },
@@ -82,6 +103,12 @@ pub struct Limits {
     counters: Counters,
     store: Store,
     in_flight: Mutex<HashMap<String, i64>>,
+    /// Where settlements that need Redis run: the gateway's main event loop, which outlives
+    /// every worker's (a worker's loop ends with its connections at shutdown).
+    runtime: tokio::runtime::Handle,
+    /// Settlements under way in tasks; [`Limits::drain`] waits for them.
+    pending: std::sync::atomic::AtomicUsize,
+    settled: tokio::sync::Notify,
 }
 
 /// The counter of an owner's current budget period, and when the period started.
@@ -105,7 +132,15 @@ impl Limits {
             Some(url) => Counters::Redis(crate::router::state::connect(url).await?),
             None => Counters::Memory(Arc::default()),
         };
-        Ok(Self { state, counters, store, in_flight: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            state,
+            counters,
+            store,
+            in_flight: Mutex::new(HashMap::new()),
+            runtime: tokio::runtime::Handle::current(),
+            pending: std::sync::atomic::AtomicUsize::new(0),
+            settled: tokio::sync::Notify::new(),
+        })
     }
 
     /// The owner's spend since `since` from the spend log.
@@ -162,28 +197,122 @@ impl Limits {
         }
     }
 
-    /// Reserves `estimate` against a key's or team's budget, or refuses when the period's
-    /// spend (with calls in flight) would pass it.
+    /// Reserves against a key's or team's budget: `full` (the most the call is expected to
+    /// cost), or what is left of the budget when that is less, as long as `floor` (what the
+    /// call costs at least: its prompt) fits; refuses when it does not.
     pub async fn reserve(
         &self,
         owner: impl Into<BudgetOwner>,
-        estimate: i64,
+        floor: i64,
+        full: i64,
     ) -> Result<std::result::Result<Option<Reservation>, Refusal>> {
         let owner = owner.into();
         let Some(max) = owner.max else { return Ok(Ok(None)) };
+        let full = full.max(floor).max(0);
         let (counter, since) = period_counter(&owner, now_ms());
-        let after = self.add(&counter, &owner, since, estimate).await?;
+        let after = self.add(&counter, &owner, since, full).await?;
+        let before = after.saturating_sub(full);
+        if before >= max || before.saturating_add(floor) > max {
+            self.add(&counter, &owner, since, -full).await?;
+            return Ok(Err(Refusal::Budget { team: owner.team, spent: before, max }));
+        }
+        let mut estimate = full;
         if after > max {
-            self.add(&counter, &owner, since, -estimate).await?;
-            return Ok(Err(Refusal::Budget { team: owner.team, spent: after - estimate, max }));
+            // Only what is left: this call takes the rest of the budget.
+            let excess = after - max;
+            self.add(&counter, &owner, since, -excess).await?;
+            estimate -= excess;
         }
         Ok(Ok(Some(Reservation { owner, counter, estimate })))
     }
 
-    /// Replaces a reservation with the call's actual cost.
-    pub async fn settle(&self, reservation: &Reservation, actual: i64) -> Result<()> {
+    /// Adds `by` to a reservation (a stream that has passed what it reserved); `false`, and
+    /// nothing added, when the budget has no room for it.
+    pub async fn extend(&self, reservation: &mut Reservation, by: i64) -> Result<bool> {
+        let Some(max) = reservation.owner.max else { return Ok(true) };
         let (_, since) = period_counter(&reservation.owner, now_ms());
-        self.add(&reservation.counter, &reservation.owner, since, actual - reservation.estimate).await.map(|_| ())
+        let after = self.add(&reservation.counter, &reservation.owner, since, by).await?;
+        if after > max {
+            self.add(&reservation.counter, &reservation.owner, since, -by).await?;
+            return Ok(false);
+        }
+        reservation.estimate = reservation.estimate.saturating_add(by);
+        Ok(true)
+    }
+
+    /// Replaces reservations with the call's actual cost, and its token hold with the
+    /// tokens it used: at once for counters in memory, in a task on the main loop for
+    /// Redis (awaited by [`Limits::drain`]). Called from a drop guard; never fails the call.
+    pub fn settle(self: &Arc<Self>, reservations: Vec<Reservation>, actual: i64, tokens: Option<(TokenHold, u64)>) {
+        use futures_util::FutureExt as _;
+        let memory_counters = match &self.counters {
+            Counters::Memory(map) => {
+                let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                for reservation in &reservations {
+                    if let Some(value) = map.get_mut(&reservation.counter) {
+                        *value = value.saturating_add(actual.saturating_sub(reservation.estimate));
+                    }
+                }
+                true
+            }
+            Counters::Redis(_) => false,
+        };
+        let memory_state = matches!(self.state, SharedState::Memory(_));
+        if memory_state && let Some((hold, used)) = &tokens {
+            // Memory state answers without waiting: its future is ready at once.
+            if let Some(Err(err)) = self.settle_tokens(hold, *used).now_or_never() {
+                tracing::warn!(error = %err, "cannot settle a key's tokens");
+            }
+        }
+        let reservations = if memory_counters { Vec::new() } else { reservations };
+        let tokens = if memory_state { None } else { tokens };
+        if reservations.is_empty() && tokens.is_none() {
+            return;
+        }
+        self.pending.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let limits = self.clone();
+        self.runtime.spawn(async move {
+            for reservation in &reservations {
+                let (_, since) = period_counter(&reservation.owner, now_ms());
+                let delta = actual.saturating_sub(reservation.estimate);
+                if let Err(err) = limits.add(&reservation.counter, &reservation.owner, since, delta).await {
+                    tracing::warn!(owner = %reservation.owner.id, error = %err, "cannot settle a budget reservation");
+                }
+            }
+            if let Some((hold, used)) = &tokens
+                && let Err(err) = limits.settle_tokens(hold, *used).await
+            {
+                tracing::warn!(key = %hold.id, error = %err, "cannot settle a key's tokens");
+            }
+            if limits.pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+                limits.settled.notify_waiters();
+            }
+        });
+    }
+
+    /// Waits until every settlement under way is done (at shutdown).
+    pub async fn drain(&self) {
+        loop {
+            let settled = self.settled.notified();
+            if self.pending.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                return;
+            }
+            settled.await;
+        }
+    }
+
+    /// Tokens used against tokens held: the rest goes back to the minute they were held
+    /// in (while it lasts), or what was used beyond them counts in this minute.
+    async fn settle_tokens(&self, hold: &TokenHold, used: u64) -> Result<()> {
+        let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        if used < hold.reserved {
+            if hold.minute == crate::router::state::minute_now() {
+                self.state.add_usage_at(&hold.id, hold.minute, 0, -signed(hold.reserved - used)).await?;
+            }
+        } else if used > hold.reserved {
+            self.state.add_usage(&hold.id, 0, used - hold.reserved).await?;
+        }
+        Ok(())
     }
 
     /// A key's or team's spend in its current period (pico-dollars), as the counters see it.
@@ -193,30 +322,51 @@ impl Limits {
         self.add(&counter, &owner, since, 0).await
     }
 
-    /// Counts a request (and its estimated tokens) against the key's rpm/tpm; refuses when
-    /// this minute's allowance is spent. Returns what is left.
-    pub async fn admit(&self, key: &KeyRecord, tokens: u64) -> Result<std::result::Result<MinuteUsage, Refusal>> {
+    /// Counts a request against the key's rpm and holds tokens against its tpm: `full`
+    /// (the prompt and its reserved output), or what is left of the minute when that is
+    /// less, as long as `prompt` fits; refuses (taking back what it counted) when the
+    /// minute's requests are spent or the prompt does not fit. Returns the minute's usage
+    /// and the tokens held.
+    pub async fn admit(
+        &self,
+        key: &KeyRecord,
+        prompt: u64,
+        full: u64,
+    ) -> Result<std::result::Result<(MinuteUsage, Option<TokenHold>), Refusal>> {
         if key.rpm.is_none() && key.tpm.is_none() {
-            return Ok(Ok(MinuteUsage::default()));
+            return Ok(Ok((MinuteUsage::default(), None)));
         }
         let id = format!("key:{}", key.id);
-        let usage = self.state.add_usage(&id, 1, tokens).await?;
-        let over = |used: u64, limit: Option<i64>| limit.is_some_and(|l| used > u64::try_from(l).unwrap_or(0));
-        if over(usage.requests, key.rpm) {
-            return Ok(Err(Refusal::RateLimit { what: "requests", limit: key.rpm.unwrap_or(0) }));
+        let minute = crate::router::state::minute_now();
+        let tpm = key.tpm.map(|l| u64::try_from(l).unwrap_or(0));
+        let held = if tpm.is_some() { full.max(prompt) } else { 0 };
+        let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let mut usage = self.state.add_usage_at(&id, minute, 1, signed(held)).await?;
+        let refused = if key.rpm.is_some_and(|l| usage.requests > u64::try_from(l).unwrap_or(0)) {
+            Some(Refusal::RateLimit { what: "requests", limit: key.rpm.unwrap_or(0) })
+        } else if let Some(limit) = tpm
+            && let before = usage.tokens.saturating_sub(held)
+            && (before >= limit || before.saturating_add(prompt) > limit)
+        {
+            Some(Refusal::RateLimit { what: "tokens", limit: key.tpm.unwrap_or(0) })
+        } else {
+            None
+        };
+        if let Some(refusal) = refused {
+            self.state.add_usage_at(&id, minute, -1, -signed(held)).await?;
+            return Ok(Err(refusal));
         }
-        if over(usage.tokens, key.tpm) {
-            return Ok(Err(Refusal::RateLimit { what: "tokens", limit: key.tpm.unwrap_or(0) }));
+        let mut reserved = held;
+        if let Some(limit) = tpm
+            && usage.tokens > limit
+        {
+            // Only what is left of the minute: this call takes the rest.
+            let excess = usage.tokens - limit;
+            usage = self.state.add_usage_at(&id, minute, 0, -signed(excess)).await?;
+            reserved -= excess;
         }
-        Ok(Ok(usage))
-    }
-
-    /// Counts the tokens a call used beyond its estimate against the key's tpm.
-    pub async fn add_tokens(&self, key: &KeyRecord, tokens: u64) -> Result<()> {
-        if key.tpm.is_none() || tokens == 0 {
-            return Ok(());
-        }
-        self.state.add_usage(&format!("key:{}", key.id), 0, tokens).await.map(|_| ())
+        let hold = tpm.map(|_| TokenHold { id, minute, reserved });
+        Ok(Ok((usage, hold)))
     }
 
     /// Starts a call in flight for the key, or refuses past `max_parallel` (per instance).

@@ -33,8 +33,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::admission::Metered;
 use super::coalesce::coalesce;
-use super::guardrails::stream::GuardedStream;
 use super::handlers::{Routed, body, route_chat};
 use super::keys::Principal;
 use super::{ApiFailure, Gateway};
@@ -553,10 +553,7 @@ impl StreamTranslator {
     }
 }
 
-fn events(
-    stream: GuardedStream,
-    model: String,
-) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+fn events(stream: Metered, model: String) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     let translator = StreamTranslator::new(model);
     futures_util::stream::unfold(Some((stream, translator)), |state| async move {
         let (mut stream, mut translator) = state?;

@@ -45,8 +45,8 @@ const UNKNOWN: &str = "(unknown)";
 /// series appears in the exposition when first counted, as with the families alone.
 #[derive(Debug, Default)]
 struct Series {
-    /// By (outcome is failure, cache hit).
-    requests: [[OnceLock<Counter>; 2]; 2],
+    /// By (outcome: success, failure, cancelled; cache hit).
+    requests: [[OnceLock<Counter>; 2]; 3],
     latency: OnceLock<Histogram>,
     ttft: OnceLock<Histogram>,
     /// prompt, completion, cached, reasoning.
@@ -129,9 +129,12 @@ impl Metrics {
             labels.extend(extra.iter().map(|(k, v)| (*k, (*v).to_string())));
             labels
         };
-        let failed = event.kind == EventKind::Failure;
-        let outcome = if failed { "failure" } else { "success" };
-        series.requests[usize::from(failed)][usize::from(event.cache_hit)]
+        let (index, outcome) = match event.kind {
+            EventKind::Success | EventKind::StreamEnd => (0, "success"),
+            EventKind::Failure => (1, "failure"),
+            EventKind::Cancelled => (2, "cancelled"),
+        };
+        series.requests[index][usize::from(event.cache_hit)]
             .get_or_init(|| {
                 let hit = if event.cache_hit { "true" } else { "false" };
                 self.requests.get_or_create(&labels(&[("outcome", outcome), ("cache_hit", hit)])).clone()

@@ -24,6 +24,7 @@ use crate::provider::openai_compat::CompatVendor;
 use crate::router::{Deployment, Router, SharedState, Strategy};
 use crate::transport::{RetryPolicy, Timeouts};
 
+mod admission;
 mod coalesce;
 pub mod config;
 mod envelope;
@@ -128,7 +129,7 @@ impl Gateway {
         let mut builder = Router::builder()
             .drop_params(config.litellm_settings.drop_params)
             .state(state)
-            .hooks(handlers::spend_hooks(sender.clone(), limits.clone(), metrics.clone()));
+            .hooks(spend::spend_hooks(sender.clone(), metrics.clone()));
         let custom: std::collections::HashMap<&str, (&config::CustomProvider, &'static CompatVendor)> = config
             .providers
             .iter()
@@ -200,8 +201,8 @@ impl Gateway {
         if let Some(n) = router_settings.allowed_fails {
             builder = builder.allowed_fails(n);
         }
-        if let Some(secs) = router_settings.cooldown_time.filter(|s| s.is_finite() && *s >= 0.0) {
-            builder = builder.cooldown(Duration::from_secs_f64(secs));
+        if let Some(cooldown) = config.cooldown() {
+            builder = builder.cooldown(cooldown);
         }
         for (group, to) in config::fallback_table(&router_settings.fallbacks) {
             builder = builder.fallbacks(group, to);
@@ -214,7 +215,7 @@ impl Gateway {
         }
         if config.litellm_settings.cache {
             let params = &config.litellm_settings.cache_params;
-            let ttl = Duration::from_secs_f64(params.ttl.filter(|t| t.is_finite() && *t > 0.0).unwrap_or(600.0));
+            let ttl = config.cache_ttl();
             let cache = match params.kind.as_deref().unwrap_or("local") {
                 "local" | "memory" => ResponseCache::memory(params.max_size_mb.unwrap_or(256) << 20, ttl),
                 "redis" => {
@@ -253,7 +254,7 @@ impl Gateway {
             Some(key) if !key.is_empty() => (key, false),
             _ => (format!("sk-master-{}", uuid::Uuid::new_v4().simple()), true),
         };
-        let max_body = config.general_settings.max_request_size_mb.map_or(DEFAULT_MAX_BODY, |mb| (mb as usize) << 20);
+        let max_body = config.max_body();
         let keys = moka::future::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(10)).build();
         let teams = moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(10)).build();
         Ok(Self {

@@ -13,7 +13,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::store::{SpendRow, Store};
+use super::admission::Admission;
+use super::store::{KeyRecord, SpendRow, Store, now_ms};
+use crate::hooks::{CallEvent, EventKind, Hooks};
 
 const BATCH: usize = 1024;
 
@@ -136,4 +138,61 @@ async fn write(store: &Store, batch: &mut Vec<SpendRow>) -> u64 {
     tracing::error!(rows = n, calls = ?batch.iter().map(|r| r.call_id.as_str()).collect::<Vec<_>>(), "spend rows lost after retries");
     batch.clear();
     0
+}
+
+/// The hook that ends every routed call in the gateway: its metrics, its spend row, and the
+/// outcome its admission settles with when it is dropped ([`Admission::finish`]).
+pub(super) fn spend_hooks(sender: SpendSender, metrics: std::sync::Arc<super::metrics::Metrics>) -> Hooks {
+    Hooks::new().on_event(move |event: &CallEvent| {
+        metrics.observe(event);
+        let admission = event.context.as_ref().and_then(|c| c.downcast_ref::<Admission>());
+        let key = admission.and_then(|a| a.key.as_deref());
+        let mut row = spend_row(event, key);
+        if let Some(admission) = admission {
+            let used = event.usage.as_ref().and_then(|u| u64::try_from(u.total_tokens).ok()).unwrap_or(0);
+            admission.finish(row.cost_pico, used);
+            if let Some(reason) = admission.cut_reason() {
+                row.status = "failure".into();
+                row.error_kind = Some(reason.into());
+            }
+        }
+        sender.send(row);
+        Ok(())
+    })
+}
+
+fn spend_row(event: &CallEvent, key: Option<&KeyRecord>) -> SpendRow {
+    let usage = event.usage.as_ref();
+    let count = |n: Option<i64>| n.unwrap_or(0);
+    let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+    SpendRow {
+        call_id: event.call_id.clone(),
+        key_id: key.map(|k| k.id.clone()),
+        team_id: key.and_then(|k| k.team_id.clone()),
+        model: event.group.clone(),
+        deployment: event.deployment.clone(),
+        provider: event.provider.map(|p| p.to_string()),
+        prompt_tokens: count(usage.map(|u| u.prompt_tokens)),
+        completion_tokens: count(usage.map(|u| u.completion_tokens)),
+        cached_tokens: count(usage.and_then(|u| u.prompt_tokens_details.as_ref()).and_then(|d| d.cached_tokens)),
+        cache_write_tokens: count(
+            usage.and_then(|u| u.prompt_tokens_details.as_ref()).and_then(|d| d.cache_write_tokens),
+        ),
+        reasoning_tokens: count(
+            usage.and_then(|u| u.completion_tokens_details.as_ref()).and_then(|d| d.reasoning_tokens),
+        ),
+        cost_pico: event.receipt.as_ref().map_or(0, |r| i64::try_from(r.total.0).unwrap_or(i64::MAX)),
+        status: match event.kind {
+            EventKind::Success | EventKind::StreamEnd => "success",
+            EventKind::Failure => "failure",
+            EventKind::Cancelled => "cancelled",
+        }
+        .to_string(),
+        error_kind: event.error_kind.map(|k| k.name().to_string()),
+        latency_us: micros(event.latency),
+        ttft_us: event.time_to_first_token.map(micros),
+        cache_hit: event.cache_hit,
+        created_at: now_ms(),
+        guardrails: None,
+    }
 }

@@ -151,6 +151,8 @@ pub(crate) struct Live {
     pub tpm: Option<u64>,
     pub order: u32,
     pub context_window: Option<u64>,
+    /// The most tokens the model may generate in one answer, where the registry knows it.
+    pub max_output: Option<u64>,
     /// Unit prices for the lowest-cost strategy: input, output, per request.
     pub prices: Option<(Usd, Usd, Usd)>,
     /// Calls in flight from this process.
@@ -179,6 +181,7 @@ impl Live {
             tpm: config.tpm,
             order: config.order,
             context_window: config.context_window.or_else(|| info.and_then(|i| i.context_window)),
+            max_output: info.and_then(|i| i.max_output),
             prices: info.map(|i| (i.input, i.output, i.per_request)),
             model,
             priced_as,

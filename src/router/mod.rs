@@ -41,8 +41,10 @@ mod stream;
 pub use deployment::Deployment;
 pub use policy::Strategy;
 pub(crate) use route::call_id;
+pub use route::{DEFAULT_RESERVED_OUTPUT, Estimate};
 pub use state::SharedState;
 pub use stream::RoutedStream;
+pub(crate) use stream::output_bytes;
 
 use deployment::Live;
 

@@ -34,7 +34,7 @@ use crate::hooks::{CallEvent, EventKind};
 use crate::pricing::Receipt;
 use crate::provider::{Ctx, ProviderKind, dispatch};
 use crate::spec::openai::CompletionUsage;
-use crate::tokens::{TokenCount, chat_upper_bound, count_chat, reserved_output};
+use crate::tokens::{TokenCount, chat_upper_bound, count_chat_async, reserved_output};
 use crate::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
 
 /// What is being asked.
@@ -53,8 +53,12 @@ enum Outcome {
     Embed(EmbeddingResponse),
 }
 
-/// The bookkeeping of one call.
+/// The bookkeeping of one call. Its hook event is sent once, by [`Call::end`], or by its
+/// drop guard when the call is dropped before it ended (the caller went away): no path
+/// ends a call without its event, so the gateway's spend row and budget settlement never
+/// depend on the call running to its end.
 pub(crate) struct Call {
+    inner: Arc<Inner>,
     pub id: String,
     pub group: String,
     pub stream: bool,
@@ -63,6 +67,15 @@ pub(crate) struct Call {
     pub attempts: Vec<Attempt>,
     pub fallbacks: Vec<String>,
     pub context: Option<super::CallContext>,
+    /// The deployment of the attempt in flight, or of the answer once there is one.
+    pub current: Option<Arc<Live>>,
+    /// The answer's usage, once known.
+    pub usage: Option<CompletionUsage>,
+    /// The prompt's tokens: exact once counted, else its bytes / 4.
+    pub prompt_tokens: u64,
+    /// Bytes of answer passed on (for streams), to estimate what a cut stream produced.
+    pub output_bytes: u64,
+    ended: bool,
 }
 
 /// A deployment that took the call.
@@ -75,9 +88,10 @@ struct Placed {
 }
 
 impl Call {
-    fn new(group: &str, stream: bool, context: Option<super::CallContext>) -> Self {
+    fn new(inner: &Arc<Inner>, group: &str, stream: bool, context: Option<super::CallContext>) -> Self {
         let started_at = SystemTime::now();
         Self {
+            inner: inner.clone(),
             id: call_id(started_at),
             group: group.to_string(),
             stream,
@@ -86,7 +100,52 @@ impl Call {
             attempts: Vec::new(),
             fallbacks: Vec::new(),
             context,
+            current: None,
+            usage: None,
+            prompt_tokens: 0,
+            output_bytes: 0,
+            ended: false,
         }
+    }
+
+    /// Ends the call: its one hook event.
+    pub fn end(&mut self, kind: EventKind, report: &CallReport, usage: Option<CompletionUsage>, error: Option<&Error>) {
+        self.ended = true;
+        let event = self.event(kind, report, usage, error);
+        self.inner.hooks.emit(event);
+    }
+
+    /// Ends the call as a failure its caller chose, with `reason` as the event's error.
+    pub fn end_stopped(&mut self, report: &CallReport, usage: Option<CompletionUsage>, reason: &str) {
+        self.ended = true;
+        let mut event = self.event(EventKind::Failure, report, usage, None);
+        event.error = Some(reason.to_string());
+        self.inner.hooks.emit(event);
+    }
+
+    /// Ends a call that was dropped before it ended, reporting what is known: the
+    /// deployment in flight, and its usage (reported, or estimated from the prompt and what
+    /// was streamed), priced.
+    pub fn cancel(&mut self, mut report: CallReport) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        let (usage, estimated) = match (&self.usage, &self.current) {
+            (Some(usage), _) => (Some(usage.clone()), false),
+            (None, Some(_)) => (Some(estimated_usage(self.prompt_tokens, self.output_bytes.div_ceil(4))), true),
+            (None, None) => (None, false),
+        };
+        if let Some(live) = &self.current {
+            report.receipt = self.inner.receipt(live, usage.as_ref());
+        }
+        let mut event = self.event(EventKind::Cancelled, &report, usage, None);
+        event.usage_estimated = estimated;
+        event.error = Some(if self.stream && report.time_to_first_token.is_some() {
+            "the caller dropped the stream before its end".into()
+        } else {
+            "the caller went away before the answer".into()
+        });
+        self.inner.hooks.emit(event);
     }
 
     pub fn report(&self, live: Option<&Live>, receipt: Option<Receipt>, cache_hit: bool) -> CallReport {
@@ -126,6 +185,7 @@ impl Call {
             latency: self.started.elapsed(),
             time_to_first_token: report.time_to_first_token,
             usage,
+            usage_estimated: false,
             receipt: report.receipt.clone(),
             cache_hit: report.cache_hit,
             attempts: self.attempts.len(),
@@ -134,6 +194,28 @@ impl Call {
             error: error.map(ToString::to_string),
             context: self.context.clone(),
         }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if !self.ended {
+            let report = self.report(self.current.as_deref(), None, false);
+            self.cancel(report);
+        }
+    }
+}
+
+/// Usage of `prompt` and `completion` tokens.
+fn estimated_usage(prompt: u64, completion: u64) -> CompletionUsage {
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    CompletionUsage {
+        completion_tokens: count(completion),
+        completion_tokens_details: None,
+        prompt_tokens: count(prompt),
+        prompt_tokens_details: None,
+        total_tokens: count(prompt.saturating_add(completion)),
+        extra: serde_json::Map::new(),
     }
 }
 
@@ -168,23 +250,36 @@ impl<'r> Sizing<'r> {
         }
     }
 
-    fn count(&mut self, live: &Live) -> u64 {
+    /// The prompt's tokens for the deployment's tokenizer, counted once per tokenizer (off
+    /// the event loop when the prompt is large: [`count_chat_async`]).
+    async fn count(&mut self, live: &Live) -> u64 {
         let Some(request) = self.request else { return 0 };
-        self.counts
-            .entry((live.kind, live.model.clone()))
-            .or_insert_with(|| count_chat(live.kind, &live.model, request))
-            .tokens
+        let key = (live.kind, live.model.clone());
+        if let Some(count) = self.counts.get(&key) {
+            return count.tokens;
+        }
+        let count = count_chat_async(live.kind, &live.model, request, self.bound).await;
+        self.counts.insert(key, count);
+        count.tokens
+    }
+
+    /// The prompt's tokens as far as known without counting: a count made for any
+    /// deployment, else four bytes a token.
+    fn estimate(&self) -> u64 {
+        self.counts.values().map(|c| c.tokens).max().unwrap_or_else(|| self.bound.div_ceil(4))
     }
 
     /// Whether the prompt and the reserved output fit the deployment's window.
-    fn fits(&mut self, live: &Live) -> bool {
+    async fn fits(&mut self, live: &Live) -> bool {
         let Some(window) = live.context_window else { return true };
-        self.request.is_none() || self.bound + self.reserved <= window || self.count(live) + self.reserved <= window
+        self.request.is_none()
+            || self.bound + self.reserved <= window
+            || self.count(live).await + self.reserved <= window
     }
 
     /// Tokens to count against the deployment's tpm before the call.
-    fn for_limits(&mut self, live: &Live) -> u64 {
-        if live.tpm.is_some() { self.count(live) } else { 0 }
+    async fn for_limits(&mut self, live: &Live) -> u64 {
+        if live.tpm.is_some() { self.count(live).await } else { 0 }
     }
 }
 
@@ -220,25 +315,31 @@ impl Router {
     /// A chat completion with per-call options (cache control).
     pub async fn chat_with(&self, request: &ChatRequest, options: CallOptions) -> Result<Routed<ChatResponse>> {
         let inner = &self.inner;
-        let mut call = Call::new(&request.model, false, options.context.clone());
+        let mut call = Call::new(inner, &request.model, false, options.context.clone());
         let span = tracing::info_span!("switchyard.call", call_id = %call.id, group = %call.group, stream = false);
         async {
-            let cache_key = inner.cache_key(request, &options)?;
+            let cache_key = match inner.cache_key(request, &options) {
+                Ok(key) => key,
+                Err(err) => return Err(inner.failed(&mut call, err)),
+            };
             if let Some((cache, key)) = &cache_key
                 && !options.cache.no_cache
                 && let Some(hit) = inner.cache_get(cache, key).await
             {
                 let report = call.report(None, inner.cached_receipt(&call.group, hit.usage.as_ref()), true);
-                inner.hooks.emit(call.event(EventKind::Success, &report, hit.usage.clone(), None));
+                call.end(EventKind::Success, &report, hit.usage.clone(), None);
                 return Ok(Routed { response: hit, report });
             }
             let placed = match inner.run(&mut call, Op::Chat(request)).await {
                 Ok(placed) => placed,
-                Err(err) => return Err(inner.failed(&call, err)),
+                Err(err) => return Err(inner.failed(&mut call, err)),
             };
             let Outcome::Chat(response) = placed.outcome else {
-                return Err(Error::State("router: a chat attempt returned another kind of answer".into()));
+                let err = Error::State("router: a chat attempt returned another kind of answer".into());
+                return Err(inner.failed(&mut call, err));
             };
+            // From here the answer is known: a caller that goes away now is charged for it.
+            call.usage.clone_from(&response.usage);
             inner.settle(&placed.live, placed.precharged, response.usage.as_ref()).await;
             if let Some((cache, key)) = &cache_key
                 && !options.cache.no_store
@@ -248,7 +349,7 @@ impl Router {
             let receipt = inner.receipt(&placed.live, response.usage.as_ref());
             let report = call.report(Some(&placed.live), receipt, false);
             drop(placed.in_flight);
-            inner.hooks.emit(call.event(EventKind::Success, &report, response.usage.clone(), None));
+            call.end(EventKind::Success, &report, response.usage.clone(), None);
             Ok(Routed { response, report })
         }
         .instrument(span)
@@ -265,26 +366,33 @@ impl Router {
     /// A streamed chat completion with per-call options.
     pub async fn chat_stream_with(&self, request: &ChatRequest, options: CallOptions) -> Result<RoutedStream> {
         let inner = &self.inner;
-        let mut call = Call::new(&request.model, true, options.context.clone());
+        let mut call = Call::new(inner, &request.model, true, options.context.clone());
         let span = tracing::info_span!("switchyard.call", call_id = %call.id, group = %call.group, stream = true);
         let include_usage = request.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false);
         async {
-            let cache_key = inner.cache_key(request, &options)?;
+            let cache_key = match inner.cache_key(request, &options) {
+                Ok(key) => key,
+                Err(err) => return Err(inner.failed(&mut call, err)),
+            };
             if let Some((cache, key)) = &cache_key
                 && !options.cache.no_cache
                 && let Some(hit) = inner.cache_get(cache, key).await
             {
                 let mut report = call.report(None, inner.cached_receipt(&call.group, hit.usage.as_ref()), true);
                 report.time_to_first_token = Some(call.started.elapsed());
-                let chunks = replay_chunks(&hit, include_usage)?;
+                let chunks = match replay_chunks(&hit, include_usage) {
+                    Ok(chunks) => chunks,
+                    Err(err) => return Err(inner.failed(&mut call, err)),
+                };
                 return Ok(RoutedStream::replay(self.inner.clone(), call, report, chunks, hit.usage));
             }
             let placed = match inner.run(&mut call, Op::Stream(request)).await {
                 Ok(placed) => placed,
-                Err(err) => return Err(inner.failed(&call, err)),
+                Err(err) => return Err(inner.failed(&mut call, err)),
             };
             let Outcome::Stream(stream, first, first_at) = placed.outcome else {
-                return Err(Error::State("router: a stream attempt returned another kind of answer".into()));
+                let err = Error::State("router: a stream attempt returned another kind of answer".into());
+                return Err(inner.failed(&mut call, err));
             };
             let mut report = call.report(Some(&placed.live), None, false);
             report.time_to_first_token = Some(first_at.duration_since(call.started));
@@ -318,21 +426,23 @@ impl Router {
         options: CallOptions,
     ) -> Result<Routed<EmbeddingResponse>> {
         let inner = &self.inner;
-        let mut call = Call::new(&request.model, false, options.context);
+        let mut call = Call::new(inner, &request.model, false, options.context);
         let span = tracing::info_span!("switchyard.call", call_id = %call.id, group = %call.group, stream = false);
         async {
             let placed = match inner.run(&mut call, Op::Embed(request)).await {
                 Ok(placed) => placed,
-                Err(err) => return Err(inner.failed(&call, err)),
+                Err(err) => return Err(inner.failed(&mut call, err)),
             };
             let Outcome::Embed(response) = placed.outcome else {
-                return Err(Error::State("router: an embeddings attempt returned another kind of answer".into()));
+                let err = Error::State("router: an embeddings attempt returned another kind of answer".into());
+                return Err(inner.failed(&mut call, err));
             };
             let usage = usage_of_embedding(&response);
+            call.usage.clone_from(&usage);
             inner.settle(&placed.live, placed.precharged, usage.as_ref()).await;
             let report = call.report(Some(&placed.live), inner.receipt(&placed.live, usage.as_ref()), false);
             drop(placed.in_flight);
-            inner.hooks.emit(call.event(EventKind::Success, &report, usage, None));
+            call.end(EventKind::Success, &report, usage, None);
             Ok(Routed { response, report })
         }
         .instrument(span)
@@ -340,25 +450,53 @@ impl Router {
     }
 }
 
-/// Output tokens assumed for a cost estimate when the request sets no `max_tokens`.
-const ASSUMED_OUTPUT: u64 = 1024;
+/// Output tokens reserved for a call that sets no `max_tokens` on a model whose most the
+/// price registry does not know.
+pub const DEFAULT_RESERVED_OUTPUT: u64 = 4096;
 
-impl Router {
-    /// The most this request can be expected to cost on any deployment of its group: the
-    /// counted prompt plus `max_tokens` (else 1024 tokens) of output, at each deployment's
-    /// prices. `None` when the group is unknown or none of its deployments is priced. The
-    /// gateway reserves this against budgets before the call.
-    pub fn estimate_cost(&self, request: &ChatRequest) -> Option<crate::pricing::Usd> {
-        estimate_cost(self, request)
-    }
+/// What a call may use, worked out before it is made: what the gateway reserves against a
+/// key's budget and tokens per minute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Estimate {
+    /// The prompt's tokens (the largest count over the group's tokenizers).
+    pub prompt_tokens: u64,
+    /// The output reserved: `max_completion_tokens` / `max_tokens`, else the model's most
+    /// (from the price registry), else [`DEFAULT_RESERVED_OUTPUT`]; the largest over the group.
+    pub output_tokens: u64,
+    /// The prompt alone at the priciest deployment: what the call costs at least.
+    pub prompt_cost: Option<crate::pricing::Usd>,
+    /// The prompt and the reserved output at the priciest deployment: what it costs at most
+    /// (when the provider keeps to the reserved output).
+    pub full_cost: Option<crate::pricing::Usd>,
 }
 
-/// See [`Router::estimate_cost`].
-fn estimate_cost(router: &Router, request: &ChatRequest) -> Option<crate::pricing::Usd> {
-    let deployments = router.inner.groups.get(&request.model)?;
-    let mut sizing = Sizing::new(Op::Chat(request));
-    let output = if sizing.reserved > 0 { sizing.reserved } else { ASSUMED_OUTPUT };
-    deployments.iter().filter_map(|live| live.expected_cost(sizing.count(live), output)).max()
+impl Router {
+    /// What this request can be expected to use on its group ([`Estimate`]); `None` when
+    /// the group is unknown. Large prompts are counted off the event loop.
+    pub async fn estimate(&self, request: &ChatRequest) -> Option<Estimate> {
+        let deployments = self.inner.groups.get(&request.model)?;
+        let mut sizing = Sizing::new(Op::Chat(request));
+        let mut estimate = Estimate::default();
+        for live in deployments {
+            let prompt = sizing.count(live).await;
+            let output = match sizing.reserved {
+                0 => live.max_output.unwrap_or(DEFAULT_RESERVED_OUTPUT),
+                reserved => reserved,
+            };
+            estimate.prompt_tokens = estimate.prompt_tokens.max(prompt);
+            estimate.output_tokens = estimate.output_tokens.max(output);
+            estimate.prompt_cost = estimate.prompt_cost.max(live.expected_cost(prompt, 0));
+            estimate.full_cost = estimate.full_cost.max(live.expected_cost(prompt, output));
+        }
+        Some(estimate)
+    }
+
+    /// The price of `usage` on a deployment (by id), for calls whose usage is known only
+    /// in part (a stream cut by a budget).
+    pub fn price_on(&self, deployment: &str, usage: &CompletionUsage) -> Option<Receipt> {
+        let live = self.inner.groups.values().flatten().find(|l| l.id == deployment)?;
+        self.inner.receipt(live, Some(usage))
+    }
 }
 
 impl Inner {
@@ -393,9 +531,9 @@ impl Inner {
         }
     }
 
-    fn failed(&self, call: &Call, err: Error) -> Error {
+    fn failed(&self, call: &mut Call, err: Error) -> Error {
         let report = call.report(None, None, false);
-        self.hooks.emit(call.event(EventKind::Failure, &report, None, Some(&err)));
+        call.end(EventKind::Failure, &report, None, Some(&err));
         err
     }
 
@@ -446,10 +584,16 @@ impl Inner {
                 retry_after: None,
             }
         })?;
-        let fits: Vec<bool> = deployments.iter().map(|d| sizing.fits(d)).collect();
+        let mut fits = Vec::with_capacity(deployments.len());
+        for live in deployments {
+            fits.push(sizing.fits(live).await);
+        }
         if !fits.contains(&true) {
             let largest = deployments.iter().filter_map(|d| d.context_window).max().unwrap_or(0);
-            let prompt = deployments.iter().map(|d| sizing.count(d)).max().unwrap_or(0);
+            let mut prompt = 0;
+            for live in deployments {
+                prompt = prompt.max(sizing.count(live).await);
+            }
             return Err(Error::Routing {
                 kind: ErrorKind::ContextLengthExceeded,
                 message: format!(
@@ -483,8 +627,13 @@ impl Inner {
                     soonest = Some(soonest.map_or(left, |s| s.min(left)));
                 }
                 if live.rpm.is_some() || live.tpm.is_some() {
-                    tokens = tokens.max(sizing.for_limits(live));
+                    tokens = tokens.max(sizing.for_limits(live).await);
                 }
+                let cost = if self.strategy == policy::Strategy::LowestCost {
+                    live.expected_cost(sizing.count(live).await, sizing.reserved)
+                } else {
+                    None
+                };
                 candidates.push(Candidate {
                     weight: live.weight,
                     order: live.order,
@@ -493,11 +642,7 @@ impl Inner {
                     usage,
                     in_flight: live.in_flight.load(std::sync::atomic::Ordering::Relaxed),
                     latency: live.latency(),
-                    cost: if self.strategy == policy::Strategy::LowestCost {
-                        live.expected_cost(sizing.count(live), sizing.reserved)
-                    } else {
-                        None
-                    },
+                    cost,
                     cooling_down: left.is_some() || !fits[i],
                 });
             }
@@ -535,11 +680,13 @@ impl Inner {
                 return Err(Error::Routing { kind: ErrorKind::RateLimited, message, retry_after });
             };
             let live = &deployments[index];
-            let precharged = sizing.for_limits(live);
+            let precharged = sizing.for_limits(live).await;
             if live.rpm.is_some() || live.tpm.is_some() {
                 advisory(self.state.add_usage(&live.id, 1, precharged).await.map(|_| ()), (), "count a request");
             }
             let in_flight = InFlight::start(live);
+            call.current = Some(live.clone());
+            call.prompt_tokens = sizing.estimate();
             let started = Instant::now();
             let span = tracing::info_span!(
                 "switchyard.attempt",
@@ -569,6 +716,7 @@ impl Inner {
                 }
                 Err(err) => {
                     drop(in_flight);
+                    call.current = None;
                     tracing::info!(deployment = %live.id, error = %err, "attempt failed");
                     self.learn(live, &err).await;
                     if !err.is_retryable() || retries >= self.retry.max_retries {

@@ -62,7 +62,8 @@ impl std::fmt::Debug for RedisState {
     }
 }
 
-fn minute_now() -> u64 {
+/// The current wall-clock minute since the epoch (what usage counts are kept per).
+pub fn minute_now() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() / 60).unwrap_or(0)
 }
 
@@ -101,9 +102,18 @@ impl MemoryState {
 
     /// Adds `by` to a counter that expires `ttl` after it was created; returns the new value.
     fn add(&self, key: String, by: u64, ttl: Duration) -> u64 {
+        self.add_signed(key, i64::try_from(by).unwrap_or(i64::MAX), ttl)
+    }
+
+    /// Adds `by` (negative: takes away, down to zero) to a counter.
+    fn add_signed(&self, key: String, by: i64, ttl: Duration) -> u64 {
         self.with(|map| {
-            let entry = map.entry(key).or_insert((0, Instant::now() + ttl));
-            entry.0 = entry.0.saturating_add(by);
+            let entry = map.entry(key).or_insert((0, crate::bounds::deadline(Instant::now(), ttl)));
+            entry.0 = if by >= 0 {
+                entry.0.saturating_add(by.unsigned_abs())
+            } else {
+                entry.0.saturating_sub(by.unsigned_abs())
+            };
             entry.0
         })
     }
@@ -130,7 +140,9 @@ impl SharedState {
     pub async fn start_cooldown(&self, deployment: &str, duration: Duration) -> Result<()> {
         match self {
             Self::Memory(m) => {
-                m.with(|map| map.insert(format!("cooldown:{deployment}"), (1, Instant::now() + duration)));
+                m.with(|map| {
+                    map.insert(format!("cooldown:{deployment}"), (1, crate::bounds::deadline(Instant::now(), duration)))
+                });
                 Ok(())
             }
             Self::Redis(r) => {
@@ -183,17 +195,25 @@ impl SharedState {
 
     /// Adds requests and tokens to `deployment`'s counts for this minute; returns the totals.
     pub async fn add_usage(&self, deployment: &str, requests: u64, tokens: u64) -> Result<MinuteUsage> {
-        let minute = minute_now();
+        let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.add_usage_at(deployment, minute_now(), signed(requests), signed(tokens)).await
+    }
+
+    /// Adds (negative: gives back) requests and tokens to `deployment`'s counts for
+    /// `minute` (from [`minute_now`]); returns the totals, never below zero. A refused call
+    /// takes back what it counted; a call that used fewer tokens than it reserved gives the
+    /// rest back to the minute it reserved them in.
+    pub async fn add_usage_at(&self, deployment: &str, minute: u64, requests: i64, tokens: i64) -> Result<MinuteUsage> {
         let ttl = Duration::from_secs(120);
         match self {
             Self::Memory(m) => {
                 let (rpm, tpm) = usage_keys("", deployment, minute);
-                Ok(MinuteUsage { requests: m.add(rpm, requests, ttl), tokens: m.add(tpm, tokens, ttl) })
+                Ok(MinuteUsage { requests: m.add_signed(rpm, requests, ttl), tokens: m.add_signed(tpm, tokens, ttl) })
             }
             Self::Redis(r) => {
                 let (rpm, tpm) = usage_keys(&format!("{}:", r.prefix), deployment, minute);
                 let mut c = r.connection.clone();
-                let (requests, tokens): (u64, u64) = redis::pipe()
+                let (requests, tokens): (i64, i64) = redis::pipe()
                     .atomic()
                     .incr(&rpm, requests)
                     .incr(&tpm, tokens)
@@ -204,7 +224,8 @@ impl SharedState {
                     .query_async(&mut c)
                     .await
                     .map_err(redis_error)?;
-                Ok(MinuteUsage { requests, tokens })
+                let count = |n: i64| u64::try_from(n).unwrap_or(0);
+                Ok(MinuteUsage { requests: count(requests), tokens: count(tokens) })
             }
         }
     }
@@ -221,9 +242,10 @@ impl SharedState {
             Self::Redis(r) => {
                 let (rpm, tpm) = usage_keys(&format!("{}:", r.prefix), deployment, minute);
                 let mut c = r.connection.clone();
-                let (requests, tokens): (Option<u64>, Option<u64>) =
+                let (requests, tokens): (Option<i64>, Option<i64>) =
                     redis::cmd("MGET").arg(&rpm).arg(&tpm).query_async(&mut c).await.map_err(redis_error)?;
-                Ok(MinuteUsage { requests: requests.unwrap_or(0), tokens: tokens.unwrap_or(0) })
+                let count = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                Ok(MinuteUsage { requests: count(requests), tokens: count(tokens) })
             }
         }
     }

@@ -112,6 +112,12 @@ impl RoutedStream {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 
+    /// Ends the call here as a failure the caller chose (a guardrail's block, say), with
+    /// `reason` as the event's error; what was streamed is charged as it would be at the end.
+    pub fn stop(mut self, reason: &str) {
+        self.finish(Ending::Stopped(reason));
+    }
+
     /// Reads the whole stream into one answer, with the final report.
     pub async fn collect_response(mut self) -> Result<Routed<ChatResponse>> {
         let mut acc = ChunkAccumulator::new();
@@ -125,6 +131,7 @@ impl RoutedStream {
         if let Some(usage) = chunk.usage.as_ref() {
             self.usage = Some(usage.clone());
         }
+        self.call.output_bytes = self.call.output_bytes.saturating_add(output_bytes(chunk));
         if let Some((_, acc)) = &mut self.store {
             acc.push(chunk);
         }
@@ -152,23 +159,42 @@ impl RoutedStream {
                 });
             }
         }
-        let (kind, error) = match ending {
-            Ending::Clean => (EventKind::StreamEnd, None),
-            Ending::Failed(err) => (EventKind::Failure, Some(err)),
-            Ending::Dropped => (EventKind::Failure, None),
-        };
-        let mut event = self.call.event(kind, &self.report, self.usage.clone(), error);
-        if matches!(ending, Ending::Dropped) {
-            event.error = Some("the caller dropped the stream before its end".into());
+        match ending {
+            Ending::Clean => self.call.end(EventKind::StreamEnd, &self.report, self.usage.clone(), None),
+            Ending::Failed(err) => self.call.end(EventKind::Failure, &self.report, self.usage.clone(), Some(err)),
+            Ending::Stopped(reason) => {
+                self.call.end_stopped(&self.report, self.usage.clone(), reason);
+            }
+            Ending::Dropped => {
+                // What the caller saw is charged: the reported usage, else an estimate.
+                self.call.usage.clone_from(&self.usage);
+                let report = self.report.clone();
+                self.call.cancel(report);
+            }
         }
-        self.inner.hooks.emit(event);
     }
+}
+
+/// Bytes of answer in a chunk: text, reasoning, refusals and tool-call arguments.
+pub(crate) fn output_bytes(chunk: &ChatChunk) -> u64 {
+    let mut bytes = 0usize;
+    for choice in &chunk.choices {
+        let delta = &choice.delta;
+        bytes += delta.content.as_deref().map_or(0, str::len);
+        bytes += delta.refusal.as_deref().map_or(0, str::len);
+        bytes += delta.reasoning_content.as_deref().map_or(0, str::len);
+        for call in delta.tool_calls.iter().flatten() {
+            bytes += call.function.as_ref().and_then(|f| f.arguments.as_deref()).map_or(0, str::len);
+        }
+    }
+    bytes as u64
 }
 
 /// How a stream ended.
 enum Ending<'e> {
     Clean,
     Failed(&'e Error),
+    Stopped(&'e str),
     Dropped,
 }
 

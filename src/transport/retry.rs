@@ -58,25 +58,28 @@ impl RetryPolicy {
 }
 
 /// The wait an upstream asks for: `retry-after-ms` (Azure), `retry-after` in seconds or as an
-/// HTTP date, or none.
+/// HTTP date, or none. Every form is capped at [`crate::bounds::MAX_RETRY_AFTER`] (one day):
+/// `retry-after-ms: 1e22` or a date in the year 9999 must not cool a deployment down for
+/// millennia, nor overflow a clock.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     retry_after_at(headers, SystemTime::now())
 }
 
 pub(crate) fn retry_after_at(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    use crate::bounds::{MAX_RETRY_AFTER, capped_secs};
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
+    if let Some(wait) = text("retry-after-ms")
+        .and_then(|v| v.parse::<f64>().ok())
+        .and_then(|ms| capped_secs(ms / 1000.0, MAX_RETRY_AFTER))
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(wait);
     }
     let value = text("retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+        return capped_secs(secs, MAX_RETRY_AFTER);
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -105,6 +108,19 @@ mod tests {
         assert_eq!(now.and_then(|now| retry_after_at(&h, now)), Some(Duration::from_secs(30)));
         let past = headers(&[("retry-after", "Sun, 22 Nov 2026 11:00:00 GMT")]);
         assert_eq!(now.and_then(|now| retry_after_at(&past, now)), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn every_form_is_capped_at_a_day() {
+        let day = Some(crate::bounds::MAX_RETRY_AFTER);
+        assert_eq!(retry_after(&headers(&[("retry-after-ms", "1e22")])), day);
+        assert_eq!(retry_after(&headers(&[("retry-after-ms", "1e300")])), day);
+        assert_eq!(retry_after(&headers(&[("retry-after", "1e300")])), day);
+        assert_eq!(retry_after(&headers(&[("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT")])), day);
+        assert_eq!(
+            retry_after(&headers(&[("retry-after-ms", "inf"), ("retry-after", "2")])),
+            Some(Duration::from_secs(2))
+        );
     }
 
     #[test]

@@ -129,7 +129,7 @@ impl GuardedStream {
             match self.next_inner().await {
                 Some(Ok(mut chunk)) => {
                     if let Err(failure) = self.guard(&mut chunk) {
-                        self.finish();
+                        self.stop(&failure.message);
                         return Some(Err(*failure));
                     }
                     if !is_empty(&chunk) {
@@ -143,6 +143,9 @@ impl GuardedStream {
                 None => {
                     let flushed = self.flush();
                     let verdict = self.ask_webhooks().await;
+                    if let Err(failure) = &verdict {
+                        self.stop(&failure.message);
+                    }
                     self.finish();
                     return match (verdict, flushed) {
                         (Err(failure), _) => Some(Err(failure)),
@@ -294,6 +297,13 @@ impl GuardedStream {
     }
 
     /// Records the stream's decisions and hands every decision of the call on.
+    /// Ends the routed call as a failure the gateway chose (a guardrail's block).
+    fn stop(&mut self, reason: &str) {
+        if let Some(inner) = self.inner.take() {
+            inner.stop(reason);
+        }
+    }
+
     fn finish(&mut self) {
         self.done = true;
         // The routed call ends first (a stream cut short writes its spend row as it is

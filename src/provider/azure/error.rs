@@ -25,7 +25,7 @@ fn retry_hint(message: &str) -> Option<Duration> {
     let rest = &message[message.find("retry after ")? + "retry after ".len()..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     rest[digits.len()..].trim_start().starts_with("second").then_some(())?;
-    digits.parse().ok().map(Duration::from_secs)
+    digits.parse().ok().map(|secs| Duration::from_secs(secs).min(crate::bounds::MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ fn retry_delay(details: &[Map<String, Value>]) -> Option<Duration> {
         .filter(|d| d.get("@type").and_then(Value::as_str).is_some_and(|t| t.ends_with("google.rpc.RetryInfo")))
         .find_map(|d| d.get("retryDelay").and_then(Value::as_str))?;
     let seconds: f64 = delay.strip_suffix('s')?.parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    crate::bounds::capped_secs(seconds, crate::bounds::MAX_RETRY_AFTER)
 }
 
 /// "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576)."
@@ -100,5 +100,20 @@ mod tests {
         );
         let err = from_status(ProviderKind::Gemini, &limited, Some(StatusCode::TOO_MANY_REQUESTS));
         assert_eq!((err.kind, err.retry_after), (ErrorKind::RateLimited, Some(Duration::from_secs(37))));
+    }
+
+    #[test]
+    fn a_huge_retry_delay_is_capped_not_a_panic() {
+        for delay in ["1e300s", "1e22s", "inf s", "NaNs", "-5s"] {
+            let limited = status(&format!(
+                r#"{{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED","details":[{{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"{delay}"}}]}}"#
+            ));
+            let err = from_status(ProviderKind::Gemini, &limited, Some(StatusCode::TOO_MANY_REQUESTS));
+            assert!(
+                err.retry_after.is_none_or(|d| d <= crate::bounds::MAX_RETRY_AFTER),
+                "{delay}: {:?}",
+                err.retry_after
+            );
+        }
     }
 }

@@ -15,7 +15,9 @@ use crate::spec::openai::{ChatCompletionNamedToolChoice, ChatCompletionToolChoic
 use crate::transport::{Body, Chunk, RawResponse};
 use crate::{ChatRequest, EmbeddingRequest};
 
-/// The models the mock lists (any `slow-<ms>` and `error-<status>` also work).
+/// The models the mock lists (any `slow-<ms>`, `drip-<ms>` and `error-<status>` also
+/// work: `slow-<ms>` waits before the answer or the stream's first chunk, `drip-<ms>`
+/// before each chunk of a stream and before a whole answer).
 pub const MODELS: &[&str] = &["echo", "tools", "slow-50", "error-429", "error-500", "context-length", "truncated"];
 
 /// Answers one request the way an OpenAI-format server would.
@@ -47,6 +49,7 @@ pub async fn serve(request: http::Request<Bytes>) -> RawResponse {
 async fn chat(req: ChatRequest) -> RawResponse {
     let model = req.model.as_str();
     let mut delay = Duration::ZERO;
+    let mut every_chunk = false;
     if let Some(status) = model.strip_prefix("error-") {
         let status = status.parse().ok().and_then(|s| StatusCode::from_u16(s).ok());
         return match status {
@@ -69,15 +72,16 @@ async fn chat(req: ChatRequest) -> RawResponse {
             "This model's maximum context length is 8 tokens. However, your messages resulted in more tokens.",
         );
     }
-    if let Some(ms) = model.strip_prefix("slow-") {
+    if let Some(ms) = model.strip_prefix("slow-").or_else(|| model.strip_prefix("drip-")) {
+        every_chunk = model.starts_with("drip-");
         match ms.parse::<u64>() {
-            Ok(ms) => delay = Duration::from_millis(ms),
+            Ok(ms) => delay = Duration::from_millis(ms.min(600_000)),
             Err(_) => {
                 return error(
                     StatusCode::NOT_FOUND,
                     "invalid_request_error",
                     Some("model_not_found"),
-                    "slow-<ms> needs a number",
+                    "slow-<ms> and drip-<ms> need a number",
                 );
             }
         }
@@ -110,7 +114,7 @@ async fn chat(req: ChatRequest) -> RawResponse {
         .iter()
         .enumerate()
         .map(|(i, event)| Chunk {
-            delay: if i == 0 { delay } else { Duration::ZERO },
+            delay: if i == 0 || every_chunk { delay } else { Duration::ZERO },
             bytes: Bytes::from(format!("data: {event}\n\n")),
         })
         .collect();

@@ -1,0 +1,307 @@
+//! Admission: whether a key may make a call now (its models, calls in flight, budget,
+//! rpm/tpm), and what the call holds while it runs: a parallel slot, budget reservations
+//! and tokens of its minute.
+//!
+//! What a call holds is an [`Admission`], handed to the router as the call's context. It is
+//! a drop guard: when the last reference goes (the call has ended, its stream included, or
+//! it was cut short by a client that went away, a panic, a shutdown), the holds are settled
+//! with the call's cost as the router's end-of-call event reported it ([`Admission::finish`]),
+//! or released if the call never reached the router. No callback has to run for a
+//! reservation to be given back.
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, HeaderValue};
+
+use super::guardrails::stream::GuardedStream;
+use super::keys::Principal;
+use super::limits::{InFlightKey, Limits, Refusal, Reservation, TokenHold};
+use super::store::{KeyRecord, now_ms};
+use super::{ApiFailure, Gateway};
+use crate::ChatChunk;
+use crate::error::ErrorKind;
+use crate::router::state::MinuteUsage;
+use crate::router::{CallContext, Estimate};
+
+/// What a call holds while it runs, released (settled) when dropped.
+#[derive(Debug)]
+pub(super) struct Admission {
+    pub key: Option<Arc<KeyRecord>>,
+    limits: Option<Arc<Limits>>,
+    /// The key's and the team's budget reservations.
+    holds: Mutex<Vec<Reservation>>,
+    /// Tokens held against the key's tpm.
+    tokens: Option<TokenHold>,
+    /// What the call was estimated to use.
+    pub estimate: Estimate,
+    /// The call's cost (pico-dollars) and tokens, once its end is known.
+    outcome: Mutex<Option<(i64, u64)>>,
+    /// Why the gateway cut the call short, if it did (for its spend row).
+    cut: Mutex<Option<&'static str>>,
+    _in_flight: Option<InFlightKey>,
+}
+
+impl Admission {
+    /// The admission of a call with nothing held (the master key).
+    fn free() -> Self {
+        Self {
+            key: None,
+            limits: None,
+            holds: Mutex::default(),
+            tokens: None,
+            estimate: Estimate::default(),
+            outcome: Mutex::default(),
+            cut: Mutex::default(),
+            _in_flight: None,
+        }
+    }
+
+    /// Records how the call ended: what it cost and the tokens it used. The holds are
+    /// settled with these when the admission is dropped.
+    pub fn finish(&self, cost: i64, tokens: u64) {
+        *self.outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((cost, tokens));
+    }
+
+    /// Why the gateway cut the call short, if it did.
+    pub fn cut_reason(&self) -> Option<&'static str> {
+        *self.cut.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn has_budget(&self) -> bool {
+        !self.holds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
+    }
+
+    /// What the budget reservations hold, the least of them (pico-dollars).
+    fn reserved(&self) -> i64 {
+        let holds = self.holds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        holds.iter().map(|r| r.estimate).min().unwrap_or(i64::MAX)
+    }
+
+    /// Adds `by` to every budget reservation, all or none: `false` when a budget has no room.
+    async fn extend(&self, by: i64) -> bool {
+        let Some(limits) = &self.limits else { return true };
+        let mut holds = std::mem::take(&mut *self.holds.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let mut extended = 0;
+        let mut room = true;
+        for hold in &mut holds {
+            match limits.extend(hold, by).await {
+                Ok(true) => extended += 1,
+                Ok(false) => {
+                    room = false;
+                    break;
+                }
+                Err(err) => {
+                    // The counters cannot be reached: the stream goes on (as a call would be
+                    // admitted), and the settlement at its end counts what it cost.
+                    tracing::warn!(error = %err, "cannot extend a budget reservation");
+                    extended += 1;
+                }
+            }
+        }
+        if !room {
+            for hold in holds.iter_mut().take(extended) {
+                let _ = limits.extend(hold, -by).await;
+            }
+        }
+        self.holds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(holds);
+        room
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let Some(limits) = &self.limits else { return };
+        let outcome = self.outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        // No outcome: the call never reached the router's end (it was refused after being
+        // admitted, or failed before routing): nothing was spent.
+        let (cost, used) = outcome.unwrap_or((0, 0));
+        let holds = std::mem::take(&mut *self.holds.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let tokens = self.tokens.take().map(|hold| (hold, used));
+        limits.settle(holds, cost, tokens);
+    }
+}
+
+/// The model check of [`admit`], made before the guardrails run too.
+pub(super) fn check_model(principal: &Principal, group: &str) -> Result<(), ApiFailure> {
+    match principal.key() {
+        Some(key) if !key.models.is_empty() && !key.models.iter().any(|m| m == group) => Err(ApiFailure::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "the key {} may not use the model `{}` (it may use: {})",
+                key.id,
+                super::envelope::shown(group),
+                key.models.join(", ")
+            ),
+        )
+        .code("model_not_allowed")),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a key may make this call now, in an order that counts nothing for a call that is
+/// refused: its models, its calls in flight, its budget and its team's (reserving
+/// `estimate`), then its rpm/tpm. The master key passes. `estimate` is asked for only when
+/// the key has a budget or a tpm.
+pub(super) async fn admit<F>(
+    gateway: &Gateway,
+    principal: &Principal,
+    group: &str,
+    estimate: F,
+) -> Result<(CallContext, Option<MinuteUsage>), ApiFailure>
+where
+    F: AsyncFnOnce() -> Estimate,
+{
+    let Some(key) = principal.key() else {
+        return Ok((Arc::new(Admission::free()), None));
+    };
+    check_model(principal, group)?;
+    let in_flight = gateway.limits.enter(key).map_err(refusal)?;
+    let team = match &key.team_id {
+        Some(id) => gateway.team(id).await?,
+        None => None,
+    };
+    let budgeted = key.max_budget_pico.is_some() || team.as_ref().is_some_and(|t| t.max_budget_pico.is_some());
+    let estimate = if budgeted || key.tpm.is_some() { estimate().await } else { Estimate::default() };
+    let pico = |usd: Option<crate::pricing::Usd>| usd.map_or(0, |u| i64::try_from(u.0).unwrap_or(i64::MAX));
+    let (floor, full) = (pico(estimate.prompt_cost), pico(estimate.full_cost));
+    let mut admission = Admission {
+        key: Some(key.clone()),
+        limits: Some(gateway.limits.clone()),
+        holds: Mutex::default(),
+        tokens: None,
+        estimate,
+        outcome: Mutex::default(),
+        cut: Mutex::default(),
+        _in_flight: in_flight,
+    };
+    // From here every hold is in `admission`: a refusal drops it, which gives them back.
+    if let Some(reservation) = gateway.limits.reserve(key.as_ref(), floor, full).await?.map_err(refusal)? {
+        admission.holds.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).push(reservation);
+    }
+    if let Some(team) = &team
+        && let Some(reservation) = gateway.limits.reserve(team.as_ref(), floor, full).await?.map_err(refusal)?
+    {
+        admission.holds.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).push(reservation);
+    }
+    let prompt = estimate.prompt_tokens;
+    let (usage, tokens) =
+        gateway.limits.admit(key, prompt, prompt.saturating_add(estimate.output_tokens)).await?.map_err(refusal)?;
+    admission.tokens = tokens;
+    Ok((Arc::new(admission), Some(usage)))
+}
+
+pub(super) fn refusal(refusal: Refusal) -> ApiFailure {
+    match refusal {
+        Refusal::Budget { team, spent, max } => ApiFailure::new(
+            ErrorKind::RateLimited,
+            format!(
+                "the {}'s budget is spent: ${:.6} of ${:.6} (with the calls in flight) for this period",
+                if team { "team" } else { "key" },
+                spent as f64 / 1e12,
+                max as f64 / 1e12
+            ),
+        )
+        .code("insufficient_quota"),
+        Refusal::RateLimit { what, limit } => {
+            let mut failure = ApiFailure::new(
+                ErrorKind::RateLimited,
+                format!("the key's limit of {limit} {what} per minute is reached"),
+            )
+            .code("rate_limit_exceeded");
+            let secs = now_ms() / 1000 % 60;
+            failure.retry_after = Some(u64::try_from(60 - secs).unwrap_or(60));
+            failure
+        }
+        Refusal::Parallel { limit } => {
+            ApiFailure::new(ErrorKind::RateLimited, format!("the key has {limit} calls in flight, its most at once"))
+                .code("max_parallel_requests")
+        }
+    }
+}
+
+/// OpenAI-style `x-ratelimit-*` headers for a key with limits.
+pub(super) fn limit_headers(headers: &mut HeaderMap, key: Option<&Arc<KeyRecord>>, usage: Option<MinuteUsage>) {
+    let (Some(key), Some(usage)) = (key, usage) else { return };
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    if let Some(rpm) = key.rpm {
+        set("x-ratelimit-limit-requests", rpm.to_string());
+        set(
+            "x-ratelimit-remaining-requests",
+            (rpm - i64::try_from(usage.requests).unwrap_or(i64::MAX)).max(0).to_string(),
+        );
+    }
+    if let Some(tpm) = key.tpm {
+        set("x-ratelimit-limit-tokens", tpm.to_string());
+        set("x-ratelimit-remaining-tokens", (tpm - i64::try_from(usage.tokens).unwrap_or(i64::MAX)).max(0).to_string());
+    }
+}
+
+/// Output tokens a stream's reservation grows by when it runs past it.
+const EXTEND_TOKENS: u64 = 1024;
+
+/// A stream held to its key's (and team's) budget: when what it has streamed passes what
+/// it reserved, the reservation grows by another [`EXTEND_TOKENS`] of output; when the
+/// budget has no room for that, the stream ends with an `insufficient_quota` error.
+pub struct Metered {
+    inner: GuardedStream,
+    /// The call's admission, when it has a budget to keep to.
+    admission: Option<Arc<Admission>>,
+    /// Output bytes streamed.
+    bytes: u64,
+    /// Unit prices of the answering deployment: per prompt token, per output token.
+    prices: Option<(i64, i64)>,
+}
+
+impl std::fmt::Debug for Metered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metered").field("budgeted", &self.admission.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Metered {
+    /// `inner`, metered against `context`'s budgets when it has any.
+    pub(super) fn new(gateway: &Gateway, inner: GuardedStream, context: &CallContext) -> Self {
+        let admission = context.clone().downcast::<Admission>().ok().filter(|a| a.has_budget());
+        let prices = admission.as_ref().and_then(|_| {
+            let deployment = inner.report().deployment.as_deref()?;
+            let one = |prompt: i64, completion: i64| crate::spec::openai::CompletionUsage {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                total_tokens: prompt + completion,
+                completion_tokens_details: None,
+                prompt_tokens_details: None,
+                extra: serde_json::Map::new(),
+            };
+            let price = |usage| {
+                gateway.router.price_on(deployment, &usage).map(|r| i64::try_from(r.total.0).unwrap_or(i64::MAX))
+            };
+            Some((price(one(1, 0))?, price(one(0, 1))?))
+        });
+        Self { inner, admission, bytes: 0, prices }
+    }
+
+    /// The next chunk, or the error that ends the stream.
+    pub async fn next_chunk(&mut self) -> Option<Result<ChatChunk, ApiFailure>> {
+        let item = self.inner.next_chunk().await;
+        if let (Some(Ok(chunk)), Some(admission), Some((input, output))) = (&item, &self.admission, self.prices) {
+            self.bytes = self.bytes.saturating_add(crate::router::output_bytes(chunk));
+            let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            let spent = input
+                .saturating_mul(tokens(admission.estimate.prompt_tokens))
+                .saturating_add(output.saturating_mul(tokens(self.bytes.div_ceil(4))));
+            if spent > admission.reserved() && !admission.extend(output.saturating_mul(tokens(EXTEND_TOKENS))).await {
+                *admission.cut.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some("budget_exceeded");
+                return Some(Err(ApiFailure::new(
+                    ErrorKind::RateLimited,
+                    "the stream was stopped: it reached the budget left for this period",
+                )
+                .code("insufficient_quota")));
+            }
+        }
+        item
+    }
+}
