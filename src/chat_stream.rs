@@ -20,6 +20,11 @@ use crate::spec::openai::{
 use crate::transport::Body;
 use crate::{ChatChunk, ChatResponse};
 
+/// The largest single stream event (SSE event or AWS event-stream frame): 16 MiB, AWS's
+/// own frame limit; an upstream's 1 GB `data:` line ends the stream with
+/// [`Error::TooLarge`] instead of holding a gigabyte.
+pub const MAX_EVENT: usize = 16 * 1024 * 1024;
+
 /// A streamed chat completion: a `Stream` of [`ChatChunk`]s.
 ///
 /// An error ends the stream; chunks decoded before it are yielded first.
@@ -36,13 +41,21 @@ impl fmt::Debug for ChatStream {
 }
 
 impl ChatStream {
-    pub(crate) fn new<D: StreamDecode>(provider: ProviderKind, body: Body, decoder: D, idle: Duration) -> Self {
+    pub(crate) fn new<D: StreamDecode>(
+        provider: ProviderKind,
+        body: Body,
+        decoder: D,
+        idle: Duration,
+        max_stream: usize,
+    ) -> Self {
         let state = Decoding {
             provider,
             framer: decoder.framer(),
             decoder,
             body,
             idle,
+            received: 0,
+            max_stream,
             pending: VecDeque::new(),
             deferred: None,
             done: false,
@@ -85,6 +98,9 @@ struct Decoding<D: StreamDecode> {
     decoder: D,
     body: Body,
     idle: Duration,
+    /// Bytes read so far, and the most a whole stream may be.
+    received: usize,
+    max_stream: usize,
     pending: VecDeque<ChatChunk>,
     /// An error to yield once the chunks before it are out.
     deferred: Option<Error>,
@@ -106,8 +122,21 @@ impl<D: StreamDecode> Decoding<D> {
             }
             match self.body.next_chunk(self.provider, self.idle).await {
                 Ok(Some(bytes)) => {
+                    self.received = self.received.saturating_add(bytes.len());
+                    if self.received > self.max_stream {
+                        self.done = true;
+                        let limit = self.max_stream;
+                        self.deferred = Some(Error::TooLarge { provider: self.provider, what: "stream", limit });
+                        continue;
+                    }
                     self.framer.push(&bytes);
                     self.drain_frames();
+                    if !self.done && self.framer.buffered() > MAX_EVENT {
+                        // One event (a line that never ends, say) may not hold memory without bound.
+                        self.done = true;
+                        let provider = self.provider;
+                        self.deferred = Some(Error::TooLarge { provider, what: "stream event", limit: MAX_EVENT });
+                    }
                 }
                 Ok(None) => {
                     self.done = true;
@@ -351,5 +380,36 @@ impl ChoiceParts {
 fn append(target: &mut Option<String>, piece: Option<&str>) {
     if let Some(piece) = piece {
         target.get_or_insert_with(String::new).push_str(piece);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Chunk;
+
+    fn chunk(text: &str) -> Chunk {
+        let event = serde_json::json!({
+            "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]
+        });
+        Chunk { delay: Duration::ZERO, bytes: format!("data: {event}\n\n").into() }
+    }
+
+    #[tokio::test]
+    async fn a_stream_past_its_total_size_ends_with_a_typed_error_after_what_came_before() {
+        let body = Body::Chunks((0..100).map(|_| chunk("0123456789")).collect());
+        let decoder = crate::provider::openai::stream::Decoder::new(ProviderKind::OpenAi);
+        let mut stream = ChatStream::new(ProviderKind::OpenAi, body, decoder, Duration::from_secs(1), 1000);
+        let mut chunks = 0;
+        let mut last = None;
+        while let Some(item) = stream.next_chunk().await {
+            match item {
+                Ok(_) => chunks += 1,
+                Err(err) => last = Some(err),
+            }
+        }
+        assert!(chunks > 0 && chunks < 100, "{chunks}");
+        assert!(matches!(last, Some(Error::TooLarge { what: "stream", limit: 1000, .. })), "{last:?}");
     }
 }

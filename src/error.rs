@@ -262,6 +262,17 @@ pub enum Error {
         /// The bytes that failed to decode (not shown by `Display`).
         body: Bytes,
     },
+    /// An upstream's answer passed a size limit: a body, one stream event, or a whole
+    /// stream. Memory is bounded whatever an upstream sends.
+    #[error("{provider}'s {what} is larger than the {limit}-byte limit")]
+    TooLarge {
+        /// The provider that answered.
+        provider: ProviderKind,
+        /// What was too large (`response body`, `stream event`, `stream`).
+        what: &'static str,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// A stream broke off or went wrong after it started.
     #[error("{provider} stream failed ({kind}): {message}")]
     Stream {
@@ -313,7 +324,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Api(api) => api.kind,
-            Self::Transport { .. } | Self::Decode { .. } => ErrorKind::Server,
+            Self::Transport { .. } | Self::Decode { .. } | Self::TooLarge { .. } => ErrorKind::Server,
             Self::Timeout { .. } => ErrorKind::Timeout,
             Self::Stream { kind, .. } => *kind,
             Self::Unsupported { .. } | Self::InvalidRequest { .. } => ErrorKind::InvalidRequest,
@@ -353,7 +364,11 @@ impl Error {
             Self::Api(api) => api.is_retryable(),
             Self::Transport { .. } | Self::Timeout { .. } | Self::State(_) => true,
             Self::Stream { kind, .. } | Self::Routing { kind, .. } => kind.is_retryable(),
-            Self::Decode { .. } | Self::Unsupported { .. } | Self::InvalidRequest { .. } | Self::Config(_) => false,
+            Self::Decode { .. }
+            | Self::TooLarge { .. }
+            | Self::Unsupported { .. }
+            | Self::InvalidRequest { .. }
+            | Self::Config(_) => false,
         }
     }
 

@@ -23,7 +23,7 @@ pub mod spec;
 pub mod tokens;
 pub mod transport;
 
-pub use chat_stream::{ChatStream, ChunkAccumulator};
+pub use chat_stream::{ChatStream, ChunkAccumulator, MAX_EVENT as MAX_STREAM_EVENT};
 pub use client::{Client, ClientBuilder, ProviderSettings};
 pub use error::{ApiError, Error, ErrorKind, Result};
 pub use model_ref::ModelRef;

@@ -225,3 +225,61 @@ async fn requests_carry_the_user_agent_and_the_stream_flag_only_when_streaming()
         "a non-stream call must not stream: {body}"
     );
 }
+
+/// Defect: an upstream's 307 to another origin was followed, and the body and the key
+/// header went with it; the other place's answer reached the caller.
+#[tokio::test]
+async fn redirects_are_not_followed_and_nothing_goes_to_where_they_point() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ok_body()))
+        .mount(&elsewhere)
+        .await;
+    for status in [301, 302, 307, 308] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .insert_header("location", format!("{}/v1/chat/completions", elsewhere.uri())),
+            )
+            .mount(&server)
+            .await;
+        for kind in [ProviderKind::OpenAi, ProviderKind::Anthropic] {
+            let client = Client::builder()
+                .read_env(false)
+                .retry(RetryPolicy::none())
+                .provider(kind, ProviderSettings::with_api_key("sk-secret").base_url(format!("{}/v1", server.uri())))
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"));
+            let model = if kind == ProviderKind::OpenAi { "openai/gpt-4o-mini" } else { "anthropic/claude-haiku-4-5" };
+            let err = client.chat(&ChatRequest::new(model, vec![ChatMessage::user("hi")])).await.err();
+            let err = err.unwrap_or_else(|| panic!("{status} from {kind} is not an answer"));
+            assert!(matches!(err, Error::Transport { .. }) && err.to_string().contains("redirect"), "{err}");
+        }
+    }
+    assert_eq!(received(&elsewhere).await, 0, "nothing was sent where the redirects pointed");
+}
+
+/// Defect: one 1 GB `data:` line drove the gateway's memory to 2.1 GB: stream events are
+/// now capped (16 MiB) and end the stream with a typed error.
+#[tokio::test]
+async fn a_stream_event_past_the_size_limit_ends_the_stream_with_a_typed_error() {
+    let server = MockServer::start().await;
+    let line = format!("data: {}", "x".repeat(switchyard::MAX_STREAM_EVENT + 1024));
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200).insert_header("content-type", "text/event-stream").set_body_string(line),
+        )
+        .mount(&server)
+        .await;
+    let client = client(&server, RetryPolicy::none(), Timeouts::default());
+    let mut stream = client.chat_stream(&request()).await.unwrap_or_else(|e| panic!("{e}"));
+    let first = stream.next_chunk().await;
+    match first {
+        Some(Err(Error::TooLarge { what, limit, .. })) => {
+            assert_eq!((what, limit), ("stream event", switchyard::MAX_STREAM_EVENT));
+        }
+        other => panic!("expected a TooLarge error, got {other:?}"),
+    }
+    assert!(stream.next_chunk().await.is_none());
+}

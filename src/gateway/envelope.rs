@@ -110,7 +110,9 @@ impl From<&Error> for ApiFailure {
             Error::InvalidRequest { param, .. } => failure.param = param.clone(),
             Error::Routing { kind: ErrorKind::NotFound, .. } => failure.code = Some("model_not_found".into()),
             Error::Timeout { .. } => failure.status = StatusCode::GATEWAY_TIMEOUT,
-            Error::Transport { .. } | Error::Decode { .. } => failure.status = StatusCode::BAD_GATEWAY,
+            Error::Transport { .. } | Error::Decode { .. } | Error::TooLarge { .. } => {
+                failure.status = StatusCode::BAD_GATEWAY;
+            }
             _ => {}
         }
         if kind == ErrorKind::ContextLengthExceeded && failure.code.is_none() {

@@ -58,7 +58,7 @@ pub(crate) async fn chat_stream(
         let raw = transport.execute(adapter, http_request).await?;
         let mut decoder = adapter.stream_decoder(&ctx);
         crate::provider::StreamDecode::on_headers(&mut decoder, &raw.headers);
-        Ok(ChatStream::new(adapter.kind(), raw.body, decoder, transport.timeouts().idle))
+        Ok(ChatStream::new(adapter.kind(), raw.body, decoder, transport.timeouts().idle, transport.max_body()))
     })
 }
 

@@ -343,6 +343,9 @@ pub trait Framer: Send + 'static {
 
     /// The stream ended: the last frame, if one was left without its terminator.
     fn finish(&mut self) -> Result<Option<Self::Frame>>;
+
+    /// Bytes held for the frame in progress (checked against the event-size limit).
+    fn buffered(&self) -> usize;
 }
 
 impl Framer for SseFramer {
@@ -358,6 +361,10 @@ impl Framer for SseFramer {
 
     fn finish(&mut self) -> Result<Option<SseEvent>> {
         Ok(SseFramer::finish(self))
+    }
+
+    fn buffered(&self) -> usize {
+        SseFramer::buffered(self)
     }
 }
 

@@ -113,6 +113,10 @@ impl Framer for EventStreamFramer {
         }
     }
 
+    fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
     fn finish(&mut self) -> Result<Option<EventFrame>> {
         if self.in_frame || !self.buffer.is_empty() {
             let left = self.buffer.len();

@@ -104,6 +104,11 @@ fn http_client(connect: Duration) -> Result<reqwest::Client> {
         .connect_timeout(connect)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
+        // A provider endpoint that redirects is not followed: the request's body and its
+        // credential (`x-api-key`, `api-key`, `x-goog-api-key` are not stripped by
+        // reqwest's cross-origin rule) would go to wherever the redirect points, and that
+        // place's answer would reach the client (a read-anything SSRF).
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
@@ -152,6 +157,14 @@ impl Transport {
         loop {
             let err = match self.attempt(adapter, request.clone()).await {
                 Ok(raw) if raw.status.is_success() => return Ok(raw),
+                Ok(raw) if raw.status.is_redirection() => Error::Transport {
+                    provider,
+                    message: format!(
+                        "the upstream answered {} (a redirect); redirects from provider endpoints are not followed: check the deployment's api_base",
+                        raw.status.as_u16()
+                    ),
+                    source: None,
+                },
                 Ok(raw) => {
                     let (status, headers) = (raw.status, raw.headers.clone());
                     let limit = self.max_body.min(MAX_ERROR_BODY);
@@ -317,11 +330,7 @@ impl Body {
         while let Some(chunk) = self.next_chunk(provider, idle).await? {
             let len = first.as_ref().map_or(0, Bytes::len) + joined.len() + chunk.len();
             if len > max {
-                return Err(Error::Transport {
-                    provider,
-                    message: format!("response body larger than {max} bytes"),
-                    source: None,
-                });
+                return Err(Error::TooLarge { provider, what: "response body", limit: max });
             }
             match first.take() {
                 None if joined.is_empty() => first = Some(chunk),

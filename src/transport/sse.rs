@@ -87,6 +87,14 @@ impl SseFramer {
         }
     }
 
+    /// Bytes held for the event in progress: its unfinished line and its data so far.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+            + self.data.as_ref().map_or(0, BytesMut::len)
+            + self.data_line.as_ref().map_or(0, Bytes::len)
+            + self.event.as_ref().map_or(0, Bytes::len)
+    }
+
     /// The next complete event, if the bytes so far hold one.
     pub fn next_event(&mut self) -> Option<SseEvent> {
         loop {
