@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_core::Stream;
 use serde_json::Map;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TimeoutPhase};
 use crate::provider::{Flow, Framer, ProviderKind, StreamDecode};
 use crate::spec::ext::Nullable;
 use crate::spec::openai::{
@@ -56,6 +56,7 @@ impl ChatStream {
             idle,
             received: 0,
             max_stream,
+            last_progress: (0, tokio::time::Instant::now()),
             pending: VecDeque::new(),
             deferred: None,
             done: false,
@@ -101,6 +102,8 @@ struct Decoding<D: StreamDecode> {
     /// Bytes read so far, and the most a whole stream may be.
     received: usize,
     max_stream: usize,
+    /// The framer's progress when it last moved, and when: the idle deadline runs from it.
+    last_progress: (u64, tokio::time::Instant),
     pending: VecDeque<ChatChunk>,
     /// An error to yield once the chunks before it are out.
     deferred: Option<Error>,
@@ -120,7 +123,23 @@ impl<D: StreamDecode> Decoding<D> {
             if self.done {
                 return None;
             }
-            match self.body.next_chunk(self.provider, self.idle).await {
+            // The idle deadline runs from the last complete line or frame, not the last
+            // byte: a drip of bytes that never ends a line is idle.
+            let progress = self.framer.progress();
+            if progress != self.last_progress.0 {
+                self.last_progress = (progress, tokio::time::Instant::now());
+            }
+            let read = self.body.next_chunk(self.provider, self.idle);
+            let next = match self.last_progress.1.checked_add(self.idle) {
+                Some(deadline) => match tokio::time::timeout_at(deadline, read).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        Err(Error::Timeout { provider: self.provider, phase: TimeoutPhase::Idle, after: self.idle })
+                    }
+                },
+                None => read.await,
+            };
+            match next {
                 Ok(Some(bytes)) => {
                     self.received = self.received.saturating_add(bytes.len());
                     if self.received > self.max_stream {

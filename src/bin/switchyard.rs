@@ -52,8 +52,10 @@ enum Command {
         /// Milliseconds to wait before each answer.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
-        /// Commit a fault in every answer, to see the conformance checks catch it:
-        /// wrong-finish-reason, broken-stream, bad-tool-arguments or missing-usage.
+        /// Commit a fault in every answer. In what it says, for the conformance checks to
+        /// catch: wrong-finish-reason, broken-stream, bad-tool-arguments, missing-usage. On
+        /// the wire, for a gateway to survive: hang-before-headers, stall-mid-body, drip,
+        /// reset, oversize-line, redirect, huge-retry-after, html-200.
         #[arg(long)]
         misbehave: Option<String>,
     },

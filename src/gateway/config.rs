@@ -16,7 +16,8 @@
 //! router_settings:
 //!   routing_strategy: least-busy            # simple-shuffle, least-busy, latency-based-routing, usage-based-routing, cost-based-routing
 //!   num_retries: 2
-//!   timeout: 600                            # seconds, per attempt until the first byte
+//!   timeout: 600                            # seconds a whole answer may take, per attempt
+//!   stream_timeout: 300                     # seconds a stream may go without a line
 //!   fallbacks: [{gpt-4o: [claude]}]
 //!   context_window_fallbacks: [{gpt-4o: [gemini]}]
 //!   content_policy_fallbacks: [{gpt-4o: [claude]}]
@@ -183,8 +184,10 @@ pub struct RouterSettings {
     pub routing_strategy: Option<String>,
     /// Retries per group.
     pub num_retries: Option<u32>,
-    /// Seconds per attempt until the first byte.
+    /// Seconds a whole answer may take (and a stream its first byte), per attempt.
     pub timeout: Option<f64>,
+    /// Seconds a stream may go without a line (LiteLLM's `stream_timeout`).
+    pub stream_timeout: Option<f64>,
     /// `[{group: [fallback, ...]}, ...]`.
     #[serde(default)]
     pub fallbacks: Vec<BTreeMap<String, Vec<String>>>,
@@ -369,6 +372,7 @@ impl Config {
             ("router_settings.timeout", self.router_settings.timeout, false),
             ("litellm_settings.request_timeout", self.litellm_settings.request_timeout, false),
             ("router_settings.cooldown_time", self.router_settings.cooldown_time, true),
+            ("router_settings.stream_timeout", self.router_settings.stream_timeout, false),
         ];
         for (field, value, allow_zero) in waits {
             if let Some(seconds) = value {
@@ -395,7 +399,15 @@ impl Config {
         Ok(())
     }
 
-    /// The per-attempt first-byte timeout, if set (checked by [`Config::parse`]).
+    /// How long a stream may go without a line, if set.
+    pub fn stream_timeout(&self) -> Option<Duration> {
+        self.router_settings
+            .stream_timeout
+            .and_then(|s| crate::bounds::secs_within(s, false, crate::bounds::MAX_CONFIG_WAIT))
+    }
+
+    /// How long a whole answer may take per attempt (and a stream until its first byte), if
+    /// set (checked by [`Config::parse`]).
     pub fn timeout(&self) -> Option<Duration> {
         self.router_settings
             .timeout

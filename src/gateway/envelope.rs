@@ -110,6 +110,8 @@ impl From<&Error> for ApiFailure {
             Error::InvalidRequest { param, .. } => failure.param = param.clone(),
             Error::Routing { kind: ErrorKind::NotFound, .. } => failure.code = Some("model_not_found".into()),
             Error::Timeout { .. } => failure.status = StatusCode::GATEWAY_TIMEOUT,
+            // A stream the upstream broke (cut off, corrupt, an error event of its own).
+            Error::Stream { kind: ErrorKind::Server, .. } => failure.status = StatusCode::BAD_GATEWAY,
             Error::Transport { .. } | Error::Decode { .. } | Error::TooLarge { .. } => {
                 failure.status = StatusCode::BAD_GATEWAY;
             }

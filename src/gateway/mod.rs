@@ -195,9 +195,14 @@ impl Gateway {
         }
         let retries = router_settings.num_retries.or(config.litellm_settings.num_retries);
         builder = builder.retry(RetryPolicy { max_retries: retries.unwrap_or(2), ..RetryPolicy::default() });
+        let mut timeouts = Timeouts::default();
         if let Some(timeout) = config.timeout() {
-            builder = builder.timeouts(Timeouts { first_byte: timeout, ..Timeouts::default() });
+            (timeouts.first_byte, timeouts.total) = (timeout, Some(timeout));
         }
+        if let Some(idle) = config.stream_timeout() {
+            timeouts.idle = idle;
+        }
+        builder = builder.timeouts(timeouts);
         if let Some(n) = router_settings.allowed_fails {
             builder = builder.allowed_fails(n);
         }

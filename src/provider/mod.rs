@@ -346,6 +346,11 @@ pub trait Framer: Send + 'static {
 
     /// Bytes held for the frame in progress (checked against the event-size limit).
     fn buffered(&self) -> usize;
+
+    /// How many complete units (SSE lines, comments included; event-stream frames) have
+    /// been read: the stream's idle deadline runs from the last one, so a server that drips
+    /// a byte at a time without finishing a line does not keep a stream open.
+    fn progress(&self) -> u64;
 }
 
 impl Framer for SseFramer {
@@ -365,6 +370,10 @@ impl Framer for SseFramer {
 
     fn buffered(&self) -> usize {
         SseFramer::buffered(self)
+    }
+
+    fn progress(&self) -> u64 {
+        self.lines()
     }
 }
 

@@ -47,12 +47,14 @@ pub struct EventStreamFramer {
     decoder: MessageFrameDecoder,
     /// The frame in progress was started (its prelude read) by the decoder.
     in_frame: bool,
+    /// Frames read.
+    frames: u64,
 }
 
 impl EventStreamFramer {
     /// A framer for `provider`'s stream (named in errors).
     pub fn new(provider: ProviderKind) -> Self {
-        Self { provider, buffer: BytesMut::new(), decoder: MessageFrameDecoder::new(), in_frame: false }
+        Self { provider, buffer: BytesMut::new(), decoder: MessageFrameDecoder::new(), in_frame: false, frames: 0 }
     }
 
     fn corrupt(&self, why: impl std::fmt::Display) -> Error {
@@ -89,6 +91,7 @@ impl Framer for EventStreamFramer {
             }
             DecodedFrame::Complete(message) => {
                 self.in_frame = false;
+                self.frames += 1;
                 let header = |name: &str| {
                     message
                         .headers()
@@ -115,6 +118,10 @@ impl Framer for EventStreamFramer {
 
     fn buffered(&self) -> usize {
         self.buffer.len()
+    }
+
+    fn progress(&self) -> u64 {
+        self.frames
     }
 
     fn finish(&mut self) -> Result<Option<EventFrame>> {

@@ -2,9 +2,10 @@
 //! backoff, and per-attempt timeouts. SSE framing lives in [`sse`].
 //!
 //! There is deliberately no single global timeout: it would cut long streams. Instead each
-//! attempt has a connect timeout, a first-byte timeout (until the response head arrives) and
-//! an idle timeout between pieces of the body; a total timeout is optional, for non-stream
-//! calls only.
+//! attempt has a connect timeout, a first-byte timeout (until the response head arrives),
+//! a total deadline for whole (non-stream) answers, so an upstream that sends its headers
+//! and then stalls or drips cannot hold a call, and for streams an idle deadline between
+//! complete lines or frames (not bytes: a drip that never finishes a line is idle).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -31,10 +32,13 @@ pub struct Timeouts {
     /// From sending the request to the response head. Non-stream answers arrive whole, so
     /// this bounds the generation time too. Default 600 s, as OpenAI's own SDKs.
     pub first_byte: Duration,
-    /// Between two pieces of a body or stream. Default 300 s (reasoning models can think
-    /// silently for minutes).
+    /// For streams, between two complete lines or frames (an SSE keep-alive comment
+    /// counts); for whole answers, between two pieces of the body. Default 300 s (reasoning
+    /// models can think silently for minutes). LiteLLM's `stream_timeout`.
     pub idle: Duration,
-    /// The whole non-stream call, retries included. Default none.
+    /// A whole (non-stream) answer, from sending to its last byte, retries included when
+    /// the client retries. Default 600 s, as OpenAI's own SDKs; `None` for no limit.
+    /// LiteLLM's `timeout`.
     pub total: Option<Duration>,
 }
 
@@ -44,7 +48,7 @@ impl Default for Timeouts {
             connect: Duration::from_secs(10),
             first_byte: Duration::from_secs(600),
             idle: Duration::from_secs(300),
-            total: None,
+            total: Some(Duration::from_secs(600)),
         }
     }
 }

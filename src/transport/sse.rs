@@ -67,6 +67,8 @@ pub struct SseFramer {
     /// Single-line data kept as a slice of the input, avoiding a copy in the common case.
     data_line: Option<Bytes>,
     id: Option<Bytes>,
+    /// Complete lines read.
+    lines: u64,
 }
 
 impl SseFramer {
@@ -85,6 +87,11 @@ impl SseFramer {
                 self.scanned = 0;
             }
         }
+    }
+
+    /// Complete lines read so far (comments and blank lines included).
+    pub fn lines(&self) -> u64 {
+        self.lines
     }
 
     /// Bytes held for the event in progress: its unfinished line and its data so far.
@@ -139,6 +146,7 @@ impl SseFramer {
     }
 
     fn line(&mut self, line: Bytes) -> Option<SseEvent> {
+        self.lines += 1;
         if line.is_empty() {
             return self.dispatch();
         }

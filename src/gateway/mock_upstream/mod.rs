@@ -1,7 +1,9 @@
 //! `switchyard mock-upstream`: the built-in mock provider as an OpenAI-format HTTP server,
 //! for load tests and end-to-end tests that want a real upstream process. An optional fixed
-//! latency is added before each answer (first byte), and it can be told to misbehave, so that
-//! the live conformance checks can be shown to catch each fault.
+//! latency is added before each answer (first byte), and it can be told to misbehave: in
+//! what it says, so that the live conformance checks can be shown to catch each fault, or
+//! on the wire ([`wire`]: hangs, stalls, drips, resets, oversize lines, redirects, huge
+//! waits, HTML), so that the gateway can be shown to answer each in bounded time and memory.
 
 use std::time::Duration;
 
@@ -9,6 +11,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::Value;
+
+mod wire;
 
 /// A fault the mock upstream can be told to commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,20 +25,50 @@ pub enum Misbehaviour {
     BadToolArguments,
     /// No usage, in answers or at the end of streams that asked for it.
     MissingUsage,
+    /// No answer at all: not even the response head comes (for an hour).
+    HangBeforeHeaders,
+    /// The head and half the body come, then nothing (for an hour).
+    StallMidBody,
+    /// The body comes one byte at a time, a byte every 250 ms.
+    Drip,
+    /// The head and half the body come, then the connection is cut.
+    Reset,
+    /// A stream's (or answer's) body is one line that never ends.
+    OversizeLine,
+    /// A `307` to this server's `/redirected`, which answers as if the redirect had been
+    /// followed (a client that follows it shows "followed a redirect").
+    Redirect,
+    /// A 429 asking to wait `1e22` ms, or until the year 9999.
+    HugeRetryAfter,
+    /// A 200 whose body is an HTML page (a captive portal, a misrouted proxy).
+    Html200,
 }
 
 impl Misbehaviour {
     /// Every fault, with its name on the command line.
-    pub const ALL: [(&'static str, Self); 4] = [
+    pub const ALL: [(&'static str, Self); 12] = [
         ("wrong-finish-reason", Self::WrongFinishReason),
         ("broken-stream", Self::BrokenStream),
         ("bad-tool-arguments", Self::BadToolArguments),
         ("missing-usage", Self::MissingUsage),
+        ("hang-before-headers", Self::HangBeforeHeaders),
+        ("stall-mid-body", Self::StallMidBody),
+        ("drip", Self::Drip),
+        ("reset", Self::Reset),
+        ("oversize-line", Self::OversizeLine),
+        ("redirect", Self::Redirect),
+        ("huge-retry-after", Self::HugeRetryAfter),
+        ("html-200", Self::Html200),
     ];
 
     /// The fault with this name.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+    }
+
+    /// Whether the fault is in how the answer travels, not in what it says.
+    fn on_the_wire(self) -> bool {
+        !matches!(self, Self::WrongFinishReason | Self::BrokenStream | Self::BadToolArguments | Self::MissingUsage)
     }
 
     /// Applies the fault to one JSON answer or stream chunk; `false` drops the chunk.
@@ -74,7 +108,7 @@ impl Misbehaviour {
                 }
                 !usage_only
             }
-            Self::BrokenStream => true,
+            _ => true,
         }
     }
 }
@@ -101,6 +135,9 @@ async fn answer(State(settings): State<Settings>, request: Request) -> Response 
     let request = http::Request::from_parts(parts, bytes);
     if !settings.latency.is_zero() {
         tokio::time::sleep(settings.latency).await;
+    }
+    if let Some(fault) = settings.misbehaviour.filter(|m| m.on_the_wire()) {
+        return wire::answer(fault, request).await;
     }
     let raw = crate::provider::mock::serve(request).await;
     let mut response = Response::builder().status(raw.status);
