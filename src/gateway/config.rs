@@ -264,6 +264,17 @@ pub struct GeneralSettings {
     pub database_url: Option<String>,
     /// Largest request body in MB (ours; default 32).
     pub max_request_size_mb: Option<u64>,
+    /// Seconds a request's head may take to arrive, and a kept-alive connection may sit
+    /// idle (ours; default 30).
+    pub client_header_timeout: Option<f64>,
+    /// Seconds a request's body may take to arrive (ours; default 120; no piece of it may
+    /// take more than 30).
+    pub client_body_timeout: Option<f64>,
+    /// Open connections past which new ones are refused with a 503 (ours; default half
+    /// the open-file limit).
+    pub max_connections: Option<u64>,
+    /// Seconds requests in flight may finish after a shutdown signal (ours; default 20).
+    pub graceful_shutdown_timeout: Option<f64>,
     #[serde(flatten)]
     unknown: BTreeMap<String, Value>,
 }
@@ -379,6 +390,23 @@ impl Config {
                 config_secs(field, seconds, allow_zero, MAX_CONFIG_WAIT)?;
             }
         }
+        let general = &self.general_settings;
+        for (field, value) in [
+            ("general_settings.client_header_timeout", general.client_header_timeout),
+            ("general_settings.client_body_timeout", general.client_body_timeout),
+            ("general_settings.graceful_shutdown_timeout", general.graceful_shutdown_timeout),
+        ] {
+            if let Some(seconds) = value {
+                config_secs(field, seconds, false, MAX_CONFIG_WAIT)?;
+            }
+        }
+        if let Some(n) = general.max_connections
+            && !(1..=1_000_000).contains(&n)
+        {
+            return Err(Error::Config(format!(
+                "invalid config: general_settings.max_connections is {n}; it must be from 1 to 1000000"
+            )));
+        }
         if let Some(ttl) = self.litellm_settings.cache_params.ttl {
             config_secs("litellm_settings.cache_params.ttl", ttl, false, MAX_TTL)?;
         }
@@ -429,6 +457,29 @@ impl Config {
             .ttl
             .and_then(|s| crate::bounds::secs_within(s, false, crate::bounds::MAX_TTL))
             .unwrap_or(Duration::from_secs(600))
+    }
+
+    /// How connections are served (defaults where unset).
+    pub fn server_limits(&self) -> super::ServerLimits {
+        let general = &self.general_settings;
+        let secs = |value: Option<f64>| {
+            value.and_then(|s| crate::bounds::secs_within(s, false, crate::bounds::MAX_CONFIG_WAIT))
+        };
+        let mut limits = super::ServerLimits::default();
+        if let Some(timeout) = secs(general.client_header_timeout) {
+            limits.header_timeout = timeout;
+        }
+        if let Some(timeout) = secs(general.client_body_timeout) {
+            limits.body_timeout = timeout;
+            limits.body_idle = limits.body_idle.min(timeout);
+        }
+        if let Some(n) = general.max_connections.and_then(|n| usize::try_from(n).ok()) {
+            limits.max_connections = n;
+        }
+        if let Some(timeout) = secs(general.graceful_shutdown_timeout) {
+            limits.shutdown_timeout = timeout;
+        }
+        limits
     }
 
     /// The largest request body, in bytes.

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router as Routes;
 use axum::body::Bytes;
@@ -30,11 +30,13 @@ pub mod config;
 mod envelope;
 pub mod guardrails;
 mod handlers;
+mod intake;
 pub mod keys;
 pub mod limits;
 pub mod messages;
 pub mod metrics;
 pub mod mock_upstream;
+mod server;
 pub mod spend;
 pub mod store;
 mod teams;
@@ -42,6 +44,7 @@ mod workers;
 
 pub use config::Config;
 pub use envelope::ApiFailure;
+pub use server::ServerLimits;
 pub use workers::{default_workers, serve_on_workers};
 
 /// The database with no config: a SQLite file in the working directory.
@@ -73,6 +76,10 @@ pub struct Gateway {
     metrics: Arc<metrics::Metrics>,
     /// The guardrails, compiled at start-up.
     guardrails: guardrails::Guardrails,
+    /// How connections are served: deadlines, the cap, the shutdown deadline.
+    server: ServerLimits,
+    /// Bytes of request bodies being received.
+    receiving: intake::Receiving,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -275,6 +282,8 @@ impl Gateway {
             spend: sender,
             metrics,
             guardrails,
+            server: config.server_limits(),
+            receiving: intake::Receiving::default(),
         })
     }
 
@@ -421,12 +430,15 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
         .route("/v1/messages", post(messages::messages))
         .route("/v1/models", get(handlers::models))
         .route("/models", get(handlers::models))
+        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), intake::intake))
         .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), keys::authenticate));
     let mut admin = Routes::new();
     for (_, path, route) in admin_routes() {
         admin = admin.route(path, route);
     }
-    let admin = admin.route_layer(axum::middleware::from_fn_with_state(gateway.clone(), keys::authenticate_admin));
+    let admin = admin
+        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), intake::intake))
+        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), keys::authenticate_admin));
     let document = admin_document(&gateway);
     let mut open = Routes::new().route("/metrics", get(handlers::metrics));
     for (_, path, route) in open_routes(document) {
@@ -465,25 +477,14 @@ pub async fn serve(gateway: Gateway, addr: SocketAddr) -> Result<()> {
     serve_on_workers(gateway, listener, default_workers(), shutdown_signal()).await
 }
 
-/// Serves on a bound listener, on the caller's runtime, until `shutdown` resolves.
+/// Serves on a bound listener, on the caller's runtime (one event loop), until `shutdown`
+/// resolves; see [`serve_on_workers`].
 pub async fn serve_on(
     gateway: Gateway,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let started = Instant::now();
-    let addr = listener.local_addr().map_err(|e| Error::Config(format!("listener: {e}")))?;
-    let writer = gateway.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-    let gateway = Arc::new(gateway);
-    tracing::info!(%addr, groups = ?gateway.router.groups(), ready_in = ?started.elapsed(), "gateway listening");
-    let served = axum::serve(no_delay(listener), app(gateway)).with_graceful_shutdown(shutdown).await;
-    // Every connection has ended and the app (with the hooks holding the spend queue) is
-    // dropped: what is queued is written before we return.
-    if let Some(writer) = writer {
-        let rows = writer.drain().await;
-        tracing::info!(rows, "spend log drained");
-    }
-    served.map_err(|e| Error::Config(format!("server: {e}")))
+    serve_on_workers(gateway, listener, 1, shutdown).await
 }
 
 /// The listener with `TCP_NODELAY` set on every accepted connection. Without it, Nagle's

@@ -14,99 +14,18 @@
 //! very busy connections can load one core more than another; connections are spread by
 //! count when they open.
 
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
+use super::server::{Accepted, refuse, serve_connections};
 use super::{Gateway, app};
 use crate::error::{Error, Result};
 
 /// How many event loops `switchyard serve` runs by default: one per core.
 pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-}
-
-/// A worker's inbox of accepted connections, as an axum listener.
-struct Inbox {
-    connections: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
-    open: Arc<AtomicUsize>,
-    local: SocketAddr,
-}
-
-impl axum::serve::Listener for Inbox {
-    type Io = Counted;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Counted, SocketAddr) {
-        loop {
-            let Some((stream, peer)) = self.connections.recv().await else {
-                // The acceptor has stopped: the shutdown signal ends this worker's serving.
-                return std::future::pending().await;
-            };
-            // Registered with this worker's event loop (the acceptor's deregistered it).
-            match TcpStream::from_std(stream) {
-                Ok(stream) => return (Counted { stream, open: self.open.clone() }, peer),
-                Err(err) => {
-                    self.open.fetch_sub(1, Ordering::Relaxed);
-                    tracing::warn!(error = %err, %peer, "cannot take a connection onto a worker");
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
-    }
-}
-
-/// A connection that counts itself out of its worker's open connections when it closes.
-struct Counted {
-    stream: TcpStream,
-    open: Arc<AtomicUsize>,
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
 }
 
 /// The worker for the next connection: the one with the fewest open, the earliest after
@@ -118,37 +37,31 @@ fn pick(open: &[usize], last: usize) -> usize {
 
 /// One worker: its inbox and its count of open connections.
 struct Lane {
-    inbox: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+    inbox: mpsc::UnboundedSender<Accepted>,
     open: Arc<AtomicUsize>,
 }
 
 /// Serves `gateway` on `listener` with `workers` event loops until `shutdown` resolves,
-/// then finishes the requests in flight on every worker and drains the spend log.
+/// then finishes the requests in flight on every worker (until the shutdown deadline),
+/// settles what calls reserved and drains the spend log.
 ///
 /// Worker 0 is the caller's runtime (which also runs the acceptor and the gateway's
 /// background tasks: the spend writer, the store's pool); the others are threads of their
-/// own, each with a single-threaded runtime. With one worker this is [`super::serve_on`].
+/// own, each with a single-threaded runtime.
 pub async fn serve_on_workers(
     gateway: Gateway,
     listener: tokio::net::TcpListener,
     workers: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    if workers <= 1 {
-        return super::serve_on(gateway, listener, shutdown).await;
-    }
+    let started = std::time::Instant::now();
+    let workers = workers.max(1);
     let local = listener.local_addr().map_err(|e| Error::Config(format!("listener: {e}")))?;
     let writer = gateway.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    let (limits, server) = (gateway.limits.clone(), Arc::new(gateway.server.clone()));
     let gateway = Arc::new(gateway);
-    tracing::info!(addr = %local, workers, groups = ?gateway.router.groups(), "gateway listening");
+    tracing::info!(addr = %local, workers, groups = ?gateway.router.groups(), ready_in = ?started.elapsed(), "gateway listening");
     let (stop, stopped) = watch::channel(false);
-    let serving = |inbox: Inbox, gateway: Arc<Gateway>, mut stopped: watch::Receiver<bool>| async move {
-        axum::serve(inbox, app(gateway))
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            })
-            .await
-    };
     let mut lanes = Vec::with_capacity(workers);
     let mut threads = Vec::with_capacity(workers - 1);
     let mut here = None;
@@ -156,52 +69,49 @@ pub async fn serve_on_workers(
         let (inbox, connections) = mpsc::unbounded_channel();
         let open = Arc::new(AtomicUsize::new(0));
         lanes.push(Lane { inbox, open: open.clone() });
-        let inbox = Inbox { connections, open, local };
+        let serving = serve_connections(connections, app(gateway.clone()), server.clone(), open, stopped.clone());
         if index == 0 {
-            here = Some(tokio::spawn(serving(inbox, gateway.clone(), stopped.clone())));
+            here = Some(tokio::spawn(serving));
             continue;
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::Config(format!("cannot start worker {index}'s runtime: {e}")))?;
-        let (gateway, stopped) = (gateway.clone(), stopped.clone());
         let thread = std::thread::Builder::new()
             .name(format!("switchyard-worker-{index}"))
             .spawn(move || {
                 // Upstream connections of this worker's own, driven on its loop.
                 crate::transport::set_lane(index);
-                runtime.block_on(serving(inbox, gateway, stopped))
+                runtime.block_on(serving);
             })
             .map_err(|e| Error::Config(format!("cannot start worker {index}: {e}")))?;
         threads.push(thread);
     }
     drop(stopped);
-    accept(listener, &lanes, shutdown).await;
+    accept(listener, &lanes, server.max_connections, shutdown).await;
     let _ = stop.send(true);
     drop(lanes);
     let mut failure = None;
-    if let Some(here) = here {
-        match here.await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => failure = Some(format!("server: {err}")),
-            Err(err) => failure = Some(format!("worker 0 stopped: {err}")),
-        }
+    if let Some(here) = here
+        && let Err(err) = here.await
+    {
+        failure = Some(format!("worker 0 stopped: {err}"));
     }
     // The other workers finish on their own threads; wait for them without blocking this one.
     let joined = tokio::task::spawn_blocking(move || {
-        threads.into_iter().enumerate().find_map(|(i, thread)| match thread.join() {
-            Ok(Ok(())) => None,
-            Ok(Err(err)) => Some(format!("server: {err}")),
-            Err(_) => Some(format!("worker {} panicked", i + 1)),
-        })
+        threads
+            .into_iter()
+            .enumerate()
+            .find_map(|(i, thread)| thread.join().err().map(|_| format!("worker {} panicked", i + 1)))
     })
     .await
     .unwrap_or_else(|err| Some(format!("cannot wait for the workers: {err}")));
     failure = failure.or(joined);
     // Every connection has ended and the apps (with the hooks holding the spend queue) are
-    // dropped: what is queued is written before we return.
+    // dropped: what calls reserved is settled and what is queued is written before we return.
     drop(gateway);
+    limits.drain().await;
     if let Some(writer) = writer {
         let rows = writer.drain().await;
         tracing::info!(rows, "spend log drained");
@@ -209,10 +119,12 @@ pub async fn serve_on_workers(
     failure.map_or(Ok(()), |f| Err(Error::Config(f)))
 }
 
-/// Accepts connections until `shutdown`, handing each to a worker.
+/// Accepts connections until `shutdown`, handing each to a worker, or refusing it past
+/// `max_connections` open.
 async fn accept(
     mut listener: tokio::net::TcpListener,
     lanes: &[Lane],
+    max_connections: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -225,6 +137,14 @@ async fn accept(
             accepted = axum::serve::Listener::accept(&mut listener) => accepted,
         };
         super::set_no_delay(&stream);
+        for (count, lane) in open.iter_mut().zip(lanes) {
+            *count = lane.open.load(Ordering::Relaxed);
+        }
+        if open.iter().sum::<usize>() >= max_connections {
+            tracing::warn!(%peer, max_connections, "at the connection cap: a new connection is refused");
+            refuse(stream);
+            continue;
+        }
         let stream = match stream.into_std() {
             Ok(stream) => stream,
             Err(err) => {
@@ -232,9 +152,6 @@ async fn accept(
                 continue;
             }
         };
-        for (count, lane) in open.iter_mut().zip(lanes) {
-            *count = lane.open.load(Ordering::Relaxed);
-        }
         last = pick(&open, last);
         let lane = &lanes[last];
         lane.open.fetch_add(1, Ordering::Relaxed);

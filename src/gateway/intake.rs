@@ -1,0 +1,196 @@
+//! Intake: how a request's body is received, before any handler sees it (after the key is
+//! checked, so nothing is read for a caller without one).
+//!
+//! - A declared `Content-Length` past the body limit is refused (413) before a byte of the
+//!   body is read.
+//! - A `Content-Type` that is not JSON is refused (415). JSON (`application/json`,
+//!   `application/*+json`), none at all, and `application/x-www-form-urlencoded` (what
+//!   `curl -d` sends when no type is given) are read as JSON.
+//! - The body must arrive within [`ServerLimits::body_timeout`], with no pause longer than
+//!   [`ServerLimits::body_idle`] (408), and be no larger than the limit (413).
+//! - Bodies being received at once hold at most [`ServerLimits::max_receiving`] bytes over
+//!   all connections; a request that would pass it is refused (503), so slow uploads
+//!   cannot pin the memory.
+//!
+//! Every refusal is OpenAI's envelope (Anthropic's on `/v1/messages`) and closes the
+//! connection, since the rest of the body is not read.
+//!
+//! [`ServerLimits::body_timeout`]: super::ServerLimits::body_timeout
+//! [`ServerLimits::body_idle`]: super::ServerLimits::body_idle
+//! [`ServerLimits::max_receiving`]: super::ServerLimits::max_receiving
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
+
+use super::{ApiFailure, Gateway};
+use crate::error::ErrorKind;
+
+/// Bytes of request bodies being received, over every connection.
+#[derive(Debug, Default)]
+pub(super) struct Receiving(AtomicUsize);
+
+/// Bytes one request holds of [`Receiving`], given back when dropped.
+struct Held<'a> {
+    receiving: &'a Receiving,
+    bytes: usize,
+}
+
+impl Held<'_> {
+    /// Takes `more` bytes, or `false` when that would pass `max`.
+    fn take(&mut self, more: usize, max: usize) -> bool {
+        let before = self.receiving.0.fetch_add(more, Ordering::AcqRel);
+        if before.saturating_add(more) > max {
+            self.receiving.0.fetch_sub(more, Ordering::AcqRel);
+            return false;
+        }
+        self.bytes += more;
+        true
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.receiving.0.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// Whether a body of this `Content-Type` is read as JSON.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+        || essence == "application/x-www-form-urlencoded"
+        || essence.is_empty()
+}
+
+pub(super) async fn intake(State(gateway): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS)
+        && request.headers().get(header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0")
+        && request.headers().get(header::TRANSFER_ENCODING).is_none()
+    {
+        return next.run(request).await;
+    }
+    let anthropic = request.uri().path().starts_with("/v1/messages");
+    let refuse = |failure: ApiFailure| {
+        let mut response = if anthropic { super::messages::anthropic_error(&failure) } else { failure.into_response() };
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    };
+    let max = gateway.max_body;
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return refuse(too_large(max));
+    }
+    if let Some(kind) = request.headers().get(header::CONTENT_TYPE)
+        && !kind.to_str().is_ok_and(is_json)
+    {
+        let shown = String::from_utf8_lossy(kind.as_bytes()).into_owned();
+        return refuse(
+            ApiFailure::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "the request body must be JSON (`Content-Type: application/json`), not `{}`",
+                    super::envelope::shown(&shown)
+                ),
+            )
+            .status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            .code("unsupported_media_type"),
+        );
+    }
+    let (parts, body) = request.into_parts();
+    let limits = &gateway.server;
+    let mut held = Held { receiving: &gateway.receiving, bytes: 0 };
+    if let Some(len) = declared.and_then(|l| usize::try_from(l).ok())
+        && !held.take(len, limits.max_receiving)
+    {
+        return refuse(busy());
+    }
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut joined = bytes::BytesMut::with_capacity(declared.map_or(0, |l| l as usize).min(max));
+        loop {
+            let piece = match tokio::time::timeout(limits.body_idle, stream.next()).await {
+                Err(_) => return Err(slow()),
+                Ok(None) => return Ok(joined.freeze()),
+                Ok(Some(Err(err))) => {
+                    return Err(ApiFailure::bad_request(format!("cannot read the request body: {err}")));
+                }
+                Ok(Some(Ok(piece))) => piece,
+            };
+            if joined.len() + piece.len() > max {
+                return Err(too_large(max));
+            }
+            let beyond_declared = (joined.len() + piece.len()).saturating_sub(held.bytes);
+            if beyond_declared > 0 && !held.take(beyond_declared, limits.max_receiving) {
+                return Err(busy());
+            }
+            joined.extend_from_slice(&piece);
+        }
+    };
+    let bytes: Bytes = match tokio::time::timeout(limits.body_timeout, read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(failure)) => return refuse(failure),
+        Err(_) => return refuse(slow()),
+    };
+    drop(held);
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+fn too_large(max: usize) -> ApiFailure {
+    ApiFailure::new(
+        ErrorKind::InvalidRequest,
+        format!("the request body is larger than the gateway's limit of {} MB", max >> 20),
+    )
+    .status(StatusCode::PAYLOAD_TOO_LARGE)
+    .code("request_too_large")
+}
+
+fn slow() -> ApiFailure {
+    ApiFailure::new(ErrorKind::Timeout, "the request body did not arrive in time")
+        .status(StatusCode::REQUEST_TIMEOUT)
+        .code("request_timeout")
+}
+
+fn busy() -> ApiFailure {
+    let mut failure =
+        ApiFailure::new(ErrorKind::Overloaded, "the gateway is receiving too much at once; retry shortly")
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .code("receiving_too_much");
+    failure.retry_after = Some(1);
+    failure
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_and_what_curl_sends_are_read_and_nothing_else() {
+        for fine in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/merge-patch+json",
+            "application/x-www-form-urlencoded",
+            "",
+        ] {
+            assert!(is_json(fine), "{fine}");
+        }
+        for refused in [
+            "text/html",
+            "multipart/form-data; boundary=x",
+            "application/xml",
+            "text/plain",
+            "application/octet-stream",
+        ] {
+            assert!(!is_json(refused), "{refused}");
+        }
+    }
+}
