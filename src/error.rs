@@ -372,6 +372,59 @@ impl Error {
         }
     }
 
+    /// The error with every occurrence of `secrets` in its text (message and kept body)
+    /// replaced by `[redacted]`: an upstream that echoes the credential it was sent must not
+    /// pass it on to whoever reads the error (a gateway's client, a log).
+    pub fn redact(self, secrets: &[secrecy::SecretString]) -> Self {
+        use secrecy::ExposeSecret as _;
+        let secrets: Vec<&str> = secrets.iter().map(|s| s.expose_secret()).filter(|s| s.len() >= 8).collect();
+        if secrets.is_empty() {
+            return self;
+        }
+        let text = |text: &mut String| {
+            for secret in &secrets {
+                if text.contains(secret) {
+                    *text = text.replace(secret, "[redacted]");
+                }
+            }
+        };
+        let bytes = |body: &mut Bytes| {
+            for secret in &secrets {
+                if memchr::memmem::find(body, secret.as_bytes()).is_some() {
+                    let replaced = String::from_utf8_lossy(body).replace(secret, "[redacted]");
+                    *body = Bytes::from(replaced);
+                }
+            }
+        };
+        match self {
+            Self::Api(mut api) => {
+                text(&mut api.message);
+                bytes(&mut api.body);
+                Self::Api(api)
+            }
+            Self::Transport { provider, mut message, source } => {
+                text(&mut message);
+                // The source's text may hold it too; what it said is in the message.
+                let source = if secrets.iter().any(|s| source.as_ref().is_some_and(|e| e.to_string().contains(s))) {
+                    None
+                } else {
+                    source
+                };
+                Self::Transport { provider, message, source }
+            }
+            Self::Decode { provider, what, mut message, mut body } => {
+                text(&mut message);
+                bytes(&mut body);
+                Self::Decode { provider, what, message, body }
+            }
+            Self::Stream { provider, kind, mut message } => {
+                text(&mut message);
+                Self::Stream { provider, kind, message }
+            }
+            other => other,
+        }
+    }
+
     pub(crate) fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
         Self::InvalidRequest { message: message.into(), param: param.map(str::to_string) }
     }

@@ -105,6 +105,7 @@ async fn chat_answers_with_the_asked_name_and_the_report_headers() {
     assert!(decimals.len() == 12 && decimals.bytes().all(|b| b.is_ascii_digit()), "{cost}");
     assert!(answer.header("x-switchyard-overhead-duration-ms").is_some_and(|ms| ms.parse::<f64>().is_ok()));
     assert!(answer.header("x-request-id").is_some());
+    assert_eq!(answer.header("x-switchyard-model-api-base"), None, "the upstream's URL is shown only on request");
     // Without the /v1 prefix too, as LiteLLM serves it.
     let answer = send(&app, post("/chat/completions", chat("echo", "again"))).await;
     assert_eq!(answer.status, StatusCode::OK);
@@ -351,7 +352,7 @@ async fn openai_compatible_servers_declared_in_the_config_need_no_code() {
         .mount(&server)
         .await;
     let config = format!(
-        "providers:\n  - id: inhouse\n    api_base: '{}/v1'\n    api_key: os.environ/UPSTREAM_KEY\n    api_key_header: x-api-key\n    rename_params: {{seed: random_seed}}\n    drop_params: [logprobs]\nmodel_list:\n  - model_name: local\n    litellm_params: {{model: inhouse/llama}}\n",
+        "providers:\n  - id: inhouse\n    api_base: '{}/v1'\n    api_key: os.environ/UPSTREAM_KEY\n    api_key_header: x-api-key\n    rename_params: {{seed: random_seed}}\n    drop_params: [logprobs]\nmodel_list:\n  - model_name: local\n    litellm_params: {{model: inhouse/llama}}\ngeneral_settings: {{model_api_base_header: true}}\n",
         server.uri()
     );
     let app = gateway(&config).await;
@@ -507,4 +508,31 @@ async fn huge_durations_from_an_upstream_or_a_client_are_bounded_not_panics() {
     let answer = send(&app, post("/v1/chat/completions", body.to_string())).await;
     let error = answer.assert_error(400, "invalid_request_error");
     assert_eq!(error["error"]["param"], "cache.ttl");
+}
+
+/// Defect: upstream error text reached the client verbatim, and an upstream that echoed its
+/// credential leaked it.
+#[tokio::test]
+async fn an_upstream_that_echoes_its_credential_does_not_leak_it() {
+    let echoing = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "error": {"message": "Incorrect API key provided: sk-upstream-echoed-secret. You can find your key at ...", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}
+        })))
+        .mount(&echoing)
+        .await;
+    let config = format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{}/v1', api_key: sk-upstream-echoed-secret}}\n  - model_name: s\n    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{}/v1', api_key: sk-upstream-echoed-secret}}\nrouter_settings: {{num_retries: 0}}\n",
+        echoing.uri(),
+        echoing.uri()
+    );
+    let app = gateway(&config).await;
+    for stream in [false, true] {
+        let body = json!({"model": if stream { "s" } else { "m" }, "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
+        let answer = send(&app, post("/v1/chat/completions", body.to_string())).await;
+        let text = String::from_utf8_lossy(&answer.body);
+        assert_eq!(answer.status.as_u16(), 401, "{text}");
+        assert!(!text.contains("sk-upstream-echoed-secret"), "the credential leaked: {text}");
+        assert!(text.contains("[redacted]"), "{text}");
+    }
 }

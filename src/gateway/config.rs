@@ -275,6 +275,10 @@ pub struct GeneralSettings {
     pub max_connections: Option<u64>,
     /// Seconds requests in flight may finish after a shutdown signal (ours; default 20).
     pub graceful_shutdown_timeout: Option<f64>,
+    /// Whether answers carry `x-switchyard-model-api-base`, the upstream's URL (ours;
+    /// default false: it is internal).
+    #[serde(default)]
+    pub model_api_base_header: bool,
     #[serde(flatten)]
     unknown: BTreeMap<String, Value>,
 }

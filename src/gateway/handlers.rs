@@ -73,7 +73,7 @@ pub(super) fn take_cache_control(request: &mut ChatRequest) -> Result<CallOption
 
 /// The `x-switchyard-*` headers of a routed answer. The names are built once, numbers
 /// become header values without a string between, and the map is sized for them all.
-fn report_headers(headers: &mut HeaderMap, report: &CallReport) {
+fn report_headers(headers: &mut HeaderMap, report: &CallReport, api_base: bool) {
     const CALL_ID: HeaderName = HeaderName::from_static("x-switchyard-call-id");
     const COST: HeaderName = HeaderName::from_static("x-switchyard-response-cost");
     const MODEL_ID: HeaderName = HeaderName::from_static("x-switchyard-model-id");
@@ -96,7 +96,8 @@ fn report_headers(headers: &mut HeaderMap, report: &CallReport) {
     if let Some(deployment) = &report.deployment {
         text(headers, MODEL_ID, deployment);
     }
-    if let Some(api_base) = &report.api_base {
+    // The upstream's URL is internal: shown only when the config asks for it.
+    if api_base && let Some(api_base) = &report.api_base {
         text(headers, API_BASE, api_base);
     }
     headers.insert(RETRIES, HeaderValue::from(report.attempts.len().saturating_sub(1)));
@@ -183,7 +184,7 @@ pub(super) async fn route_chat(
     let mut headers = HeaderMap::new();
     if request.stream == Some(true) {
         let stream = gateway.router.chat_stream_with(&request, options).await?;
-        report_headers(&mut headers, stream.report());
+        report_headers(&mut headers, stream.report(), gateway.show_api_base);
         limit_headers(&mut headers, principal.key(), usage);
         if let Some(value) = session.as_ref().and_then(Session::header).and_then(|h| HeaderValue::from_str(&h).ok()) {
             headers.insert("x-switchyard-guardrails", value);
@@ -193,7 +194,7 @@ pub(super) async fn route_chat(
         return Ok(Routed::Stream(Box::new(Metered::new(gateway, guarded, &context)), headers));
     }
     let mut answer = gateway.router.chat_with(&request, options).await?;
-    report_headers(&mut headers, &answer.report);
+    report_headers(&mut headers, &answer.report, gateway.show_api_base);
     limit_headers(&mut headers, principal.key(), usage);
     if let Some(mut session) = session {
         let checked = if session.works_on_answers() {
@@ -288,7 +289,7 @@ pub(super) async fn embeddings(
     let mut answer = Box::pin(gateway.router.embed_with(&request, options)).await?;
     answer.response.model = group;
     let mut response = axum::Json(&answer.response).into_response();
-    report_headers(response.headers_mut(), &answer.report);
+    report_headers(response.headers_mut(), &answer.report, gateway.show_api_base);
     limit_headers(response.headers_mut(), principal.key(), usage);
     Ok(response)
 }

@@ -80,6 +80,8 @@ pub struct Gateway {
     server: ServerLimits,
     /// Bytes of request bodies being received.
     receiving: intake::Receiving,
+    /// Whether answers carry `x-switchyard-model-api-base` (the upstream's URL).
+    show_api_base: bool,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -284,6 +286,7 @@ impl Gateway {
             guardrails,
             server: config.server_limits(),
             receiving: intake::Receiving::default(),
+            show_api_base: config.general_settings.model_api_base_header,
         })
     }
 
@@ -453,7 +456,14 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), RandomRequestId))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-                .layer(TraceLayer::new_for_http())
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %request.method(),
+                        uri = %logged_uri(request.uri()),
+                        version = ?request.version()
+                    )
+                }))
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiFailure::new(ErrorKind::Server, "the gateway failed on this request; it has been logged")
                         .into_response()
@@ -466,6 +476,28 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
                 .load_shed()
                 .concurrency_limit(MAX_IN_FLIGHT),
         )
+}
+
+/// A request's URI as it is logged: the values of query parameters that can hold a secret
+/// (`key`, `api_key`, `token`, ...), and any value that looks like a key, are replaced by
+/// `[redacted]` (`/key/info?key=sk-...` must not put the key in a log).
+fn logged_uri(uri: &axum::http::Uri) -> String {
+    let Some(query) = uri.query() else { return uri.path().to_string() };
+    let secret_name = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        ["key", "token", "secret", "password", "auth", "signature", "credential"].iter().any(|s| name.contains(s))
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decoded = |part: &str| form_urlencoded::parse(part.as_bytes()).next().map(|(n, _)| n.into_owned());
+            let hidden =
+                secret_name(&decoded(name).unwrap_or_default()) || decoded(value).is_some_and(|v| v.starts_with("sk-"));
+            if hidden { format!("{name}=[redacted]") } else { pair.to_string() }
+        })
+        .collect();
+    format!("{}?{}", uri.path(), pairs.join("&"))
 }
 
 /// Serves `gateway` on `addr` with one event loop per core ([`serve_on_workers`]) until
@@ -529,4 +561,18 @@ pub async fn shutdown_signal() {
 /// A 503 answer, for readiness checks.
 pub(crate) fn unavailable(message: impl Into<String>) -> Response {
     ApiFailure::new(ErrorKind::Overloaded, message).status(StatusCode::SERVICE_UNAVAILABLE).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logged_uris_hide_secrets_in_the_query() {
+        let uri: axum::http::Uri =
+            "/key/info?key=sk-abc123secret&limit=5&api_key=xyz&x=sk-zz".parse().unwrap_or_default();
+        let logged = super::logged_uri(&uri);
+        assert_eq!(logged, "/key/info?key=[redacted]&limit=5&api_key=[redacted]&x=[redacted]");
+        assert!(!logged.contains("sk-"));
+        let plain: axum::http::Uri = "/v1/chat/completions".parse().unwrap_or_default();
+        assert_eq!(super::logged_uri(&plain), "/v1/chat/completions");
+    }
 }

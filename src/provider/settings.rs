@@ -48,6 +48,19 @@ pub struct ProviderSettings {
 }
 
 impl ProviderSettings {
+    /// Every secret these settings send upstream (keys, tokens, and extra header values,
+    /// which carry keys for servers that take them in a header of their own).
+    pub fn secrets(&self) -> Vec<SecretString> {
+        let mut secrets: Vec<SecretString> =
+            [&self.api_key, &self.auth_token, &self.aws_secret_access_key, &self.aws_session_token]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+        secrets.extend(self.headers.iter().map(|(_, value)| SecretString::from(value.clone())));
+        secrets
+    }
+
     /// Settings with an API key.
     pub fn with_api_key(key: impl Into<String>) -> Self {
         Self { api_key: Some(SecretString::from(key.into())), ..Self::default() }

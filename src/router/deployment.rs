@@ -151,6 +151,8 @@ pub(crate) struct Live {
     pub tpm: Option<u64>,
     pub order: u32,
     pub context_window: Option<u64>,
+    /// The credentials it is called with, scrubbed from the errors it answers with.
+    pub secrets: Vec<secrecy::SecretString>,
     /// The most tokens the model may generate in one answer, where the registry knows it.
     pub max_output: Option<u64>,
     /// Unit prices for the lowest-cost strategy: input, output, per request.
@@ -181,6 +183,7 @@ impl Live {
             tpm: config.tpm,
             order: config.order,
             context_window: config.context_window.or_else(|| info.and_then(|i| i.context_window)),
+            secrets: Vec::new(),
             max_output: info.and_then(|i| i.max_output),
             prices: info.map(|i| (i.input, i.output, i.per_request)),
             model,

@@ -374,6 +374,7 @@ impl RouterBuilder {
             let provider = Provider::configure(kind, &settings).map_err(|e| bad(e.to_string()))?;
             let mut live = Live::new(id, kind, model, Arc::new(provider), config, &prices);
             live.api_base = settings.base_url.clone();
+            live.secrets = settings.secrets();
             members.push(Arc::new(live));
         }
         for (kind, table) in [

@@ -696,7 +696,7 @@ impl Inner {
                 model = %live.model,
                 attempt = call.attempts.len() + 1
             );
-            let result = self.attempt(live, op).instrument(span).await;
+            let result = self.attempt(live, op).instrument(span).await.map_err(|err| err.redact(&live.secrets));
             let duration = started.elapsed();
             call.attempts.push(Attempt {
                 group: group.to_string(),

@@ -221,6 +221,10 @@ impl Stream for RoutedStream {
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(err))) => {
+                let err = match &this.in_flight {
+                    Some(live) => err.redact(&live.0.secrets),
+                    None => err,
+                };
                 this.finish(Ending::Failed(&err));
                 Poll::Ready(Some(Err(err)))
             }

@@ -1,0 +1,121 @@
+//! The gateway as a process, as an operator runs it: what it logs, how it refuses a bad
+//! config, and what survives SIGTERM and SIGKILL.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const MASTER: &str = "sk-master-for-process-tests";
+
+fn switchyard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("switchyard-process-{name}-{:016x}", fastrand::u64(..)))
+}
+
+/// Starts `switchyard serve` with `config` and `args`, waits until it listens, and returns it
+/// with its port.
+fn serve(config: &str, args: &[&str], database: &std::path::Path) -> (Child, u16) {
+    let path = temp("config.yaml");
+    std::fs::write(&path, config).unwrap_or_else(|e| panic!("{e}"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0);
+    let mut child = switchyard()
+        .args(args)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .args(["--port", &port.to_string()])
+        .env("SWITCHYARD_MASTER_KEY", MASTER)
+        .env("SWITCHYARD_DATABASE_URL", format!("sqlite://{}", database.display()))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (child, port);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the gateway did not listen on {port}");
+}
+
+/// One raw HTTP/1.1 exchange with `connection: close`.
+fn http(port: u16, request: &str) -> String {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"));
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    stream.write_all(request.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out);
+    out
+}
+
+fn stop(mut child: Child) -> String {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    let _ = child.wait();
+    stderr
+}
+
+/// Defect: `GET /key/info?key=sk-...` and any `?api_key=` wrote the secret into the
+/// request log at `-vv`.
+#[test]
+fn secrets_in_query_strings_never_reach_the_log() {
+    let database = temp("log.db");
+    let (child, port) =
+        serve("model_list:\n  - model_name: echo\n    litellm_params: {model: mock/echo}\n", &["-vv"], &database);
+    for path in [
+        "/key/info?key=sk-query-secret-1234567",
+        "/v1/models?api_key=sk-query-secret-1234567",
+        "/spend/logs?token=sk-query-secret-1234567",
+    ] {
+        let answer = http(
+            port,
+            &format!("GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {MASTER}\r\nconnection: close\r\n\r\n"),
+        );
+        assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+    }
+    let log = stop(child);
+    assert!(log.contains("/key/info"), "the requests are logged at -vv: {log:.2000}");
+    assert!(!log.contains("sk-query-secret-1234567"), "a secret reached the log");
+    assert!(!log.contains(MASTER), "the master key reached the log");
+}
+
+/// Defect: `1e300` for `cooldown_time`, `timeout` or `cache_params.ttl` crashed start-up
+/// (exit 101) instead of an error naming the field.
+#[test]
+fn an_out_of_range_config_value_is_an_error_naming_the_field_not_a_crash() {
+    for (yaml, field) in [
+        ("router_settings: {cooldown_time: 1e300}", "router_settings.cooldown_time"),
+        ("router_settings: {timeout: 1e300}", "router_settings.timeout"),
+        ("litellm_settings: {cache: true, cache_params: {ttl: 1e300}}", "litellm_settings.cache_params.ttl"),
+        ("general_settings: {max_request_size_mb: 17592186044416}", "general_settings.max_request_size_mb"),
+    ] {
+        let path = temp("bad.yaml");
+        std::fs::write(
+            &path,
+            format!("model_list:\n  - model_name: echo\n    litellm_params: {{model: mock/echo}}\n{yaml}\n"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let output = switchyard()
+            .args(["serve", "--port", "0", "--config"])
+            .arg(&path)
+            .env("SWITCHYARD_MASTER_KEY", MASTER)
+            .env("SWITCHYARD_DATABASE_URL", format!("sqlite://{}", temp("bad.db").display()))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{yaml}: {stderr}");
+        assert!(stderr.contains(field) && !stderr.contains("panicked"), "{yaml}: {stderr}");
+    }
+}
