@@ -53,6 +53,20 @@ pub fn deadline(now: Instant, wait: Duration) -> Instant {
     now.checked_add(wait.min(MAX_TTL)).or_else(|| now.checked_add(MAX_CONFIG_WAIT)).unwrap_or(now)
 }
 
+/// The most of a caller's value an error message repeats.
+pub const SHOWN: usize = 120;
+
+/// A value from a caller as an error message shows it: whole when short, else its first
+/// [`SHOWN`] bytes (on a character boundary) and how long it was. A 1 MB model name must
+/// not come back whole in the 404.
+pub fn shown(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.len() <= SHOWN {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let cut = (0..=SHOWN).rev().find(|&i| value.is_char_boundary(i)).unwrap_or(0);
+    std::borrow::Cow::Owned(format!("{}... ({} bytes)", &value[..cut], value.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +102,13 @@ mod tests {
         assert_eq!(deadline(now, Duration::from_secs(5)), now + Duration::from_secs(5));
         assert!(deadline(now, Duration::MAX) > now);
         assert!(deadline(now, Duration::MAX) <= now + MAX_TTL);
+    }
+
+    #[test]
+    fn long_values_are_shown_cut_with_their_length() {
+        assert_eq!(shown("gpt-4o"), "gpt-4o");
+        let long = "é".repeat(1000);
+        let cut = shown(&long);
+        assert!(cut.len() < 200 && cut.ends_with("(2000 bytes)"), "{cut}");
     }
 }

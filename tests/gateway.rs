@@ -536,3 +536,65 @@ async fn an_upstream_that_echoes_its_credential_does_not_leak_it() {
         assert!(text.contains("[redacted]"), "{text}");
     }
 }
+
+/// Defect: error messages echoed the offending value whole (a 1 MB model name came back
+/// whole in the 404).
+#[tokio::test]
+async fn error_messages_do_not_echo_huge_values() {
+    let app = defaults().await;
+    let name = "m".repeat(1 << 20);
+    let answer = send(&app, post("/v1/chat/completions", chat(&name, "hi"))).await;
+    let body = answer.assert_error(404, "not_found_error");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.len() < 1000 && message.contains("1048576 bytes"), "{} bytes: {message:.200}", message.len());
+    // A value serde quotes (a wrong type) is cut too.
+    let bad =
+        json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}], "temperature": "t".repeat(1 << 20)});
+    let answer = send(&app, post("/v1/chat/completions", bad.to_string())).await;
+    let body = answer.assert_error(400, "invalid_request_error");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.len() <= 2100), "{} bytes", answer.body.len());
+    assert!(answer.body.len() < 4096);
+    // A long unknown path, too.
+    let path = format!("/v1/{}", "p".repeat(20_000));
+    let answer = send(&app, post(&path, "{}")).await;
+    answer.assert_error(404, "not_found_error");
+    assert!(answer.body.len() < 1000);
+}
+
+/// Defect: empty `messages` answered 200; `max_tokens` of -1 or 0 and `n` of -1 or 1e6
+/// were passed upstream; `/v1/messages` took the last of duplicate keys where chat refuses
+/// them.
+#[tokio::test]
+async fn out_of_range_requests_are_refused_before_the_upstream() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).mount(&server).await;
+    let config = format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{}/v1', api_key: sk-up}}\n",
+        server.uri()
+    );
+    let app = gateway(&config).await;
+    let message = json!([{"role": "user", "content": "hi"}]);
+    for (field, value, param) in [
+        ("messages", json!([]), "messages"),
+        ("max_tokens", json!(-1), "max_tokens"),
+        ("max_tokens", json!(0), "max_tokens"),
+        ("max_completion_tokens", json!(0), "max_completion_tokens"),
+        ("n", json!(-1), "n"),
+        ("n", json!(1_000_000), "n"),
+        ("temperature", json!(7), "temperature"),
+    ] {
+        let mut body = json!({"model": "m", "messages": message});
+        body[field] = value.clone();
+        let answer = send(&app, post("/v1/chat/completions", body.to_string())).await;
+        let error = answer.assert_error(400, "invalid_request_error");
+        assert_eq!(error["error"]["param"], param, "{field} = {value}: {error}");
+    }
+    assert_eq!(server.received_requests().await.map_or(0, |r| r.len()), 0, "nothing went upstream");
+    let duplicated =
+        r#"{"model": "m", "max_tokens": 10, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}"#;
+    for path in ["/v1/chat/completions", "/v1/messages"] {
+        let answer = send(&app, post(path, duplicated)).await;
+        assert_eq!(answer.status.as_u16(), 400, "{path}: {}", String::from_utf8_lossy(&answer.body));
+        assert!(String::from_utf8_lossy(&answer.body).contains("duplicate field"), "{path}");
+    }
+}

@@ -7,19 +7,11 @@ use serde_json::json;
 
 use crate::error::{Error, ErrorKind};
 
-/// The most of a client's value an error message repeats.
-pub const SHOWN: usize = 120;
+pub use crate::bounds::shown;
 
-/// A value from a client as an error message shows it: whole when short, else its first
-/// [`SHOWN`] bytes (on a character boundary) and how long it was. A 1 MB model name must
-/// not come back whole in the 404.
-pub fn shown(value: &str) -> std::borrow::Cow<'_, str> {
-    if value.len() <= SHOWN {
-        return std::borrow::Cow::Borrowed(value);
-    }
-    let cut = (0..=SHOWN).rev().find(|&i| value.is_char_boundary(i)).unwrap_or(0);
-    std::borrow::Cow::Owned(format!("{}... ({} bytes)", &value[..cut], value.len()))
-}
+/// The longest error message answered: a message that quotes a client's value (serde's
+/// "invalid type: string ..." quotes it whole) is cut here.
+pub const MAX_MESSAGE: usize = 2048;
 
 /// An error answer.
 #[derive(Debug)]
@@ -43,10 +35,16 @@ pub struct ApiFailure {
 impl ApiFailure {
     /// A failure of `kind` with this message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if message.len() > MAX_MESSAGE {
+            let cut = (0..=MAX_MESSAGE).rev().find(|&i| message.is_char_boundary(i)).unwrap_or(0);
+            message.truncate(cut);
+            message.push_str("... (cut)");
+        }
         Self {
             status: StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             kind: kind.as_str(),
-            message: message.into(),
+            message,
             param: None,
             code: None,
             retry_after: None,

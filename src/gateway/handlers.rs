@@ -151,6 +151,7 @@ pub(super) async fn route_chat(
     mut options: CallOptions,
 ) -> Result<Routed, ApiFailure> {
     let started = std::time::Instant::now();
+    request.check()?;
     check_model(principal, &request.model)?;
     let requested = Requested::take(&mut request)?;
     let mut session = if gateway.guardrails.is_empty() && requested.on.is_empty() && requested.off.is_empty() {
@@ -336,15 +337,23 @@ fn state_name(gateway: &Gateway) -> &'static str {
 }
 
 pub(super) async fn not_found(request: Request) -> Response {
-    ApiFailure::new(ErrorKind::NotFound, format!("no route for {} {}", request.method(), request.uri().path()))
-        .code("unknown_url")
-        .into_response()
+    let path = super::envelope::shown(request.uri().path());
+    ApiFailure::new(
+        ErrorKind::NotFound,
+        format!("no route for {} {path}", super::envelope::shown(request.method().as_str())),
+    )
+    .code("unknown_url")
+    .into_response()
 }
 
 pub(super) async fn method_not_allowed(request: Request) -> Response {
     ApiFailure::new(
         ErrorKind::InvalidRequest,
-        format!("{} is not allowed on {}", request.method(), request.uri().path()),
+        format!(
+            "{} is not allowed on {}",
+            super::envelope::shown(request.method().as_str()),
+            super::envelope::shown(request.uri().path())
+        ),
     )
     .status(StatusCode::METHOD_NOT_ALLOWED)
     .code("method_not_allowed")

@@ -143,6 +143,87 @@ pub(super) async fn intake(State(gateway): State<Arc<Gateway>>, request: Request
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
+/// Parses a JSON body into a `Value`, refusing duplicate keys in any object, as the typed
+/// routes do (a `Value` would keep the last quietly, and two readers of the same body, a
+/// guardrail and an upstream, could then see different requests).
+pub(super) fn strict_json(bytes: &[u8]) -> serde_json::Result<serde_json::Value> {
+    use serde::de::DeserializeSeed as _;
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = Strict.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// A JSON value whose objects have no duplicate keys.
+struct Strict;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Strict {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(item) = seq.next_element_seed(Strict)? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate field `{}`",
+                    super::envelope::shown(&key)
+                )));
+            }
+            let value = map.next_value_seed(Strict)?;
+            object.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(object))
+    }
+}
+
 fn too_large(max: usize) -> ApiFailure {
     ApiFailure::new(
         ErrorKind::InvalidRequest,
@@ -169,7 +250,17 @@ fn busy() -> ApiFailure {
 
 #[cfg(test)]
 mod tests {
-    use super::is_json;
+    use super::{is_json, strict_json};
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        assert!(strict_json(br#"{"a": 1, "b": [{"c": 2}], "d": null, "e": 1.5, "f": -3}"#).is_ok());
+        for bad in [&br#"{"a": 1, "a": 2}"#[..], br#"{"m": [{"x": 1, "x": 1}]}"#, br#"{"a": 1} trailing"#] {
+            assert!(strict_json(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        let err = strict_json(br#"{"model": "a", "model": "b"}"#).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("duplicate field `model`"), "{err}");
+    }
 
     #[test]
     fn json_and_what_curl_sends_are_read_and_nothing_else() {

@@ -222,7 +222,8 @@ impl KeyFields {
             let groups = gateway.router.groups();
             if let Some(unknown) = models.iter().find(|m| !groups.contains(&m.as_str())) {
                 return Err(ApiFailure::bad_request(format!(
-                    "`models` names `{unknown}`, which this gateway does not serve (it serves: {})",
+                    "`models` names `{}`, which this gateway does not serve (it serves: {})",
+                    super::envelope::shown(unknown),
                     groups.join(", ")
                 )));
             }
@@ -353,7 +354,7 @@ async fn check_team(gateway: &Gateway, key: &KeyRecord) -> Result<(), ApiFailure
     match &key.team_id {
         Some(id) if gateway.store.team_by_id(id).await?.is_none() => Err(ApiFailure::new(
             ErrorKind::NotFound,
-            format!("`team_id` names `{id}`, which does not exist (make it with /team/new)"),
+            format!("`team_id` names `{}`, which does not exist (make it with /team/new)", super::envelope::shown(id)),
         )
         .code("team_not_found")),
         _ => Ok(()),

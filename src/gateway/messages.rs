@@ -88,8 +88,10 @@ async fn handle(
     if bytes.is_empty() {
         return Err(ApiFailure::bad_request("the request body is empty; send a JSON object"));
     }
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiFailure::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    let value: Value = super::intake::strict_json(&bytes).map_err(|e| {
+        let what = if e.is_syntax() || e.is_eof() { "the request body is not valid JSON" } else { "invalid request" };
+        ApiFailure::bad_request(format!("{what}: {e}"))
+    })?;
     // Checked against our description of Anthropic's format first, for its error messages.
     <crate::spec::anthropic::CreateMessageParams as serde::Deserialize>::deserialize(&value)
         .map_err(|e| ApiFailure::bad_request(format!("invalid request: {e}")))?;
@@ -174,7 +176,12 @@ pub fn to_openai(body: &Value) -> Result<ChatRequest, ApiFailure> {
             "tool" => {
                 json!({"type": "function", "function": {"name": choice.get("name").cloned().unwrap_or(Value::Null)}})
             }
-            other => return Err(bad(format!("tool_choice type `{other}` is not one of auto, any, tool, none"))),
+            other => {
+                return Err(bad(format!(
+                    "tool_choice type `{}` is not one of auto, any, tool, none",
+                    super::envelope::shown(other)
+                )));
+            }
         };
         out.insert("tool_choice".into(), mapped);
         if choice.get("disable_parallel_tool_use").and_then(Value::as_bool) == Some(true) {
@@ -273,7 +280,12 @@ fn user_blocks(blocks: &[Value], i: usize, messages: &mut Vec<Value>) -> Result<
                 let id = block.get("tool_use_id").cloned().unwrap_or(Value::Null);
                 messages.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
             }
-            other => return Err(bad(format!("messages[{i}]: a `{other}` block cannot be sent by the user here"))),
+            other => {
+                return Err(bad(format!(
+                    "messages[{i}]: a `{}` block cannot be sent by the user here",
+                    super::envelope::shown(other)
+                )));
+            }
         }
     }
     if !parts.is_empty() {
@@ -303,7 +315,12 @@ fn assistant_blocks(blocks: &[Value], i: usize) -> Result<Value, ApiFailure> {
                 thinking.push(block.clone());
             }
             "redacted_thinking" => thinking.push(block.clone()),
-            other => return Err(bad(format!("messages[{i}]: an assistant `{other}` block cannot be translated"))),
+            other => {
+                return Err(bad(format!(
+                    "messages[{i}]: an assistant `{}` block cannot be translated",
+                    super::envelope::shown(other)
+                )));
+            }
         }
     }
     let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
@@ -319,7 +336,10 @@ fn assistant_blocks(blocks: &[Value], i: usize) -> Result<Value, ApiFailure> {
 
 fn tool(tool: &Value) -> Result<Value, ApiFailure> {
     if let Some(kind) = tool.get("type").and_then(Value::as_str).filter(|t| *t != "custom") {
-        return Err(bad(format!("the server tool `{kind}` runs only on Anthropic's side and cannot be routed")));
+        return Err(bad(format!(
+            "the server tool `{}` runs only on Anthropic's side and cannot be routed",
+            super::envelope::shown(kind)
+        )));
     }
     let mut function = json!({
         "name": tool.get("name").cloned().unwrap_or(Value::Null),

@@ -63,11 +63,9 @@ async fn describe(gateway: &Gateway, team: &TeamRecord) -> Value {
 
 async fn find(gateway: &Gateway, id: Option<&str>) -> Result<TeamRecord, ApiFailure> {
     let id = id.ok_or_else(|| ApiFailure::bad_request("name the team with `team_id`"))?;
-    gateway
-        .store
-        .team_by_id(id)
-        .await?
-        .ok_or_else(|| ApiFailure::new(ErrorKind::NotFound, format!("no team `{id}`")).code("team_not_found"))
+    gateway.store.team_by_id(id).await?.ok_or_else(|| {
+        ApiFailure::new(ErrorKind::NotFound, format!("no team `{}`", super::envelope::shown(id))).code("team_not_found")
+    })
 }
 
 pub(super) async fn new(State(gateway): State<Arc<Gateway>>, body: axum::body::Bytes) -> Result<Response, ApiFailure> {

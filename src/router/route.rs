@@ -477,12 +477,15 @@ impl Router {
         let deployments = self.inner.groups.get(&request.model)?;
         let mut sizing = Sizing::new(Op::Chat(request));
         let mut estimate = Estimate::default();
+        // Each of `n` choices has its own output.
+        let choices = request.n.unwrap_or(1).clamp(1, crate::spec::ext::MAX_CHOICES).unsigned_abs();
         for live in deployments {
             let prompt = sizing.count(live).await;
             let output = match sizing.reserved {
                 0 => live.max_output.unwrap_or(DEFAULT_RESERVED_OUTPUT),
                 reserved => reserved,
-            };
+            }
+            .saturating_mul(choices);
             estimate.prompt_tokens = estimate.prompt_tokens.max(prompt);
             estimate.output_tokens = estimate.output_tokens.max(output);
             estimate.prompt_cost = estimate.prompt_cost.max(live.expected_cost(prompt, 0));
@@ -580,7 +583,11 @@ impl Inner {
             known.sort_unstable();
             Error::Routing {
                 kind: ErrorKind::NotFound,
-                message: format!("no deployment serves the model `{group}` (known: {})", known.join(", ")),
+                message: format!(
+                    "no deployment serves the model `{}` (known: {})",
+                    crate::bounds::shown(group),
+                    known.join(", ")
+                ),
                 retry_after: None,
             }
         })?;

@@ -363,7 +363,8 @@ impl Guardrails {
         for name in settings.on.iter().chain(&settings.off) {
             if !self.list.iter().any(|g| &g.name == name) {
                 return Err(ApiFailure::bad_request(format!(
-                    "`guardrails` names `{name}`, which this gateway does not configure (it has: {})",
+                    "`guardrails` names `{}`, which this gateway does not configure (it has: {})",
+                    crate::bounds::shown(name),
                     self.names().join(", ")
                 )));
             }
@@ -394,7 +395,8 @@ impl Guardrails {
             for name in requested.on.iter().chain(&requested.off) {
                 if !self.list.iter().any(|g| &g.name == name) {
                     return Err(ApiFailure::bad_request(format!(
-                        "the request names the guardrail `{name}`, which this gateway does not configure (it has: {})",
+                        "the request names the guardrail `{}`, which this gateway does not configure (it has: {})",
+                        crate::bounds::shown(name),
                         self.names().join(", ")
                     )));
                 }

@@ -2,6 +2,7 @@
 //! constructors and helpers callers reach for first.
 
 pub mod anthropic;
+mod checks;
 mod embedding;
 mod message;
 mod nullable;
@@ -9,6 +10,7 @@ mod request;
 mod response;
 mod tagged;
 
+pub use checks::MAX_CHOICES;
 pub use embedding::EmbeddingInput;
 pub use message::{ChatMessage, ContentPart, MessageContent};
 pub use nullable::Nullable;
