@@ -119,3 +119,58 @@ fn an_out_of_range_config_value_is_an_error_naming_the_field_not_a_crash() {
         assert!(stderr.contains(field) && !stderr.contains("panicked"), "{yaml}: {stderr}");
     }
 }
+
+fn spend_rows(database: &std::path::Path) -> i64 {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
+    runtime.block_on(async {
+        let url = format!("sqlite://{}", database.display());
+        let store = switchyard::gateway::store::Store::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        store.spend_count().await.unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+fn answered_calls(port: u16, calls: usize) {
+    let body = r#"{"model": "echo", "messages": [{"role": "user", "content": "hi"}]}"#;
+    for _ in 0..calls {
+        let answer = http(
+            port,
+            &format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {MASTER}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+}
+
+/// A SIGKILL loses the rows of the flush window (here a long one, so the loss shows);
+/// in durable mode it loses none of the answered calls.
+#[test]
+fn sigkill_loses_only_the_flush_window_and_nothing_in_durable_mode() {
+    let models = "model_list:\n  - model_name: echo\n    litellm_params: {model: mock/echo}\n";
+    for durable in [false, true] {
+        let database = temp("kill.db");
+        let config = format!("{models}general_settings: {{spend_flush_ms: 5000, durable_spend: {durable}}}\n");
+        let (mut child, port) = serve(&config, &[], &database);
+        answered_calls(port, 5);
+        let _ = child.kill();
+        let _ = child.wait();
+        let rows = spend_rows(&database);
+        if durable {
+            assert_eq!(rows, 5, "durable mode: every answered call has its row");
+        } else {
+            assert!(rows < 5, "the rows of the last 5 s were still gathering: {rows}");
+        }
+    }
+}
+
+/// SIGTERM drains: every answered call has its row, whatever the window.
+#[test]
+fn sigterm_loses_no_spend_row() {
+    let database = temp("term.db");
+    let config = "model_list:\n  - model_name: echo\n    litellm_params: {model: mock/echo}\ngeneral_settings: {spend_flush_ms: 5000}\n";
+    let (child, port) = serve(config, &[], &database);
+    answered_calls(port, 5);
+    let _ = stop(child);
+    assert_eq!(spend_rows(&database), 5);
+}

@@ -38,6 +38,8 @@ pub(super) struct Admission {
     outcome: Mutex<Option<(i64, u64)>>,
     /// Why the gateway cut the call short, if it did (for its spend row).
     cut: Mutex<Option<&'static str>>,
+    /// In durable mode: the call's spend row being written, for the answer to wait on.
+    written: Mutex<Option<super::spend::Written>>,
     _in_flight: Option<InFlightKey>,
 }
 
@@ -52,6 +54,7 @@ impl Admission {
             estimate: Estimate::default(),
             outcome: Mutex::default(),
             cut: Mutex::default(),
+            written: Mutex::default(),
             _in_flight: None,
         }
     }
@@ -60,6 +63,19 @@ impl Admission {
     /// settled with these when the admission is dropped.
     pub fn finish(&self, cost: i64, tokens: u64) {
         *self.outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((cost, tokens));
+    }
+
+    /// Keeps the call's spend row being written, for [`Admission::wait_written`].
+    pub fn written(&self, written: super::spend::Written) {
+        *self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(written);
+    }
+
+    /// In durable mode, waits until the call's spend row is written; at once otherwise.
+    pub async fn wait_written(&self) {
+        let written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(written) = written {
+            written.wait().await;
+        }
     }
 
     /// Why the gateway cut the call short, if it did.
@@ -172,6 +188,7 @@ where
         estimate,
         outcome: Mutex::default(),
         cut: Mutex::default(),
+        written: Mutex::default(),
         _in_flight: in_flight,
     };
     // From here every hold is in `admission`: a refusal drops it, which gives them back.
@@ -245,41 +262,44 @@ const EXTEND_TOKENS: u64 = 1024;
 
 /// A stream held to its key's (and team's) budget: when what it has streamed passes what
 /// it reserved, the reservation grows by another [`EXTEND_TOKENS`] of output; when the
-/// budget has no room for that, the stream ends with an `insufficient_quota` error.
+/// budget has no room for that, the stream ends with an `insufficient_quota` error. In
+/// durable mode its end (`[DONE]`) waits for its spend row.
 pub struct Metered {
     inner: GuardedStream,
-    /// The call's admission, when it has a budget to keep to.
+    /// The call's admission.
     admission: Option<Arc<Admission>>,
     /// Output bytes streamed.
     bytes: u64,
-    /// Unit prices of the answering deployment: per prompt token, per output token.
+    /// When the call has a budget: the answering deployment's unit prices, per prompt token
+    /// and per output token.
     prices: Option<(i64, i64)>,
 }
 
 impl std::fmt::Debug for Metered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metered").field("budgeted", &self.admission.is_some()).finish_non_exhaustive()
+        f.debug_struct("Metered").field("budgeted", &self.prices.is_some()).finish_non_exhaustive()
     }
 }
 
 impl Metered {
     /// `inner`, metered against `context`'s budgets when it has any.
     pub(super) fn new(gateway: &Gateway, inner: GuardedStream, context: &CallContext) -> Self {
-        let admission = context.clone().downcast::<Admission>().ok().filter(|a| a.has_budget());
-        let prices = admission.as_ref().and_then(|_| {
+        let admission = context.clone().downcast::<Admission>().ok();
+        let prices = admission.as_ref().filter(|a| a.has_budget()).and_then(|_| {
             let deployment = inner.report().deployment.as_deref()?;
-            let one = |prompt: i64, completion: i64| crate::spec::openai::CompletionUsage {
-                prompt_tokens: prompt,
-                completion_tokens: completion,
-                total_tokens: prompt + completion,
-                completion_tokens_details: None,
-                prompt_tokens_details: None,
-                extra: serde_json::Map::new(),
-            };
-            let price = |usage| {
+            let price = |prompt: i64, completion: i64| {
+                let usage = crate::spec::openai::CompletionUsage {
+                    prompt_tokens: prompt,
+                    completion_tokens: completion,
+                    total_tokens: prompt + completion,
+                    completion_tokens_details: None,
+                    prompt_tokens_details: None,
+                    extra: serde_json::Map::new(),
+                };
                 gateway.router.price_on(deployment, &usage).map(|r| i64::try_from(r.total.0).unwrap_or(i64::MAX))
             };
-            Some((price(one(1, 0))?, price(one(0, 1))?))
+            let base = price(0, 0)?;
+            Some((price(1, 0)? - base, price(0, 1)? - base))
         });
         Self { inner, admission, bytes: 0, prices }
     }
@@ -287,21 +307,34 @@ impl Metered {
     /// The next chunk, or the error that ends the stream.
     pub async fn next_chunk(&mut self) -> Option<Result<ChatChunk, ApiFailure>> {
         let item = self.inner.next_chunk().await;
-        if let (Some(Ok(chunk)), Some(admission), Some((input, output))) = (&item, &self.admission, self.prices) {
-            self.bytes = self.bytes.saturating_add(crate::router::output_bytes(chunk));
-            let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-            let spent = input
-                .saturating_mul(tokens(admission.estimate.prompt_tokens))
-                .saturating_add(output.saturating_mul(tokens(self.bytes.div_ceil(4))));
-            if spent > admission.reserved() && !admission.extend(output.saturating_mul(tokens(EXTEND_TOKENS))).await {
-                *admission.cut.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some("budget_exceeded");
-                return Some(Err(ApiFailure::new(
-                    ErrorKind::RateLimited,
-                    "the stream was stopped: it reached the budget left for this period",
-                )
-                .code("insufficient_quota")));
+        let Some(admission) = &self.admission else { return item };
+        match (&item, self.prices) {
+            (Some(Ok(chunk)), Some((input, output))) => {
+                self.bytes = self.bytes.saturating_add(crate::router::output_bytes(chunk));
+                let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                let spent = input
+                    .saturating_mul(tokens(admission.estimate.prompt_tokens))
+                    .saturating_add(output.saturating_mul(tokens(self.bytes.div_ceil(4))));
+                if spent > admission.reserved() && !admission.extend(output.saturating_mul(tokens(EXTEND_TOKENS))).await
+                {
+                    *admission.cut.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some("budget_exceeded");
+                    return Some(Err(ApiFailure::new(
+                        ErrorKind::RateLimited,
+                        "the stream was stopped: it reached the budget left for this period",
+                    )
+                    .code("insufficient_quota")));
+                }
             }
+            (None, _) => admission.wait_written().await,
+            _ => {}
         }
         item
+    }
+}
+
+/// In durable mode, waits until a routed call's spend row is written.
+pub(super) async fn wait_written(context: &CallContext) {
+    if let Some(admission) = context.downcast_ref::<Admission>() {
+        admission.wait_written().await;
     }
 }

@@ -275,6 +275,13 @@ pub struct GeneralSettings {
     pub max_connections: Option<u64>,
     /// Seconds requests in flight may finish after a shutdown signal (ours; default 20).
     pub graceful_shutdown_timeout: Option<f64>,
+    /// Milliseconds spend rows gather before they are written in one batch (ours; default
+    /// 250, 0 for none): a SIGKILL loses at most this window's rows.
+    pub spend_flush_ms: Option<u64>,
+    /// An answer is complete only once its spend row is written (ours; default false): a
+    /// SIGKILL then loses only calls whose answers had not completed.
+    #[serde(default)]
+    pub durable_spend: bool,
     /// Whether answers carry `x-switchyard-model-api-base`, the upstream's URL (ours;
     /// default false: it is internal).
     #[serde(default)]
@@ -404,6 +411,13 @@ impl Config {
                 config_secs(field, seconds, false, MAX_CONFIG_WAIT)?;
             }
         }
+        if let Some(ms) = general.spend_flush_ms
+            && ms > 60_000
+        {
+            return Err(Error::Config(format!(
+                "invalid config: general_settings.spend_flush_ms is {ms}; it must be from 0 to 60000"
+            )));
+        }
         if let Some(n) = general.max_connections
             && !(1..=1_000_000).contains(&n)
         {
@@ -461,6 +475,13 @@ impl Config {
             .ttl
             .and_then(|s| crate::bounds::secs_within(s, false, crate::bounds::MAX_TTL))
             .unwrap_or(Duration::from_secs(600))
+    }
+
+    /// How long spend rows gather before a batch is written.
+    pub fn spend_flush(&self) -> Duration {
+        self.general_settings
+            .spend_flush_ms
+            .map_or(super::spend::DEFAULT_FLUSH, |ms| Duration::from_millis(ms.min(60_000)))
     }
 
     /// How connections are served (defaults where unset).

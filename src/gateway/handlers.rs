@@ -195,6 +195,7 @@ pub(super) async fn route_chat(
         return Ok(Routed::Stream(Box::new(Metered::new(gateway, guarded, &context)), headers));
     }
     let mut answer = gateway.router.chat_with(&request, options).await?;
+    super::admission::wait_written(&context).await;
     report_headers(&mut headers, &answer.report, gateway.show_api_base);
     limit_headers(&mut headers, principal.key(), usage);
     if let Some(mut session) = session {
@@ -286,8 +287,9 @@ pub(super) async fn embeddings(
     let request: EmbeddingRequest = parse(&bytes)?;
     let group = request.model.clone();
     let (context, usage) = admit(&gateway, &principal, &group, async || crate::router::Estimate::default()).await?;
-    let options = CallOptions { context: Some(context), ..CallOptions::default() };
+    let options = CallOptions { context: Some(context.clone()), ..CallOptions::default() };
     let mut answer = Box::pin(gateway.router.embed_with(&request, options)).await?;
+    super::admission::wait_written(&context).await;
     answer.response.model = group;
     let mut response = axum::Json(&answer.response).into_response();
     report_headers(response.headers_mut(), &answer.report, gateway.show_api_base);

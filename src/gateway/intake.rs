@@ -61,6 +61,26 @@ impl Drop for Held<'_> {
     }
 }
 
+/// The most bytes of header names and values a request may have. hyper's own limit (its
+/// read buffer, about 400 KB) is approximate: a head that arrives in one read can pass it.
+pub const MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// Refuses a request whose headers pass [`MAX_HEADER_BYTES`] (431, in an envelope, as hyper's
+/// own refusal of a head past its buffer is rewritten to).
+pub(super) async fn header_limit(request: Request, next: Next) -> Response {
+    let bytes: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    if bytes > MAX_HEADER_BYTES {
+        let mut response =
+            ApiFailure::new(ErrorKind::InvalidRequest, "the request's headers are too large (or too many)")
+                .status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+                .code("headers_too_large")
+                .into_response();
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    next.run(request).await
+}
+
 /// Whether a body of this `Content-Type` is read as JSON.
 fn is_json(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();

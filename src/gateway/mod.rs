@@ -133,12 +133,12 @@ impl Gateway {
         };
         let limits = Arc::new(limits::Limits::new(state.clone(), store.clone(), redis_url.as_deref()).await?);
         let guardrails = guardrails::Guardrails::compile(&config.guardrails, env)?;
-        let (sender, writer) = spend::SpendWriter::start(store.clone());
+        let (sender, writer) = spend::SpendWriter::start(store.clone(), config.spend_flush());
         let metrics = Arc::new(metrics::Metrics::new());
         let mut builder = Router::builder()
             .drop_params(config.litellm_settings.drop_params)
             .state(state)
-            .hooks(spend::spend_hooks(sender.clone(), metrics.clone()));
+            .hooks(spend::spend_hooks(sender.clone(), metrics.clone(), config.general_settings.durable_spend));
         let custom: std::collections::HashMap<&str, (&config::CustomProvider, &'static CompatVendor)> = config
             .providers
             .iter()
@@ -464,6 +464,7 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
                         version = ?request.version()
                     )
                 }))
+                .layer(axum::middleware::from_fn(intake::header_limit))
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiFailure::new(ErrorKind::Server, "the gateway failed on this request; it has been logged")
                         .into_response()

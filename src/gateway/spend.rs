@@ -1,12 +1,19 @@
 //! The spend log writer: one background task that writes rows in batches (a row and those
-//! that follow it within 250 ms, up to 1024 rows), and drains what is queued before the
-//! gateway exits.
+//! that follow it within the flush interval, 250 ms by default, up to 1024 rows), and drains
+//! what is queued before the gateway exits.
 //!
 //! The log is for reading, not for enforcement (budgets are settled in the limit counters
 //! as each call ends), so a row may wait a moment for company: one transaction per batch
 //! costs the same as one per row, and at low rates a transaction per row was most of the
 //! gateway's CPU per request (the database's worker thread woken several times for each).
 //! LiteLLM batches its spend updates for 60 s by default.
+//!
+//! What this costs: a SIGTERM loses nothing (the queue is drained), but a SIGKILL or a
+//! crash loses the rows still queued, at most those of the last flush interval
+//! (`general_settings.spend_flush_ms`, 0 for no gathering at all) and the calls in flight.
+//! In durable mode (`general_settings.durable_spend: true`) an answer is not complete, the
+//! whole body or a stream's `[DONE]`, until its row is written: a SIGKILL then loses only
+//! calls whose answers had not completed.
 
 use std::time::Duration;
 
@@ -19,8 +26,12 @@ use crate::hooks::{CallEvent, EventKind, Hooks};
 
 const BATCH: usize = 1024;
 
-/// How long rows gather after the first of a batch.
-const GATHER: Duration = Duration::from_millis(250);
+/// How long rows gather after the first of a batch, by default.
+pub const DEFAULT_FLUSH: Duration = Duration::from_millis(250);
+
+/// How long an answer waits for its row in durable mode before it is sent anyway (the
+/// database is away: the row is retried and, failing that, logged as lost).
+const DURABLE_WAIT: Duration = Duration::from_secs(5);
 
 /// What the writer is given.
 #[derive(Debug)]
@@ -29,8 +40,8 @@ const GATHER: Duration = Duration::from_millis(250);
     reason = "rows are nearly every message; boxing them would allocate once more per call"
 )]
 enum Message {
-    /// A call's row.
-    Row(SpendRow),
+    /// A call's row, and who waits for it to be written.
+    Row(SpendRow, Option<tokio::sync::oneshot::Sender<()>>),
     /// What a call's guardrails decided, known after its row (post-call and stream checks).
     Guardrails { call_id: String, guardrails: String },
 }
@@ -42,11 +53,22 @@ pub struct SpendSender(mpsc::UnboundedSender<Message>);
 impl SpendSender {
     /// Queues a row; never blocks the call it describes.
     pub fn send(&self, row: SpendRow) {
-        if let Err(err) = self.0.send(Message::Row(row))
-            && let Message::Row(row) = err.0
+        if let Err(err) = self.0.send(Message::Row(row, None))
+            && let Message::Row(row, _) = err.0
         {
             tracing::error!(call_id = %row.call_id, "the spend writer has stopped; a spend row is lost");
         }
+    }
+
+    /// Queues a row and returns what resolves once it is written (or given up on).
+    pub fn send_durable(&self, row: SpendRow) -> Written {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Err(err) = self.0.send(Message::Row(row, Some(tx)))
+            && let Message::Row(row, _) = err.0
+        {
+            tracing::error!(call_id = %row.call_id, "the spend writer has stopped; a spend row is lost");
+        }
+        Written(rx)
     }
 
     /// Queues what a call's guardrails decided, for its row (queued before).
@@ -57,30 +79,52 @@ impl SpendSender {
     }
 }
 
+/// Resolves once a row sent with [`SpendSender::send_durable`] is written.
+#[derive(Debug)]
+pub struct Written(tokio::sync::oneshot::Receiver<()>);
+
+impl Written {
+    /// Waits for the row (at most a few seconds: see the module's notes).
+    pub async fn wait(self) {
+        if tokio::time::timeout(DURABLE_WAIT, self.0).await.is_err() {
+            tracing::warn!("a spend row was not written in time; the answer is sent without waiting longer");
+        }
+    }
+}
+
 /// The writer task.
 #[derive(Debug)]
 pub struct SpendWriter {
     task: JoinHandle<u64>,
+    /// Cuts a gathering short (at shutdown).
+    flush_now: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl SpendWriter {
-    /// Starts the writer on `store`.
-    pub fn start(store: Store) -> (SpendSender, Self) {
+    /// Starts the writer on `store`; rows gather for `flush` after the first of a batch.
+    pub fn start(store: Store, flush: Duration) -> (SpendSender, Self) {
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+        let flush_now = std::sync::Arc::new(tokio::sync::Notify::new());
+        let cut_short = flush_now.clone();
         let task = tokio::spawn(async move {
             let mut written = 0u64;
             let mut messages = Vec::with_capacity(BATCH);
             let mut batch = Vec::with_capacity(BATCH);
+            let mut acks = Vec::new();
             let mut updates = Vec::new();
             while rx.recv_many(&mut messages, BATCH).await > 0 {
-                // What comes within GATHER of the first row is written with it. The writer
+                // What comes within `flush` of the first row is written with it. The writer
                 // sleeps through the gathering rather than waking for each row: the
                 // gateway's workers are threads of their own, and a wake per row was a
                 // wake of this thread per request. Then it takes what has queued, BATCH
-                // rows at a time. (At shutdown the senders are gone; a drain waits out at
-                // most this sleep.)
-                if messages.len() < BATCH {
-                    tokio::time::sleep(GATHER).await;
+                // rows at a time. (At shutdown the senders are gone and the drain cuts the
+                // gathering short.) A row someone waits for is not kept waiting.
+                let waited_for = messages.iter().any(|m| matches!(m, Message::Row(_, Some(_))));
+                if messages.len() < BATCH && !flush.is_zero() && !waited_for {
+                    tokio::select! {
+                        () = tokio::time::sleep(flush) => {}
+                        () = cut_short.notified() => {}
+                    }
                 }
                 loop {
                     while messages.len() < BATCH {
@@ -92,11 +136,17 @@ impl SpendWriter {
                     let full = messages.len() == BATCH;
                     for message in messages.drain(..) {
                         match message {
-                            Message::Row(row) => batch.push(row),
+                            Message::Row(row, ack) => {
+                                batch.push(row);
+                                acks.extend(ack);
+                            }
                             Message::Guardrails { call_id, guardrails } => updates.push((call_id, guardrails)),
                         }
                     }
                     written += write(&store, &mut batch).await;
+                    for ack in acks.drain(..) {
+                        let _ = ack.send(());
+                    }
                     // Rows first: an update's row came before it, in this batch or an earlier one.
                     if !updates.is_empty() {
                         if let Err(err) = store.set_spend_guardrails(&updates).await {
@@ -111,11 +161,13 @@ impl SpendWriter {
             }
             written
         });
-        (SpendSender(tx), Self { task })
+        (SpendSender(tx), Self { task, flush_now })
     }
 
-    /// Waits until every queued row is written (call after the last sender is dropped).
+    /// Writes what is queued at once and waits until it is written (call after the last
+    /// sender is dropped).
     pub async fn drain(self) -> u64 {
+        self.flush_now.notify_one();
         self.task.await.unwrap_or(0)
     }
 }
@@ -141,8 +193,13 @@ async fn write(store: &Store, batch: &mut Vec<SpendRow>) -> u64 {
 }
 
 /// The hook that ends every routed call in the gateway: its metrics, its spend row, and the
-/// outcome its admission settles with when it is dropped ([`Admission::finish`]).
-pub(super) fn spend_hooks(sender: SpendSender, metrics: std::sync::Arc<super::metrics::Metrics>) -> Hooks {
+/// outcome its admission settles with when it is dropped ([`Admission::finish`]). In durable
+/// mode the row's [`Written`] goes to the admission, for the answer to wait on.
+pub(super) fn spend_hooks(
+    sender: SpendSender,
+    metrics: std::sync::Arc<super::metrics::Metrics>,
+    durable: bool,
+) -> Hooks {
     Hooks::new().on_event(move |event: &CallEvent| {
         metrics.observe(event);
         let admission = event.context.as_ref().and_then(|c| c.downcast_ref::<Admission>());
@@ -154,6 +211,10 @@ pub(super) fn spend_hooks(sender: SpendSender, metrics: std::sync::Arc<super::me
             if let Some(reason) = admission.cut_reason() {
                 row.status = "failure".into();
                 row.error_kind = Some(reason.into());
+            }
+            if durable && matches!(event.kind, EventKind::Success | EventKind::StreamEnd) {
+                admission.written(sender.send_durable(row));
+                return Ok(());
             }
         }
         sender.send(row);
