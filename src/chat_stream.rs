@@ -50,16 +50,10 @@ impl ChatStream {
     ) -> Self {
         let state = Decoding {
             provider,
-            framer: decoder.framer(),
-            decoder,
+            pump: Pump::new(provider, decoder, max_stream),
             body,
             idle,
-            received: 0,
-            max_stream,
             last_progress: (0, tokio::time::Instant::now()),
-            pending: VecDeque::new(),
-            deferred: None,
-            done: false,
         };
         Self { provider, inner: Box::pin(futures_util::stream::unfold(state, Decoding::step)) }
     }
@@ -93,39 +87,128 @@ impl Stream for ChatStream {
     }
 }
 
-struct Decoding<D: StreamDecode> {
+/// The sans-IO half of a stream: bytes in as they arrive, chunks out, however the bytes
+/// are split; with the event and stream size limits. [`ChatStream`] drives one over a body;
+/// the fuzz targets and [`crate::Provider::decode_stream`] drive one over bytes at hand.
+pub(crate) struct Pump<D: StreamDecode> {
     provider: ProviderKind,
     framer: D::Framer,
     decoder: D,
-    body: Body,
-    idle: Duration,
     /// Bytes read so far, and the most a whole stream may be.
     received: usize,
     max_stream: usize,
+    /// Chunks decoded and not yet taken.
+    pub pending: VecDeque<ChatChunk>,
+    /// An error to yield once the chunks before it are out.
+    pub deferred: Option<Error>,
+    /// Nothing more will be decoded.
+    pub done: bool,
+}
+
+impl<D: StreamDecode> Pump<D> {
+    pub(crate) fn new(provider: ProviderKind, decoder: D, max_stream: usize) -> Self {
+        Self {
+            provider,
+            framer: decoder.framer(),
+            decoder,
+            received: 0,
+            max_stream,
+            pending: VecDeque::new(),
+            deferred: None,
+            done: false,
+        }
+    }
+
+    /// How far the framer has come (see [`Framer::progress`]).
+    fn progress(&self) -> u64 {
+        self.framer.progress()
+    }
+
+    /// Ends the stream with `err` (after the chunks already decoded).
+    fn fail(&mut self, err: Error) {
+        self.done = true;
+        self.deferred = Some(err);
+    }
+
+    /// Feeds bytes as they arrived.
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if self.done {
+            return;
+        }
+        self.received = self.received.saturating_add(bytes.len());
+        if self.received > self.max_stream {
+            let limit = self.max_stream;
+            return self.fail(Error::TooLarge { provider: self.provider, what: "stream", limit });
+        }
+        self.framer.push(bytes);
+        self.drain_frames();
+        if !self.done && self.framer.buffered() > MAX_EVENT {
+            // One event (a line that never ends, say) may not hold memory without bound.
+            self.fail(Error::TooLarge { provider: self.provider, what: "stream event", limit: MAX_EVENT });
+        }
+    }
+
+    /// The bytes ended: a last frame left without its terminator, and what the decoder owes.
+    pub(crate) fn end(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let result = self
+            .framer
+            .finish()
+            .and_then(|last| match last {
+                Some(frame) => self.decoder.on_frame(frame, &mut self.pending).map(|_| ()),
+                None => Ok(()),
+            })
+            .and_then(|()| self.decoder.on_eof(&mut self.pending));
+        self.deferred = result.err();
+    }
+
+    fn drain_frames(&mut self) {
+        loop {
+            let frame = match self.framer.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return,
+                Err(err) => return self.fail(err),
+            };
+            match self.decoder.on_frame(frame, &mut self.pending) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Done) => {
+                    self.done = true;
+                    return;
+                }
+                Err(err) => return self.fail(err),
+            }
+        }
+    }
+}
+
+struct Decoding<D: StreamDecode> {
+    provider: ProviderKind,
+    pump: Pump<D>,
+    body: Body,
+    idle: Duration,
     /// The framer's progress when it last moved, and when: the idle deadline runs from it.
     last_progress: (u64, tokio::time::Instant),
-    pending: VecDeque<ChatChunk>,
-    /// An error to yield once the chunks before it are out.
-    deferred: Option<Error>,
-    done: bool,
 }
 
 impl<D: StreamDecode> Decoding<D> {
     async fn step(mut self) -> Option<(Result<ChatChunk>, Self)> {
         loop {
-            if let Some(chunk) = self.pending.pop_front() {
+            if let Some(chunk) = self.pump.pending.pop_front() {
                 return Some((Ok(chunk), self));
             }
-            if let Some(err) = self.deferred.take() {
-                self.done = true;
+            if let Some(err) = self.pump.deferred.take() {
+                self.pump.done = true;
                 return Some((Err(err), self));
             }
-            if self.done {
+            if self.pump.done {
                 return None;
             }
             // The idle deadline runs from the last complete line or frame, not the last
             // byte: a drip of bytes that never ends a line is idle.
-            let progress = self.framer.progress();
+            let progress = self.pump.progress();
             if progress != self.last_progress.0 {
                 self.last_progress = (progress, tokio::time::Instant::now());
             }
@@ -140,65 +223,9 @@ impl<D: StreamDecode> Decoding<D> {
                 None => read.await,
             };
             match next {
-                Ok(Some(bytes)) => {
-                    self.received = self.received.saturating_add(bytes.len());
-                    if self.received > self.max_stream {
-                        self.done = true;
-                        let limit = self.max_stream;
-                        self.deferred = Some(Error::TooLarge { provider: self.provider, what: "stream", limit });
-                        continue;
-                    }
-                    self.framer.push(&bytes);
-                    self.drain_frames();
-                    if !self.done && self.framer.buffered() > MAX_EVENT {
-                        // One event (a line that never ends, say) may not hold memory without bound.
-                        self.done = true;
-                        let provider = self.provider;
-                        self.deferred = Some(Error::TooLarge { provider, what: "stream event", limit: MAX_EVENT });
-                    }
-                }
-                Ok(None) => {
-                    self.done = true;
-                    let result = self
-                        .framer
-                        .finish()
-                        .and_then(|last| match last {
-                            Some(frame) => self.decoder.on_frame(frame, &mut self.pending).map(|_| ()),
-                            None => Ok(()),
-                        })
-                        .and_then(|()| self.decoder.on_eof(&mut self.pending));
-                    self.deferred = result.err();
-                }
-                Err(err) => {
-                    self.done = true;
-                    self.deferred = Some(err);
-                }
-            }
-        }
-    }
-
-    fn drain_frames(&mut self) {
-        loop {
-            let frame = match self.framer.next_frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => return,
-                Err(err) => {
-                    self.done = true;
-                    self.deferred = Some(err);
-                    return;
-                }
-            };
-            match self.decoder.on_frame(frame, &mut self.pending) {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Done) => {
-                    self.done = true;
-                    return;
-                }
-                Err(err) => {
-                    self.done = true;
-                    self.deferred = Some(err);
-                    return;
-                }
+                Ok(Some(bytes)) => self.pump.push(&bytes),
+                Ok(None) => self.pump.end(),
+                Err(err) => self.pump.fail(err),
             }
         }
     }

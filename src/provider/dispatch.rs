@@ -95,6 +95,42 @@ async fn token<A: Adapter>(adapter: &A) -> Result<Option<secrecy::SecretString>>
     }
 }
 
+/// A whole answer (or error answer) as the provider would send it, decoded with no
+/// network: the same decoding a call does once the bytes are in.
+pub(crate) fn decode_answer(
+    provider: &Provider,
+    response: http::Response<bytes::Bytes>,
+    ctx: &Ctx<'_>,
+) -> Result<ChatResponse> {
+    with_adapter!(provider, adapter => {
+        if response.status().is_success() {
+            adapter.decode_chat(response, ctx)
+        } else {
+            Err(Error::from(adapter.decode_error(response.status(), response.headers(), response.body())))
+        }
+    })
+}
+
+/// A stream's bytes, in the pieces they arrived in, decoded with no network: the chunks,
+/// and the error that ended the stream, if one did.
+pub(crate) fn decode_stream(
+    provider: &Provider,
+    headers: &http::HeaderMap,
+    pieces: &[&[u8]],
+    ctx: &Ctx<'_>,
+) -> (Vec<crate::ChatChunk>, Option<Error>) {
+    with_adapter!(provider, adapter => {
+        let mut decoder = adapter.stream_decoder(ctx);
+        crate::provider::StreamDecode::on_headers(&mut decoder, headers);
+        let mut pump = crate::chat_stream::Pump::new(adapter.kind(), decoder, crate::transport::DEFAULT_MAX_BODY);
+        for piece in pieces {
+            pump.push(piece);
+        }
+        pump.end();
+        (pump.pending.into_iter().collect(), pump.deferred)
+    })
+}
+
 /// The provider's kind.
 pub(crate) fn kind(provider: &Provider) -> crate::provider::ProviderKind {
     with_adapter!(provider, adapter => adapter.kind())

@@ -160,6 +160,24 @@ impl Provider {
     pub fn kind(&self) -> ProviderKind {
         dispatch::kind(self)
     }
+
+    /// Decodes a whole answer (or an error answer) as this provider would send it, with no
+    /// network: for tools, tests and fuzzing.
+    pub fn decode_answer(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse> {
+        dispatch::decode_answer(self, response, ctx)
+    }
+
+    /// Decodes a stream's bytes, in the pieces they arrived in, with no network: the chunks
+    /// and the error that ended the stream, if one did. However the bytes are split, the
+    /// result is the same.
+    pub fn decode_stream(
+        &self,
+        headers: &HeaderMap,
+        pieces: &[&[u8]],
+        ctx: &Ctx<'_>,
+    ) -> (Vec<ChatChunk>, Option<Error>) {
+        dispatch::decode_stream(self, headers, pieces, ctx)
+    }
 }
 
 /// What an adapter needs to know about the call beyond the request itself. Decoding sees
