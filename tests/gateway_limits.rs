@@ -287,3 +287,39 @@ async fn a_client_that_leaves_mid_stream_is_charged_for_what_it_saw() {
     })
     .await;
 }
+
+/// Defect: exact token counting ran inline on the event loop: a 20 MB prompt of one
+/// repeated character took 11-13 s of CPU, and two at once stalled every other request. Now
+/// large prompts are counted on blocking threads (in segments: linear time) and the largest
+/// estimated, so the loop keeps answering.
+#[tokio::test(flavor = "current_thread")]
+async fn large_prompts_are_counted_off_the_event_loop() {
+    let app = gateway("model_list:\n  - model_name: echo\n    litellm_params: {model: mock/echo}\n").await;
+    let (key, _) = generate(&app, json!({"max_budget": 10.0, "tpm_limit": 100_000_000})).await;
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let big = |name: &'static str, bytes: usize| {
+        let (app, key, order) = (app.clone(), key.clone(), order.clone());
+        async move {
+            let body =
+                json!({"model": "echo", "max_tokens": 5, "messages": [{"role": "user", "content": "a".repeat(bytes)}]});
+            let (status, answer) = call(&app, "POST", "/v1/chat/completions", &key, Some(body)).await;
+            // 20 MB is past the mock's window by the estimate: refused, and at once.
+            let expected = if bytes > 4 << 20 { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+            assert_eq!(status, expected, "{}", answer.to_string().chars().take(300).collect::<String>());
+            order.lock().unwrap_or_else(|e| e.into_inner()).push(name);
+        }
+    };
+    let live = {
+        let (app, order) = (app.clone(), order.clone());
+        async move {
+            let (status, _) = call(&app, "GET", "/health/liveness", MASTER, None).await;
+            assert_eq!(status, StatusCode::OK);
+            order.lock().unwrap_or_else(|e| e.into_inner()).push("liveness");
+        }
+    };
+    // Two large prompts counted (1 MB each) and one estimated (20 MB), with a
+    // liveness check behind them on the same single-threaded loop.
+    tokio::join!(big("counted", 1 << 20), big("counted", 1 << 20), big("estimated", 20 << 20), live);
+    let order = order.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(order.first(), Some(&"liveness"), "the loop answered while the prompts were counted: {order:?}");
+}
