@@ -32,6 +32,15 @@
 //! general_settings:
 //!   master_key: os.environ/SWITCHYARD_MASTER_KEY
 //!   database_url: sqlite://switchyard.db    # or postgres://...
+//!   # ours (docs/operations.md):
+//!   max_request_size_mb: 32
+//!   client_header_timeout: 30               # seconds; also the keep-alive idle timeout
+//!   client_body_timeout: 120
+//!   max_connections: 4096                   # default: half the open-file limit
+//!   graceful_shutdown_timeout: 20
+//!   spend_flush_ms: 250                     # what a SIGKILL can lose
+//!   durable_spend: false                    # true: answers complete once their row is written
+//!   model_api_base_header: false            # true: answers carry x-switchyard-model-api-base
 //! ```
 //!
 //! Keys this gateway does not support are named in one warning at start-up, never silently

@@ -2,7 +2,7 @@
 //! for load tests and end-to-end tests that want a real upstream process. An optional fixed
 //! latency is added before each answer (first byte), and it can be told to misbehave: in
 //! what it says, so that the live conformance checks can be shown to catch each fault, or
-//! on the wire ([`wire`]: hangs, stalls, drips, resets, oversize lines, redirects, huge
+//! on the wire (hangs, stalls, drips, resets, oversize lines, redirects, huge
 //! waits, HTML), so that the gateway can be shown to answer each in bounded time and memory.
 
 use std::time::Duration;
