@@ -339,11 +339,11 @@ async fn graceful_shutdown_under_load(workers: usize) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/v1/chat/completions");
-    let mut calls = Vec::new();
+    let (mut fast, mut slow) = (Vec::new(), Vec::new());
     for i in 0..40 {
         let (client, url) = (client.clone(), url.clone());
         let model = if i % 2 == 0 { "echo" } else { "slow" };
-        calls.push(tokio::spawn(async move {
+        let call = tokio::spawn(async move {
             client
                 .post(url)
                 .bearer_auth(MASTER)
@@ -353,13 +353,18 @@ async fn graceful_shutdown_under_load(workers: usize) {
                 .await
                 .map(|r| r.status().as_u16())
                 .unwrap_or(0)
-        }));
+        });
+        if i % 2 == 0 { fast.push(call) } else { slow.push(call) }
     }
-    // Stop while the slow half is still in flight.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let _ = stop.send(());
     let mut answered = 0;
-    for call in calls {
+    for call in fast {
+        if call.await.unwrap_or(0) == 200 {
+            answered += 1;
+        }
+    }
+    // Stop while the slow half (200 ms each, sent with the fast half) is still in flight.
+    let _ = stop.send(());
+    for call in slow {
         if call.await.unwrap_or(0) == 200 {
             answered += 1;
         }

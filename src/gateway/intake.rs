@@ -134,24 +134,35 @@ pub(super) async fn intake(State(gateway): State<Arc<Gateway>>, request: Request
     }
     let read = async {
         let mut stream = body.into_data_stream();
-        let mut joined = bytes::BytesMut::with_capacity(declared.map_or(0, |l| l as usize).min(max));
+        // A body that comes in one piece (most do) is passed on as it is, not copied.
+        let mut first: Option<Bytes> = None;
+        let mut joined = bytes::BytesMut::new();
         loop {
             let piece = match tokio::time::timeout(limits.body_idle, stream.next()).await {
                 Err(_) => return Err(slow()),
-                Ok(None) => return Ok(joined.freeze()),
+                Ok(None) => return Ok(first.unwrap_or_else(|| joined.freeze())),
                 Ok(Some(Err(err))) => {
                     return Err(ApiFailure::bad_request(format!("cannot read the request body: {err}")));
                 }
                 Ok(Some(Ok(piece))) => piece,
             };
-            if joined.len() + piece.len() > max {
+            let len = first.as_ref().map_or(0, Bytes::len) + joined.len() + piece.len();
+            if len > max {
                 return Err(too_large(max));
             }
-            let beyond_declared = (joined.len() + piece.len()).saturating_sub(held.bytes);
+            let beyond_declared = len.saturating_sub(held.bytes);
             if beyond_declared > 0 && !held.take(beyond_declared, limits.max_receiving) {
                 return Err(busy());
             }
-            joined.extend_from_slice(&piece);
+            match first.take() {
+                None if joined.is_empty() => first = Some(piece),
+                None => joined.extend_from_slice(&piece),
+                Some(earlier) => {
+                    joined.reserve(declared.map_or(len, |l| l as usize).min(max));
+                    joined.extend_from_slice(&earlier);
+                    joined.extend_from_slice(&piece);
+                }
+            }
         }
     };
     let bytes: Bytes = match tokio::time::timeout(limits.body_timeout, read).await {

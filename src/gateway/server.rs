@@ -106,6 +106,20 @@ pub(super) async fn serve_connections(
             _ = stop.wait_for(|stop| *stop) => break,
         }
     }
+    // Connections accepted before the signal and not yet taken are served like the others
+    // (their requests may already be on the wire).
+    while let Ok((stream, peer)) = incoming.try_recv() {
+        match TcpStream::from_std(stream) {
+            Ok(stream) => {
+                let conn = Conn { stream, open: open.clone(), rewrite: None };
+                tasks.spawn(connection(conn, app.clone(), limits.clone(), watch.clone()));
+            }
+            Err(err) => {
+                open.fetch_sub(1, Ordering::Relaxed);
+                tracing::warn!(error = %err, %peer, "cannot take a connection onto a worker");
+            }
+        }
+    }
     let finished =
         tokio::time::timeout(limits.shutdown_timeout, async { while tasks.join_next().await.is_some() {} }).await;
     if finished.is_err() {
@@ -133,8 +147,18 @@ async fn connection(conn: Conn, app: axum::Router, limits: Arc<ServerLimits>, mu
         .keep_alive_timeout(Duration::from_secs(10));
     // Nothing may be sent for a while before the first request either: hyper's header
     // timer starts only once it reads (it first waits for bytes to tell HTTP/1.1 from
-    // HTTP/2), so a connection that sends nothing is closed here.
-    if !matches!(tokio::time::timeout(limits.header_timeout, conn.stream.readable()).await, Ok(Ok(()))) {
+    // HTTP/2), so a connection that sends nothing is closed here (at a shutdown, once the
+    // grace for requests already on their way has passed).
+    let mut stopping = stop.clone();
+    let ready = tokio::select! {
+        ready = tokio::time::timeout(limits.header_timeout, conn.stream.readable()) => Some(matches!(ready, Ok(Ok(())))),
+        _ = stopping.wait_for(|stop| *stop) => None,
+    };
+    let ready = match ready {
+        Some(ready) => ready,
+        None => matches!(tokio::time::timeout(SHUTDOWN_GRACE, conn.stream.readable()).await, Ok(Ok(()))),
+    };
+    if !ready {
         return;
     }
     let service = hyper_util::service::TowerToHyperService::new(
@@ -142,6 +166,10 @@ async fn connection(conn: Conn, app: axum::Router, limits: Arc<ServerLimits>, mu
     );
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(conn), service);
     let mut conn = std::pin::pin!(conn);
+    // At a shutdown, the connection is asked to close (after the request in progress, at
+    // once when idle) only after a short grace: a request whose bytes are already on their
+    // way, but not yet read, is then in progress and finishes, instead of being cut.
+    let mut close_at: Option<tokio::time::Instant> = None;
     let mut closing = false;
     loop {
         tokio::select! {
@@ -151,13 +179,20 @@ async fn connection(conn: Conn, app: axum::Router, limits: Arc<ServerLimits>, mu
                 }
                 return;
             }
-            _ = stop.wait_for(|stop| *stop), if !closing => {
+            _ = stop.wait_for(|stop| *stop), if close_at.is_none() => {
+                close_at = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+            }
+            () = tokio::time::sleep_until(close_at.unwrap_or_else(tokio::time::Instant::now)), if close_at.is_some() && !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
         }
     }
 }
+
+/// How long a connection may still start a request after the shutdown signal: long enough
+/// for one already on the wire to be read.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
 
 /// Connections refused at the cap that are still being told so.
 static REFUSING: AtomicUsize = AtomicUsize::new(0);

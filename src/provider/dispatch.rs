@@ -55,7 +55,7 @@ pub(crate) async fn chat_stream(
         let token = token(adapter).await?;
         let ctx = Ctx { auth_token: token.as_ref(), ..*ctx };
         let http_request = adapter.encode_chat(request, &ctx)?;
-        let raw = transport.execute(adapter, http_request).await?;
+        let raw = transport.execute_stream(adapter, http_request).await?;
         let mut decoder = adapter.stream_decoder(&ctx);
         crate::provider::StreamDecode::on_headers(&mut decoder, &raw.headers);
         Ok(ChatStream::new(adapter.kind(), raw.body, decoder, transport.timeouts().idle, transport.max_body()))

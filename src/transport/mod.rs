@@ -29,8 +29,8 @@ pub use retry::RetryPolicy;
 pub struct Timeouts {
     /// Establishing a connection (TCP and TLS). Default 10 s.
     pub connect: Duration,
-    /// From sending the request to the response head. Non-stream answers arrive whole, so
-    /// this bounds the generation time too. Default 600 s, as OpenAI's own SDKs.
+    /// From sending the request to the response head (for a stream, the least of this and
+    /// `idle`). Default 600 s, as OpenAI's own SDKs.
     pub first_byte: Duration,
     /// For streams, between two complete lines or frames (an SSE keep-alive comment
     /// counts); for whole answers, between two pieces of the body. Default 300 s (reasoning
@@ -156,10 +156,30 @@ impl Transport {
         adapter: &A,
         request: http::Request<Bytes>,
     ) -> Result<RawResponse> {
+        self.execute_within(adapter, request, self.timeouts.first_byte).await
+    }
+
+    /// [`Transport::execute`] for a stream: its head must come within the idle deadline too
+    /// (LiteLLM's `stream_timeout` bounds the wait for a stream's first chunk), so a
+    /// provider that hangs before it starts is given up on sooner and another tried.
+    pub async fn execute_stream<A: Adapter + ?Sized>(
+        &self,
+        adapter: &A,
+        request: http::Request<Bytes>,
+    ) -> Result<RawResponse> {
+        self.execute_within(adapter, request, self.timeouts.first_byte.min(self.timeouts.idle)).await
+    }
+
+    async fn execute_within<A: Adapter + ?Sized>(
+        &self,
+        adapter: &A,
+        request: http::Request<Bytes>,
+        first_byte: Duration,
+    ) -> Result<RawResponse> {
         let provider = adapter.kind();
         let mut attempt = 0;
         loop {
-            let err = match self.attempt(adapter, request.clone()).await {
+            let err = match self.attempt(adapter, request.clone(), first_byte).await {
                 Ok(raw) if raw.status.is_success() => return Ok(raw),
                 Ok(raw) if raw.status.is_redirection() => Error::Transport {
                     provider,
@@ -185,9 +205,13 @@ impl Transport {
         }
     }
 
-    async fn attempt<A: Adapter + ?Sized>(&self, adapter: &A, request: http::Request<Bytes>) -> Result<RawResponse> {
+    async fn attempt<A: Adapter + ?Sized>(
+        &self,
+        adapter: &A,
+        request: http::Request<Bytes>,
+        first_byte: Duration,
+    ) -> Result<RawResponse> {
         let provider = adapter.kind();
-        let first_byte = self.timeouts.first_byte;
         let timed_out = || Error::Timeout { provider, phase: TimeoutPhase::FirstByte, after: first_byte };
         match adapter.upstream() {
             Upstream::InProcess(upstream) => {
