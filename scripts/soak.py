@@ -15,7 +15,11 @@ It samples the gateway's RSS every 10 s, then stops it with SIGTERM and checks:
 It prints the figures (requests by kind, RSS start/middle/end, rows) and exits non-zero on any
 failed check.
 
-Usage: scripts/soak [--minutes N] [--clients N]   (the wrapper builds the binary)
+With --kill it stops the gateway with SIGKILL in the middle of the load instead, and
+reports how many answered calls lost their spend row (the flush window's); with --durable
+the gateway runs with `durable_spend: true`, where that must be none.
+
+Usage: scripts/soak [--minutes N] [--clients N] [--kill] [--durable]   (the wrapper builds the binary)
 """
 
 import argparse
@@ -149,11 +153,34 @@ def client(port, keys, deadline, tally, seed):
                 request(port, key, payload, tally, "budgeted", {200, 429}, stream=stream)
 
 
+def killed(gateway, database, tally, seconds, args):
+    """SIGKILL mid-load: how many answered calls have no spend row."""
+    time.sleep(seconds)
+    with tally.lock:
+        answered = set(tally.call_ids)
+        total = sum(v for k, v in tally.counts.items() if k != "unexpected")
+    gateway.kill()
+    gateway.wait()
+    db = sqlite3.connect(database)
+    logged = {r[0] for r in db.execute("SELECT call_id FROM spend_logs")}
+    lost = answered - logged
+    rate = total / seconds
+    mode = "durable_spend" if args.durable else "default flush window (250 ms)"
+    print(f"\nSIGKILL after {seconds:.0f} s at {rate:.0f} calls/s ({mode}): {len(answered)} answered calls, "
+          f"{len(lost)} without a spend row ({100 * len(lost) / max(1, len(answered)):.2f}%, "
+          f"{1000 * len(lost) / max(1.0, rate):.0f} ms of calls)")
+    if args.durable and lost:
+        print("FAILED: durable mode lost rows of answered calls")
+        sys.exit(1)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--bin", default=os.environ.get("SWITCHYARD_BIN", "target/release/switchyard"))
+    parser.add_argument("--kill", action="store_true", help="end with SIGKILL mid-load and report the rows lost")
+    parser.add_argument("--durable", action="store_true", help="run the gateway with durable_spend: true")
     args = parser.parse_args()
     seconds = args.minutes * 60
     work = tempfile.mkdtemp(prefix="switchyard-soak-")
@@ -178,6 +205,7 @@ def main():
     litellm_params: {{model: openai/slow-20, api_base: "{base}", api_key: sk-up}}
     model_info: {{base_model: gpt-4o-mini}}
 router_settings: {{num_retries: 0, allowed_fails: 1000000}}
+general_settings: {{durable_spend: {str(args.durable).lower()}}}
 """)
     database = os.path.join(work, "switchyard.db")
     env = dict(os.environ, SWITCHYARD_MASTER_KEY=KEY, SWITCHYARD_DATABASE_URL=f"sqlite://{database}")
@@ -203,6 +231,8 @@ router_settings: {{num_retries: 0, allowed_fails: 1000000}}
         for t in threads:
             t.start()
         samples = []
+        if args.kill:
+            return killed(gateway, database, tally, seconds, args)
         while time.monotonic() < deadline:
             samples.append((time.monotonic() - started, rss_mb(gateway.pid)))
             print(f"  {samples[-1][0]:7.0f} s  RSS {samples[-1][1]:6.1f} MB  "

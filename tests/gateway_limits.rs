@@ -197,6 +197,7 @@ async fn a_burst_passes_the_tokens_per_minute_by_at_most_one_call() {
     let ok = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
     let limited = answers.iter().filter(|(_, b)| b["error"]["code"] == "rate_limit_exceeded").count();
     assert_eq!(ok + limited, 12, "{answers:?}");
+    eprintln!("{ok} of 12 calls admitted: {} tokens of a 2,000-token minute", ok * 400);
     assert!(ok >= 1 && ok * 400 <= 2000 + 400, "{ok} calls of 400 tokens in a 2,000-token minute");
     // What the admitted calls did not use went back: another call fits.
     let (status, body) = call(&app, "POST", "/v1/chat/completions", &key, Some(chat("mini"))).await;
@@ -323,4 +324,21 @@ async fn large_prompts_are_counted_off_the_event_loop() {
     let order = order.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let at = |name: &str| order.iter().position(|n| *n == name).unwrap_or(usize::MAX);
     assert!(at("liveness") < at("counted"), "the loop answered while the prompts were counted: {order:?}");
+}
+
+/// The worst case of the one-call bound: answers as long as the model's most output. The
+/// call that took what was left of the budget ends above it by at most one answer's cost.
+#[tokio::test]
+async fn a_burst_of_longest_answers_passes_a_budget_by_at_most_one_answer() {
+    // 16,384 completion tokens (gpt-4o-mini's most) and 1,000 prompt: $0.0098304 + $0.00015.
+    let server = upstream(1000, 16_384, Duration::from_millis(200)).await;
+    let app = gateway(&format!("model_list:\n{}", model("mini", &server))).await;
+    let (key, key_id) = generate(&app, json!({"max_budget": 0.05})).await;
+    let burst = (0..50).map(|_| call(&app, "POST", "/v1/chat/completions", &key, Some(chat("mini"))));
+    let answers = futures_util::future::join_all(burst).await;
+    let ok = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let per_call = 0.000_15 + 0.009_830_4;
+    let spent = spend(&app, &format!("/key/info?key_id={key_id}")).await;
+    eprintln!("{ok} of 50 calls admitted; ${spent:.6} spent of $0.05 (over by ${:.6})", (spent - 0.05).max(0.0));
+    assert!(spent <= 0.05 + per_call + 1e-9, "the burst spent ${spent} of a $0.05 budget");
 }

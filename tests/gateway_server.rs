@@ -179,3 +179,71 @@ async fn a_shutdown_completes_at_its_deadline_whatever_is_open() {
     let store = switchyard::gateway::store::Store::connect(&gateway.database).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(store.spend_count().await.unwrap_or_default(), 1);
 }
+
+/// A client that reads a stream slowly holds back the upstream (backpressure end to end):
+/// the gateway buffers no more than the sockets do, however long the stream.
+#[tokio::test]
+async fn a_slow_reader_holds_the_upstream_back_and_memory_stays_bounded() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // An upstream whose stream never ends, counting what it has produced.
+    let produced = Arc::new(AtomicUsize::new(0));
+    let counter = produced.clone();
+    let upstream = axum::Router::new().fallback(move || {
+        let counter = counter.clone();
+        async move {
+            let event = format!(
+                "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{}\"}},\"finish_reason\":null}}]}}\n\n",
+                "x".repeat(4000)
+            );
+            let body = futures_util::stream::repeat_with(move || {
+                counter.fetch_add(event.len(), Ordering::Relaxed);
+                Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(event.clone()))
+            });
+            ([("content-type", "text/event-stream")], axum::body::Body::from_stream(body))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let upstream_addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move { axum::serve(listener, upstream).await });
+
+    let config = format!(
+        "model_list:\n  - model_name: endless\n    litellm_params: {{model: openai/m, api_base: 'http://{upstream_addr}/v1', api_key: sk-up}}\n"
+    );
+    let config = Config::parse(&config).unwrap_or_else(|e| panic!("{e}"));
+    let path = std::env::temp_dir().join(format!("switchyard-slow-{:016x}.db", fastrand::u64(..)));
+    let database = format!("sqlite://{}", path.display());
+    let env = move |name: &str| match name {
+        "SWITCHYARD_MASTER_KEY" => Some(MASTER.to_string()),
+        "SWITCHYARD_DATABASE_URL" => Some(database.clone()),
+        _ => None,
+    };
+    let gateway = Gateway::from_config(&config, &env).await.unwrap_or_else(|e| panic!("{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(serve_on_workers(gateway, listener, 1, std::future::pending()));
+
+    let mut client = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
+    let body = r#"{"model": "endless", "stream": true, "messages": [{"role": "user", "content": "go"}]}"#;
+    client
+        .write_all(&post("/v1/chat/completions", "content-type: application/json\r\n", body))
+        .await
+        .unwrap_or_default();
+    let mut read = 0usize;
+    let mut buf = [0u8; 1024];
+    for _ in 0..100 {
+        read += client.read(&mut buf).await.unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let upstream_sent = produced.load(Ordering::Relaxed);
+    assert!(read > 0, "the stream started");
+    // Loopback socket buffers hold a few megabytes each way; without backpressure the
+    // upstream would have produced gigabytes in these two seconds.
+    assert!(upstream_sent < 48 << 20, "the upstream produced {upstream_sent} bytes for a reader of {read}");
+    drop(client);
+    // The client gone, the upstream stream is dropped too: it stops producing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = produced.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(produced.load(Ordering::Relaxed), after, "the upstream stream ended with the client");
+}

@@ -486,8 +486,12 @@ impl Config {
             .unwrap_or(Duration::from_secs(600))
     }
 
-    /// How long spend rows gather before a batch is written.
+    /// How long spend rows gather before a batch is written: none in durable mode, where
+    /// answers wait for their rows (what queues while a batch is written goes in the next).
     pub fn spend_flush(&self) -> Duration {
+        if self.general_settings.durable_spend {
+            return Duration::ZERO;
+        }
         self.general_settings
             .spend_flush_ms
             .map_or(super::spend::DEFAULT_FLUSH, |ms| Duration::from_millis(ms.min(60_000)))
