@@ -15,7 +15,8 @@ without that: 64 connections offered a fixed number of requests per second (a qu
 half of what the gateway served closed-loop at concurrency 64 on that route), the same rate
 directly and through the gateway, with oha's correction for coordinated omission.
 
-Usage: scripts/load [--seconds N] [--repeat N] [--quick]   (the wrapper builds the binary, profile dist)
+Usage: scripts/load [--seconds N] [--repeat N] [--quick] [--general 'durable_spend: true']
+       (the wrapper builds the binary, profile dist; --bin runs another)
 """
 
 import argparse
@@ -99,7 +100,10 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3, help="runs per row; each figure is their median")
     parser.add_argument("--quick", action="store_true", help="concurrency 1 and 64 only, instant mock only, one run per row")
+    parser.add_argument("--bin", default=BIN, help="the switchyard binary (default: the dist build)")
+    parser.add_argument("--general", default="", help="general_settings for the gateway, as YAML flow (durable_spend: true)")
     args = parser.parse_args()
+    binary = args.bin
     if args.quick:
         args.repeat = 1
     if not shutil.which("oha"):
@@ -111,7 +115,7 @@ def main():
         rows = []
         for latency in latencies:
             mock_port, gw_port = free_port(), free_port()
-            mock = subprocess.Popen([BIN, "mock-upstream", "--port", str(mock_port), "--latency-ms", str(latency)],
+            mock = subprocess.Popen([binary, "mock-upstream", "--port", str(mock_port), "--latency-ms", str(latency)],
                                     stderr=subprocess.DEVNULL)
             procs.append(mock)
             wait_ready(f"http://127.0.0.1:{mock_port}/v1/models")
@@ -119,9 +123,11 @@ def main():
             with open(config, "w") as f:
                 f.write("model_list:\n  - model_name: fast\n    litellm_params: "
                         f"{{model: openai/echo, api_base: 'http://127.0.0.1:{mock_port}/v1', api_key: sk-mock}}\n")
+                if args.general:
+                    f.write(f"general_settings: {{{args.general}}}\n")
             env = dict(os.environ, SWITCHYARD_MASTER_KEY=KEY, SWITCHYARD_DATABASE_URL=f"sqlite://{work}/db-{latency}.db")
             started = time.monotonic()
-            gw = subprocess.Popen([BIN, "serve", "--config", config, "--port", str(gw_port)], env=env,
+            gw = subprocess.Popen([binary, "serve", "--config", config, "--port", str(gw_port)], env=env,
                                   stderr=subprocess.DEVNULL)
             procs.append(gw)
             wait_ready(f"http://127.0.0.1:{gw_port}/health/liveness")

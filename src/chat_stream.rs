@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_core::Stream;
 use serde_json::Map;
 
-use crate::error::{Error, Result, TimeoutPhase};
+use crate::error::{Error, Result};
 use crate::provider::{Flow, Framer, ProviderKind, StreamDecode};
 use crate::spec::ext::Nullable;
 use crate::spec::openai::{
@@ -55,7 +55,8 @@ impl ChatStream {
             idle,
             last_progress: (0, tokio::time::Instant::now()),
         };
-        Self { provider, inner: Box::pin(futures_util::stream::unfold(state, Decoding::step)) }
+        // Boxed: the state moves in and out of every step, and it is hundreds of bytes.
+        Self { provider, inner: Box::pin(futures_util::stream::unfold(Box::new(state), Decoding::step)) }
     }
 
     /// The provider streaming.
@@ -194,7 +195,7 @@ struct Decoding<D: StreamDecode> {
 }
 
 impl<D: StreamDecode> Decoding<D> {
-    async fn step(mut self) -> Option<(Result<ChatChunk>, Self)> {
+    async fn step(mut self: Box<Self>) -> Option<(Result<ChatChunk>, Box<Self>)> {
         loop {
             if let Some(chunk) = self.pump.pending.pop_front() {
                 return Some((Ok(chunk), self));
@@ -212,17 +213,8 @@ impl<D: StreamDecode> Decoding<D> {
             if progress != self.last_progress.0 {
                 self.last_progress = (progress, tokio::time::Instant::now());
             }
-            let read = self.body.next_chunk(self.provider, self.idle);
-            let next = match self.last_progress.1.checked_add(self.idle) {
-                Some(deadline) => match tokio::time::timeout_at(deadline, read).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        Err(Error::Timeout { provider: self.provider, phase: TimeoutPhase::Idle, after: self.idle })
-                    }
-                },
-                None => read.await,
-            };
-            match next {
+            let deadline = self.last_progress.1.checked_add(self.idle);
+            match self.body.next_chunk_by(self.provider, deadline, self.idle).await {
                 Ok(Some(bytes)) => self.pump.push(&bytes),
                 Ok(None) => self.pump.end(),
                 Err(err) => self.pump.fail(err),

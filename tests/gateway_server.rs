@@ -247,3 +247,37 @@ async fn a_slow_reader_holds_the_upstream_back_and_memory_stays_bounded() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(produced.load(Ordering::Relaxed), after, "the upstream stream ended with the client");
 }
+
+/// A body that comes in several pieces, some with the head and some after pauses, arrives
+/// whole: what intake takes at once and what it waits for are joined in order.
+#[tokio::test]
+async fn a_body_sent_in_pieces_arrives_whole() {
+    let gateway = start("").await;
+    let body = r#"{"model":"echo","messages":[{"role":"user","content":"pieces arrive in order"}]}"#;
+    let (early, rest) = body.split_at(20);
+    let (middle, late) = rest.split_at(25);
+    for chunked in [false, true] {
+        let mut stream = TcpStream::connect(gateway.addr).await.unwrap_or_else(|e| panic!("{e}"));
+        let framing = if chunked {
+            "transfer-encoding: chunked\r\n".to_string()
+        } else {
+            format!("content-length: {}\r\n", body.len())
+        };
+        let piece = |text: &str| if chunked { format!("{:x}\r\n{text}\r\n", text.len()) } else { text.to_string() };
+        let head = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {MASTER}\r\ncontent-type: application/json\r\nconnection: close\r\n{framing}\r\n{}",
+            piece(early)
+        );
+        stream.write_all(head.as_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
+        for text in [middle, late] {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            stream.write_all(piece(text).as_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        if chunked {
+            stream.write_all(b"0\r\n\r\n").await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let answer = read_to_close(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "chunked={chunked}: {answer}");
+        assert!(answer.contains("pieces arrive in order"), "chunked={chunked}: {answer}");
+    }
+}

@@ -44,8 +44,12 @@ pub(super) struct Admission {
 }
 
 impl Admission {
-    /// The admission of a call with nothing held (the master key).
-    fn free() -> Self {
+    /// The admission of a call with nothing held (the master key), as a call's context.
+    pub fn free() -> CallContext {
+        Arc::new(Self::nothing())
+    }
+
+    fn nothing() -> Self {
         Self {
             key: None,
             limits: None,
@@ -168,7 +172,7 @@ where
     F: AsyncFnOnce() -> Estimate,
 {
     let Some(key) = principal.key() else {
-        return Ok((Arc::new(Admission::free()), None));
+        return Ok((Admission::free(), None));
     };
     check_model(principal, group)?;
     let in_flight = gateway.limits.enter(key).map_err(refusal)?;
@@ -177,7 +181,7 @@ where
         None => None,
     };
     let budgeted = key.max_budget_pico.is_some() || team.as_ref().is_some_and(|t| t.max_budget_pico.is_some());
-    let estimate = if budgeted || key.tpm.is_some() { estimate().await } else { Estimate::default() };
+    let estimate = if budgeted || key.tpm.is_some() { Box::pin(estimate()).await } else { Estimate::default() };
     let pico = |usd: Option<crate::pricing::Usd>| usd.map_or(0, |u| i64::try_from(u.0).unwrap_or(i64::MAX));
     let (floor, full) = (pico(estimate.prompt_cost), pico(estimate.full_cost));
     let mut admission = Admission {

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use axum::Extension;
 
-use super::admission::{Metered, admit, check_model, limit_headers};
+use super::admission::{Admission, Metered, admit, check_model, limit_headers};
 use super::coalesce::coalesce;
 use super::guardrails::stream::GuardedStream;
 use super::guardrails::{Record, Records, Requested, Session};
@@ -126,7 +126,7 @@ pub(super) async fn chat_completions(
             let mut headers = headers;
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            (headers, Body::from_stream(coalesce(sse(*stream, group)))).into_response()
+            (headers, Body::from_stream(coalesce(sse(stream, group)))).into_response()
         }
         Routed::Whole(mut response, headers) => {
             // Clients see the name they asked for, whatever deployment answered.
@@ -179,8 +179,15 @@ pub(super) async fn route_chat(
         });
     }
     // Counting and pricing cost microseconds: done only for a key with a tpm or a budget.
-    let estimate = async || gateway.router.estimate(&request).await.unwrap_or_default();
-    let (context, usage) = admit(gateway, principal, &request.model, estimate).await?;
+    // Admitting a virtual key awaits the store, the counters and maybe a count: its future
+    // is large, so it is boxed, and the master key, which has nothing to admit, skips it.
+    let (context, usage) = match principal.key() {
+        None => (Admission::free(), None),
+        Some(_) => {
+            let estimate = async || gateway.router.estimate(&request).await.unwrap_or_default();
+            Box::pin(admit(gateway, principal, &request.model, estimate)).await?
+        }
+    };
     options.context = Some(context.clone());
     let mut headers = HeaderMap::new();
     if request.stream == Some(true) {
@@ -251,9 +258,13 @@ fn blocked_row(key: Option<&KeyRecord>, group: &str, records: &[Record], started
 /// The chunks as server-sent events, each passed on as it comes, then `[DONE]`; an error
 /// after the first chunk (or a guardrail's block) is sent as an error event and ends the
 /// stream.
-fn sse(stream: Metered, group: String) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+fn sse(
+    stream: Box<Metered>,
+    group: String,
+) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     // The group's name travels in the state and is swapped into each chunk's `model`, so
-    // no chunk allocates for it; each event is written into one buffer.
+    // no chunk allocates for it; each event is written into one buffer. The stream stays in
+    // its box: the state is moved in and out of each step, and the stream is kilobytes.
     futures_util::stream::unfold(Some((stream, group)), |state| async move {
         let (mut stream, mut group) = state?;
         match stream.next_chunk().await {

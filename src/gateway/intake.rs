@@ -61,24 +61,80 @@ impl Drop for Held<'_> {
     }
 }
 
+/// A body as it is received. One that comes in one piece (most do) is passed on as it is,
+/// not copied.
+struct Gathered {
+    first: Option<Bytes>,
+    joined: bytes::BytesMut,
+    declared: Option<u64>,
+    max: usize,
+}
+
+impl Gathered {
+    /// Adds a piece: refused past the body limit (413), or when the bytes beyond what the
+    /// request declared would pass what all bodies being received may hold (503).
+    fn push(&mut self, piece: Bytes, held: &mut Held<'_>, max_receiving: usize) -> Result<(), ApiFailure> {
+        let len = self.first.as_ref().map_or(0, Bytes::len) + self.joined.len() + piece.len();
+        if len > self.max {
+            return Err(too_large(self.max));
+        }
+        let beyond_declared = len.saturating_sub(held.bytes);
+        if beyond_declared > 0 && !held.take(beyond_declared, max_receiving) {
+            return Err(busy());
+        }
+        match self.first.take() {
+            None if self.joined.is_empty() => self.first = Some(piece),
+            None => self.joined.extend_from_slice(&piece),
+            Some(earlier) => {
+                let expected = self.declared.and_then(|l| usize::try_from(l).ok()).unwrap_or(len);
+                self.joined.reserve(expected.min(self.max));
+                self.joined.extend_from_slice(&earlier);
+                self.joined.extend_from_slice(&piece);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Bytes {
+        self.first.unwrap_or_else(|| self.joined.freeze())
+    }
+}
+
 /// The most bytes of header names and values a request may have. hyper's own limit (its
 /// read buffer, about 400 KB) is approximate: a head that arrives in one read can pass it.
 pub const MAX_HEADER_BYTES: usize = 64 << 10;
 
 /// Refuses a request whose headers pass [`MAX_HEADER_BYTES`] (431, in an envelope, as hyper's
-/// own refusal of a head past its buffer is rewritten to).
-pub(super) async fn header_limit(request: Request, next: Next) -> Response {
-    let bytes: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
-    if bytes > MAX_HEADER_BYTES {
+/// own refusal of a head past its buffer is rewritten to), before any route runs. A plain
+/// tower service, not a `from_fn` middleware: it neither boxes nor allocates.
+#[derive(Clone, Debug)]
+pub(super) struct HeaderLimit<S>(pub S);
+
+impl<S> tower::Service<Request> for HeaderLimit<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = futures_util::future::Either<std::future::Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let bytes: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+        if bytes <= MAX_HEADER_BYTES {
+            return futures_util::future::Either::Right(self.0.call(request));
+        }
         let mut response =
             ApiFailure::new(ErrorKind::InvalidRequest, "the request's headers are too large (or too many)")
                 .status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
                 .code("headers_too_large")
                 .into_response();
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
+        futures_util::future::Either::Left(std::future::ready(Ok(response)))
     }
-    next.run(request).await
 }
 
 /// Whether a body of this `Content-Type` is read as JSON.
@@ -132,44 +188,44 @@ pub(super) async fn intake(State(gateway): State<Arc<Gateway>>, request: Request
     {
         return refuse(busy());
     }
-    let read = async {
-        let mut stream = body.into_data_stream();
-        // A body that comes in one piece (most do) is passed on as it is, not copied.
-        let mut first: Option<Bytes> = None;
-        let mut joined = bytes::BytesMut::new();
-        loop {
-            let piece = match tokio::time::timeout(limits.body_idle, stream.next()).await {
-                Err(_) => return Err(slow()),
-                Ok(None) => return Ok(first.unwrap_or_else(|| joined.freeze())),
-                Ok(Some(Err(err))) => {
-                    return Err(ApiFailure::bad_request(format!("cannot read the request body: {err}")));
-                }
-                Ok(Some(Ok(piece))) => piece,
-            };
-            let len = first.as_ref().map_or(0, Bytes::len) + joined.len() + piece.len();
-            if len > max {
-                return Err(too_large(max));
+    let mut stream = body.into_data_stream();
+    let mut gathered = Gathered { first: None, joined: bytes::BytesMut::new(), declared, max };
+    // Most bodies are all there with the head: what is ready is taken without a timer.
+    let mut ended = false;
+    while let Some(next) = futures_util::FutureExt::now_or_never(stream.next()) {
+        match next {
+            None => {
+                ended = true;
+                break;
             }
-            let beyond_declared = len.saturating_sub(held.bytes);
-            if beyond_declared > 0 && !held.take(beyond_declared, limits.max_receiving) {
-                return Err(busy());
-            }
-            match first.take() {
-                None if joined.is_empty() => first = Some(piece),
-                None => joined.extend_from_slice(&piece),
-                Some(earlier) => {
-                    joined.reserve(declared.map_or(len, |l| l as usize).min(max));
-                    joined.extend_from_slice(&earlier);
-                    joined.extend_from_slice(&piece);
+            Some(Err(err)) => return refuse(ApiFailure::bad_request(format!("cannot read the request body: {err}"))),
+            Some(Ok(piece)) => {
+                if let Err(failure) = gathered.push(piece, &mut held, limits.max_receiving) {
+                    return refuse(failure);
                 }
             }
         }
-    };
-    let bytes: Bytes = match tokio::time::timeout(limits.body_timeout, read).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(failure)) => return refuse(failure),
-        Err(_) => return refuse(slow()),
-    };
+    }
+    if !ended {
+        let read = async {
+            loop {
+                match tokio::time::timeout(limits.body_idle, stream.next()).await {
+                    Err(_) => return Err(slow()),
+                    Ok(None) => return Ok(()),
+                    Ok(Some(Err(err))) => {
+                        return Err(ApiFailure::bad_request(format!("cannot read the request body: {err}")));
+                    }
+                    Ok(Some(Ok(piece))) => gathered.push(piece, &mut held, limits.max_receiving)?,
+                }
+            }
+        };
+        match tokio::time::timeout(limits.body_timeout, read).await {
+            Ok(Ok(())) => {}
+            Ok(Err(failure)) => return refuse(failure),
+            Err(_) => return refuse(slow()),
+        }
+    }
+    let bytes = gathered.finish();
     drop(held);
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }

@@ -108,7 +108,7 @@ async fn handle(
         Routed::Stream(stream, mut headers) => {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            (StatusCode::OK, headers, Body::from_stream(coalesce(events(*stream, group)))).into_response()
+            (StatusCode::OK, headers, Body::from_stream(coalesce(events(stream, group)))).into_response()
         }
     })
 }
@@ -573,7 +573,10 @@ impl StreamTranslator {
     }
 }
 
-fn events(stream: Metered, model: String) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+fn events(
+    stream: Box<Metered>,
+    model: String,
+) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     let translator = StreamTranslator::new(model);
     futures_util::stream::unfold(Some((stream, translator)), |state| async move {
         let (mut stream, mut translator) = state?;

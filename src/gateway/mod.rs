@@ -464,7 +464,6 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
                         version = ?request.version()
                     )
                 }))
-                .layer(axum::middleware::from_fn(intake::header_limit))
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiFailure::new(ErrorKind::Server, "the gateway failed on this request; it has been logged")
                         .into_response()
@@ -475,7 +474,9 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
                     unavailable("the gateway is at its limit of requests in flight; retry shortly")
                 }))
                 .load_shed()
-                .concurrency_limit(MAX_IN_FLIGHT),
+                .concurrency_limit(MAX_IN_FLIGHT)
+                // Headers past the gateway's limit are refused before any route runs.
+                .layer(tower::layer::layer_fn(intake::HeaderLimit)),
         )
 }
 

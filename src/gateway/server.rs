@@ -171,6 +171,11 @@ async fn connection(conn: Conn, app: axum::Router, limits: Arc<ServerLimits>, mu
     // way, but not yet read, is then in progress and finishes, instead of being cut.
     let mut close_at: Option<tokio::time::Instant> = None;
     let mut closing = false;
+    // Made once, not at every turn of the loop (the loop turns at every write).
+    let stopped = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    let mut stopped = std::pin::pin!(stopped);
     loop {
         tokio::select! {
             served = conn.as_mut() => {
@@ -179,7 +184,7 @@ async fn connection(conn: Conn, app: axum::Router, limits: Arc<ServerLimits>, mu
                 }
                 return;
             }
-            _ = stop.wait_for(|stop| *stop), if close_at.is_none() => {
+            () = stopped.as_mut(), if close_at.is_none() => {
                 close_at = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
             }
             () = tokio::time::sleep_until(close_at.unwrap_or_else(tokio::time::Instant::now)), if close_at.is_some() && !closing => {

@@ -325,22 +325,41 @@ pub enum Body {
 impl Body {
     /// The next piece, or `None` at the end; fails if none arrives within `idle`.
     pub async fn next_chunk(&mut self, provider: ProviderKind, idle: Duration) -> Result<Option<Bytes>> {
+        let deadline = tokio::time::Instant::now().checked_add(idle);
+        self.next_chunk_by(provider, deadline, idle).await
+    }
+
+    /// The next piece, or `None` at the end; fails at `deadline` (none: no deadline) with a
+    /// timeout that names `idle`. One timer per piece, however the caller counts its time.
+    pub(crate) async fn next_chunk_by(
+        &mut self,
+        provider: ProviderKind,
+        deadline: Option<tokio::time::Instant>,
+        idle: Duration,
+    ) -> Result<Option<Bytes>> {
         let idle_timeout = || Error::Timeout { provider, phase: TimeoutPhase::Idle, after: idle };
         match self {
-            Self::Http(response) => tokio::time::timeout(idle, response.chunk())
-                .await
-                .map_err(|_| idle_timeout())?
-                .map_err(|e| Error::Transport {
+            Self::Http(response) => {
+                let read = match deadline {
+                    Some(deadline) => {
+                        tokio::time::timeout_at(deadline, response.chunk()).await.map_err(|_| idle_timeout())?
+                    }
+                    None => response.chunk().await,
+                };
+                read.map_err(|e| Error::Transport {
                     provider,
                     message: format!("reading the response body: {e}"),
                     source: Some(Box::new(e)),
-                }),
+                })
+            }
             Self::Chunks(chunks) => {
                 let Some(chunk) = chunks.pop_front() else {
                     return Ok(None);
                 };
-                if chunk.delay > idle {
-                    tokio::time::sleep(idle).await;
+                if let Some(deadline) = deadline
+                    && tokio::time::Instant::now().checked_add(chunk.delay).is_none_or(|at| at > deadline)
+                {
+                    tokio::time::sleep_until(deadline).await;
                     return Err(idle_timeout());
                 }
                 if !chunk.delay.is_zero() {
