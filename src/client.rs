@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
-use crate::chat_stream::ChatStream;
 use crate::error::{Error, Result};
 use crate::model_ref::ModelRef;
+use crate::provider::chat_stream::ChatStream;
 use crate::provider::{Ctx, Provider, ProviderKind, dispatch};
 use crate::transport::{RetryPolicy, Timeouts, Transport};
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};

@@ -425,6 +425,11 @@ impl Error {
         }
     }
 
+    /// A Redis command failed (shared state or the cache).
+    pub(crate) fn redis(e: redis::RedisError) -> Self {
+        Self::State(format!("redis: {e}"))
+    }
+
     pub(crate) fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
         Self::InvalidRequest { message: message.into(), param: param.map(str::to_string) }
     }
@@ -437,6 +442,12 @@ impl Error {
 impl From<ApiError> for Error {
     fn from(api: ApiError) -> Self {
         Self::Api(Box::new(api))
+    }
+}
+
+impl From<crate::spec::ext::OutOfRange> for Error {
+    fn from(invalid: crate::spec::ext::OutOfRange) -> Self {
+        Self::InvalidRequest { message: invalid.message, param: Some(invalid.param.to_string()) }
     }
 }
 

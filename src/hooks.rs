@@ -21,6 +21,9 @@ use crate::pricing::Receipt;
 use crate::provider::ProviderKind;
 use crate::spec::openai::CompletionUsage;
 
+/// A caller's context for one call, opaque to the router.
+pub type CallContext = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
 /// How a call ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
@@ -79,7 +82,7 @@ pub struct CallEvent {
     /// The error's message, for failures.
     pub error: Option<String>,
     /// The caller's context from [`crate::router::CallOptions::context`].
-    pub context: Option<crate::router::CallContext>,
+    pub context: Option<CallContext>,
 }
 
 /// What a hook returns on failure.

@@ -6,7 +6,7 @@ pub mod admin;
 pub mod blocking;
 pub mod bounds;
 pub mod cache;
-mod chat_stream;
+pub mod catalog;
 mod client;
 #[cfg(feature = "test-util")]
 pub mod conformance;
@@ -18,15 +18,16 @@ pub mod hooks;
 mod model_ref;
 pub mod pricing;
 pub mod provider;
+mod redis_conn;
 pub mod router;
 pub mod spec;
 pub mod tokens;
 pub mod transport;
 
-pub use chat_stream::{ChatStream, ChunkAccumulator, MAX_EVENT as MAX_STREAM_EVENT};
 pub use client::{Client, ClientBuilder, ProviderSettings};
 pub use error::{ApiError, Error, ErrorKind, Result};
 pub use model_ref::ModelRef;
+pub use provider::chat_stream::{ChatStream, ChunkAccumulator, MAX_EVENT as MAX_STREAM_EVENT};
 pub use provider::{Provider, ProviderKind};
 pub use spec::ext::{ChatMessage, ContentPart, EmbeddingInput, MessageContent, Nullable};
 

@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::router::state::redis_error;
 use crate::{ChatChunk, ChatRequest, ChatResponse};
 
 /// Fields of a request that do not change its answer, left out of the key.
@@ -89,7 +88,7 @@ impl ResponseCache {
     /// A cache in Redis at `url`, keys under `prefix`. Connects now, so a wrong URL or a Redis
     /// that is down is reported at start-up.
     pub async fn redis(url: &str, prefix: &str, default_ttl: Duration) -> Result<Self> {
-        let connection = crate::router::state::connect(url).await?;
+        let connection = crate::redis_conn::connect(url).await?;
         Ok(Self { backend: Backend::Redis { connection, prefix: prefix.to_string() }, default_ttl })
     }
 
@@ -117,7 +116,7 @@ impl ResponseCache {
             Backend::Memory(cache) => Ok(cache.get(key).await.map(|entry| (*entry.response).clone())),
             Backend::Redis { connection, prefix } => {
                 let mut connection = connection.clone();
-                let text: Option<String> = connection.get(format!("{prefix}{key}")).await.map_err(redis_error)?;
+                let text: Option<String> = connection.get(format!("{prefix}{key}")).await.map_err(Error::redis)?;
                 Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
             }
         }
@@ -145,7 +144,7 @@ impl ResponseCache {
                     .arg(millis)
                     .query_async(&mut connection)
                     .await
-                    .map_err(redis_error)?;
+                    .map_err(Error::redis)?;
             }
         }
         Ok(())

@@ -46,6 +46,7 @@
 //! Keys this gateway does not support are named in one warning at start-up, never silently
 //! ignored; an invalid file is an error naming the line and the field.
 
+pub use super::env::resolve_env;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -526,15 +527,6 @@ impl Config {
             .max_request_size_mb
             .filter(|mb| (1..=MAX_REQUEST_SIZE_MB).contains(mb))
             .map_or(super::DEFAULT_MAX_BODY, |mb| (mb as usize) << 20)
-    }
-}
-
-/// Resolves LiteLLM's `os.environ/VAR` references; other values are returned as they are.
-pub fn resolve_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String> {
-    match value.strip_prefix("os.environ/") {
-        Some(var) => env(var)
-            .ok_or_else(|| Error::Config(format!("the config reads `{var}` from the environment, and it is not set"))),
-        None => Ok(value.to_string()),
     }
 }
 

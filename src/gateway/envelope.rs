@@ -1,5 +1,7 @@
-//! OpenAI's error envelope, for every error the gateway answers with:
-//! `{"error": {"message": ..., "type": ..., "param": ..., "code": ...}}`.
+//! The error envelopes the gateway answers with: OpenAI's on every route
+//! (`{"error": {"message": ..., "type": ..., "param": ..., "code": ...}}`), and Anthropic's on
+//! `/v1/messages` (`{"type": "error", "error": {"type": ..., "message": ...}}`), from one
+//! [`ApiFailure`].
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -143,4 +145,31 @@ impl IntoResponse for ApiFailure {
         }
         response
     }
+}
+
+/// Anthropic's error envelope for a failure.
+pub fn anthropic_error(failure: &ApiFailure) -> Response {
+    let kind = match failure.status.as_u16() {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    };
+    let body = json!({"type": "error", "error": {"type": kind, "message": failure.message}});
+    let mut response = (failure.status, axum::Json(body)).into_response();
+    if let Some(secs) = failure.retry_after
+        && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    for (name, value) in failure.headers.iter().flat_map(|h| h.iter()) {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
+    }
+    response
 }

@@ -151,7 +151,7 @@ pub(super) async fn route_chat(
     mut options: CallOptions,
 ) -> Result<Routed, ApiFailure> {
     let started = std::time::Instant::now();
-    request.check()?;
+    request.check().map_err(crate::Error::from)?;
     check_model(principal, &request.model)?;
     let requested = Requested::take(&mut request)?;
     let mut session = if gateway.guardrails.is_empty() && requested.on.is_empty() && requested.off.is_empty() {

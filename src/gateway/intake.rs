@@ -155,7 +155,7 @@ pub(super) async fn intake(State(gateway): State<Arc<Gateway>>, request: Request
     }
     let anthropic = request.uri().path().starts_with("/v1/messages");
     let refuse = |failure: ApiFailure| {
-        let mut response = if anthropic { super::messages::anthropic_error(&failure) } else { failure.into_response() };
+        let mut response = if anthropic { super::envelope::anthropic_error(&failure) } else { failure.into_response() };
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         response
     };

@@ -98,7 +98,7 @@ impl Gateway {
 pub(super) async fn authenticate(State(gateway): State<Arc<Gateway>>, mut request: Request, next: Next) -> Response {
     let anthropic = request.uri().path().ends_with("/messages");
     let answer = |failure: ApiFailure| {
-        if anthropic { super::messages::anthropic_error(&failure) } else { failure.into_response() }
+        if anthropic { super::envelope::anthropic_error(&failure) } else { failure.into_response() }
     };
     let Some(presented) = presented_key(request.headers()) else {
         return answer(

@@ -129,7 +129,7 @@ const COUNTER_TTL_S: i64 = 40 * 86_400;
 impl Limits {
     pub(crate) async fn new(state: SharedState, store: Store, redis_url: Option<&str>) -> Result<Self> {
         let counters = match redis_url {
-            Some(url) => Counters::Redis(crate::router::state::connect(url).await?),
+            Some(url) => Counters::Redis(crate::redis_conn::connect(url).await?),
             None => Counters::Memory(Arc::default()),
         };
         Ok(Self {
@@ -170,11 +170,8 @@ impl Limits {
             Counters::Redis(connection) => {
                 let mut connection = connection.clone();
                 let name = format!("switchyard:{counter}");
-                let exists: bool = redis::cmd("EXISTS")
-                    .arg(&name)
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(crate::router::state::redis_error)?;
+                let exists: bool =
+                    redis::cmd("EXISTS").arg(&name).query_async(&mut connection).await.map_err(crate::Error::redis)?;
                 if !exists {
                     let base = self.logged(owner, since).await?;
                     let _: Option<String> = redis::cmd("SET")
@@ -185,14 +182,9 @@ impl Limits {
                         .arg(COUNTER_TTL_S)
                         .query_async(&mut connection)
                         .await
-                        .map_err(crate::router::state::redis_error)?;
+                        .map_err(crate::Error::redis)?;
                 }
-                redis::cmd("INCRBY")
-                    .arg(&name)
-                    .arg(by)
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(crate::router::state::redis_error)
+                redis::cmd("INCRBY").arg(&name).arg(by).query_async(&mut connection).await.map_err(crate::Error::redis)
             }
         }
     }

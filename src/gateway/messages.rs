@@ -35,38 +35,12 @@ use serde_json::{Map, Value, json};
 
 use super::admission::Metered;
 use super::coalesce::coalesce;
+use super::envelope::anthropic_error;
 use super::handlers::{Routed, body, route_chat};
 use super::keys::Principal;
 use super::{ApiFailure, Gateway};
 use crate::router::CallOptions;
 use crate::{ChatChunk, ChatRequest, ChatResponse};
-
-/// Anthropic's error envelope for a failure.
-pub(super) fn anthropic_error(failure: &ApiFailure) -> Response {
-    let kind = match failure.status.as_u16() {
-        400 => "invalid_request_error",
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        503 | 529 => "overloaded_error",
-        _ => "api_error",
-    };
-    let body = json!({"type": "error", "error": {"type": kind, "message": failure.message}});
-    let mut response = (failure.status, axum::Json(body)).into_response();
-    if let Some(secs) = failure.retry_after
-        && let Ok(value) = HeaderValue::from_str(&secs.to_string())
-    {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    for (name, value) in failure.headers.iter().flat_map(|h| h.iter()) {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            response.headers_mut().insert(*name, value);
-        }
-    }
-    response
-}
 
 pub(super) async fn messages(
     State(gateway): State<Arc<Gateway>>,

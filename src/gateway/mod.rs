@@ -27,6 +27,7 @@ use crate::transport::{RetryPolicy, Timeouts};
 mod admission;
 mod coalesce;
 pub mod config;
+mod env;
 mod envelope;
 pub mod guardrails;
 mod handlers;
@@ -37,6 +38,7 @@ pub mod messages;
 pub mod metrics;
 pub mod mock_upstream;
 mod server;
+mod settle;
 pub mod spend;
 pub mod store;
 mod teams;
@@ -138,7 +140,7 @@ impl Gateway {
         let mut builder = Router::builder()
             .drop_params(config.litellm_settings.drop_params)
             .state(state)
-            .hooks(spend::spend_hooks(sender.clone(), metrics.clone(), config.general_settings.durable_spend));
+            .hooks(settle::hooks(sender.clone(), metrics.clone(), config.general_settings.durable_spend));
         let custom: std::collections::HashMap<&str, (&config::CustomProvider, &'static CompatVendor)> = config
             .providers
             .iter()

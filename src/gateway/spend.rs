@@ -20,9 +20,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::admission::Admission;
 use super::store::{KeyRecord, SpendRow, Store, now_ms};
-use crate::hooks::{CallEvent, EventKind, Hooks};
+use crate::hooks::{CallEvent, EventKind};
 
 const BATCH: usize = 1024;
 
@@ -192,37 +191,8 @@ async fn write(store: &Store, batch: &mut Vec<SpendRow>) -> u64 {
     0
 }
 
-/// The hook that ends every routed call in the gateway: its metrics, its spend row, and the
-/// outcome its admission settles with when it is dropped ([`Admission::finish`]). In durable
-/// mode the row's [`Written`] goes to the admission, for the answer to wait on.
-pub(super) fn spend_hooks(
-    sender: SpendSender,
-    metrics: std::sync::Arc<super::metrics::Metrics>,
-    durable: bool,
-) -> Hooks {
-    Hooks::new().on_event(move |event: &CallEvent| {
-        metrics.observe(event);
-        let admission = event.context.as_ref().and_then(|c| c.downcast_ref::<Admission>());
-        let key = admission.and_then(|a| a.key.as_deref());
-        let mut row = spend_row(event, key);
-        if let Some(admission) = admission {
-            let used = event.usage.as_ref().and_then(|u| u64::try_from(u.total_tokens).ok()).unwrap_or(0);
-            admission.finish(row.cost_pico, used);
-            if let Some(reason) = admission.cut_reason() {
-                row.status = "failure".into();
-                row.error_kind = Some(reason.into());
-            }
-            if durable && matches!(event.kind, EventKind::Success | EventKind::StreamEnd) {
-                admission.written(sender.send_durable(row));
-                return Ok(());
-            }
-        }
-        sender.send(row);
-        Ok(())
-    })
-}
-
-fn spend_row(event: &CallEvent, key: Option<&KeyRecord>) -> SpendRow {
+/// The spend row of a call, from its hook event.
+pub(super) fn spend_row(event: &CallEvent, key: Option<&KeyRecord>) -> SpendRow {
     let usage = event.usage.as_ref();
     let count = |n: Option<i64>| n.unwrap_or(0);
     let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);

@@ -1,11 +1,11 @@
-//! The HTTP flow, written once for every adapter: encode, send (with the transport's retries
-//! and timeouts), then decode the answer or map the error.
+//! The HTTP flow, written once for every adapter: encode, send (with retries as the
+//! transport's policy says, and its timeouts), then decode the answer or map the error.
 //!
 //! This is the only place that matches on [`Provider`], and it has no wildcard arm: a new
 //! variant makes the compiler point here.
 
-use crate::chat_stream::ChatStream;
 use crate::error::{Error, Result, TimeoutPhase};
+use crate::provider::chat_stream::ChatStream;
 use crate::provider::{Adapter, Ctx, Provider};
 use crate::transport::Transport;
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
@@ -55,7 +55,7 @@ pub(crate) async fn chat_stream(
         let token = token(adapter).await?;
         let ctx = Ctx { auth_token: token.as_ref(), ..*ctx };
         let http_request = adapter.encode_chat(request, &ctx)?;
-        let raw = transport.execute_stream(adapter, http_request).await?;
+        let raw = execute(adapter, transport, http_request, true).await?;
         let mut decoder = adapter.stream_decoder(&ctx);
         crate::provider::StreamDecode::on_headers(&mut decoder, &raw.headers);
         Ok(ChatStream::new(adapter.kind(), raw.body, decoder, transport.timeouts().idle, transport.max_body()))
@@ -122,7 +122,7 @@ pub(crate) fn decode_stream(
     with_adapter!(provider, adapter => {
         let mut decoder = adapter.stream_decoder(ctx);
         crate::provider::StreamDecode::on_headers(&mut decoder, headers);
-        let mut pump = crate::chat_stream::Pump::new(adapter.kind(), decoder, crate::transport::DEFAULT_MAX_BODY);
+        let mut pump = crate::provider::chat_stream::Pump::new(adapter.kind(), decoder, crate::transport::DEFAULT_MAX_BODY);
         for piece in pieces {
             pump.push(piece);
         }
@@ -136,12 +136,42 @@ pub(crate) fn kind(provider: &Provider) -> crate::provider::ProviderKind {
     with_adapter!(provider, adapter => adapter.kind())
 }
 
+/// Sends a request, retrying as the transport's policy allows, until a successful response
+/// head. Error answers are read and mapped with the adapter's `decode_error`.
+async fn execute<A: Adapter + ?Sized>(
+    adapter: &A,
+    transport: &Transport,
+    request: http::Request<bytes::Bytes>,
+    stream: bool,
+) -> Result<crate::transport::RawResponse> {
+    let provider = adapter.kind();
+    let first_byte = transport.first_byte(stream);
+    let mut attempt = 0;
+    loop {
+        let err = match transport.send(provider, adapter.upstream(), request.clone(), first_byte).await {
+            Ok(raw) if raw.status.is_success() => return Ok(raw),
+            Ok(raw) if raw.status.is_redirection() => crate::transport::redirected(provider, raw.status),
+            Ok(raw) => {
+                let (status, headers) = (raw.status, raw.headers.clone());
+                let body = transport.error_body(provider, raw).await?;
+                Error::from(adapter.decode_error(status, &headers, &body))
+            }
+            Err(err) => err,
+        };
+        let delay = if err.is_retryable() { transport.retry().delay(attempt, err.retry_after()) } else { None };
+        let Some(delay) = delay else { return Err(err) };
+        tracing::debug!(%provider, attempt, ?delay, error = %err, "retrying");
+        tokio::time::sleep(delay).await;
+        attempt += 1;
+    }
+}
+
 async fn send_whole<A: Adapter>(
     adapter: &A,
     transport: &Transport,
     request: http::Request<bytes::Bytes>,
 ) -> Result<http::Response<bytes::Bytes>> {
-    let raw = transport.execute(adapter, request).await?;
+    let raw = execute(adapter, transport, request, false).await?;
     raw.into_full(adapter.kind(), transport.max_body(), transport.timeouts().idle).await
 }
 

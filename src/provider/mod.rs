@@ -6,7 +6,6 @@
 //! place that matches on [`Provider`].
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::str::FromStr;
 
 use bytes::Bytes;
@@ -16,12 +15,12 @@ use crate::error::{ApiError, Error, Result};
 use secrecy::SecretString;
 
 use crate::spec::openai::{EmbeddingEncodingFormat, ResponseFormat};
-use crate::transport::sse::{SseEvent, SseFramer};
 use crate::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
 
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+pub(crate) mod chat_stream;
 pub mod cohere;
 pub(crate) mod convert;
 pub(crate) mod dispatch;
@@ -33,88 +32,8 @@ pub mod openai_compat;
 pub mod settings;
 pub mod vertex_ai;
 
-pub use openai_compat::{CompatVendor, Quirks};
-
-/// A kind of provider: `openai`, `azure`, `mock`, or one of the OpenAI-compatible vendors.
-///
-/// `Display` and `FromStr` use the id that prefixes model strings (`groq/llama-3.3-70b`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProviderKind {
-    /// OpenAI (`openai/...`, or a bare `gpt-...`, `o3...`, `text-embedding-...`).
-    OpenAi,
-    /// Azure OpenAI (`azure/<deployment>`).
-    Azure,
-    /// Anthropic Messages (`anthropic/claude-...`, or a bare `claude-...`).
-    Anthropic,
-    /// Google Gemini through AI Studio (`gemini/gemini-2.5-flash`).
-    Gemini,
-    /// Gemini on Google Cloud Vertex AI (`vertex_ai/gemini-2.5-pro`).
-    VertexAi,
-    /// Amazon Bedrock through Converse (`bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0`).
-    Bedrock,
-    /// Cohere v2 (`cohere/command-a-03-2025`).
-    Cohere,
-    /// The built-in mock provider (`mock/echo`, ...), for trying things with no key.
-    Mock,
-    /// An OpenAI-compatible vendor from the table in [`openai_compat`].
-    Compat(&'static CompatVendor),
-}
-
-/// The native providers, in the order they are listed to users.
-const NATIVE: &[ProviderKind] = &[
-    ProviderKind::OpenAi,
-    ProviderKind::Azure,
-    ProviderKind::Anthropic,
-    ProviderKind::Gemini,
-    ProviderKind::VertexAi,
-    ProviderKind::Bedrock,
-    ProviderKind::Cohere,
-    ProviderKind::Mock,
-];
-
-impl ProviderKind {
-    /// The id used as the model-string prefix and in configuration.
-    pub fn id(self) -> &'static str {
-        match self {
-            Self::OpenAi => "openai",
-            Self::Azure => "azure",
-            Self::Anthropic => "anthropic",
-            Self::Gemini => "gemini",
-            Self::VertexAi => "vertex_ai",
-            Self::Bedrock => "bedrock",
-            Self::Cohere => "cohere",
-            Self::Mock => "mock",
-            Self::Compat(vendor) => vendor.id,
-        }
-    }
-
-    /// Every provider this build knows.
-    pub fn all() -> impl Iterator<Item = ProviderKind> {
-        NATIVE.iter().copied().chain(openai_compat::VENDORS.iter().map(ProviderKind::Compat))
-    }
-
-    /// The provider with this id, if there is one.
-    pub fn from_id(id: &str) -> Option<Self> {
-        Self::all().find(|kind| kind.id() == id)
-    }
-
-    /// A comma-separated list of every id, for error messages.
-    pub fn known_ids() -> String {
-        Self::all().map(ProviderKind::id).collect::<Vec<_>>().join(", ")
-    }
-}
-
-impl fmt::Display for ProviderKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.id())
-    }
-}
-
-impl fmt::Debug for ProviderKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.id())
-    }
-}
+pub use crate::catalog::{CompatVendor, ProviderKind, Quirks};
+pub use crate::transport::{Framer, InProcess, Upstream};
 
 impl FromStr for ProviderKind {
     type Err = Error;
@@ -231,32 +150,6 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Where a provider's requests go.
-pub enum Upstream<'a> {
-    /// Over HTTP with the shared client.
-    Http,
-    /// Answered in this process (the mock provider).
-    InProcess(&'a dyn InProcess),
-}
-
-impl fmt::Debug for Upstream<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Http => "Http",
-            Self::InProcess(_) => "InProcess",
-        })
-    }
-}
-
-/// An upstream that answers in this process.
-pub trait InProcess: Send + Sync {
-    /// Answers one request.
-    fn call(
-        &self,
-        request: http::Request<Bytes>,
-    ) -> futures_core::future::BoxFuture<'static, crate::transport::RawResponse>;
-}
-
 /// The contract every provider implements: pure translation, no I/O.
 pub trait Adapter: Send + Sync {
     /// The stream decoder for this provider's chat streams.
@@ -348,53 +241,6 @@ pub trait StreamDecode: Send + 'static {
     fn on_eof(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<()>;
 }
 
-/// Splits a byte stream into frames, however the bytes are split.
-pub trait Framer: Send + 'static {
-    /// One frame.
-    type Frame;
-
-    /// Feeds more bytes.
-    fn push(&mut self, bytes: &[u8]);
-
-    /// The next complete frame, if there is one.
-    fn next_frame(&mut self) -> Result<Option<Self::Frame>>;
-
-    /// The stream ended: the last frame, if one was left without its terminator.
-    fn finish(&mut self) -> Result<Option<Self::Frame>>;
-
-    /// Bytes held for the frame in progress (checked against the event-size limit).
-    fn buffered(&self) -> usize;
-
-    /// How many complete units (SSE lines, comments included; event-stream frames) have
-    /// been read: the stream's idle deadline runs from the last one, so a server that drips
-    /// a byte at a time without finishing a line does not keep a stream open.
-    fn progress(&self) -> u64;
-}
-
-impl Framer for SseFramer {
-    type Frame = SseEvent;
-
-    fn push(&mut self, bytes: &[u8]) {
-        SseFramer::push(self, bytes);
-    }
-
-    fn next_frame(&mut self) -> Result<Option<SseEvent>> {
-        Ok(self.next_event())
-    }
-
-    fn finish(&mut self) -> Result<Option<SseEvent>> {
-        Ok(SseFramer::finish(self))
-    }
-
-    fn buffered(&self) -> usize {
-        SseFramer::buffered(self)
-    }
-
-    fn progress(&self) -> u64 {
-        self.lines()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +273,6 @@ mod tests {
             }
             assert_eq!(ProviderKind::from_id(kind.id()), Some(kind), "{kind} is not listed");
         }
-        assert_eq!(NATIVE.len(), every.len());
+        assert_eq!(ProviderKind::all().filter(|k| !matches!(k, ProviderKind::Compat(_))).count(), every.len());
     }
 }

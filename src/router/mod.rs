@@ -32,18 +32,22 @@ use crate::pricing::{Receipt, Registry};
 use crate::provider::{Provider, ProviderKind};
 use crate::transport::{RetryPolicy, Timeouts, Transport};
 
+mod call;
 mod deployment;
 pub mod policy;
 mod route;
 pub mod state;
 mod stream;
 
+pub use crate::hooks::CallContext;
+#[cfg(feature = "gateway")]
+pub(crate) use call::call_id;
 pub use deployment::Deployment;
 pub use policy::Strategy;
-pub(crate) use route::call_id;
 pub use route::{DEFAULT_RESERVED_OUTPUT, Estimate};
 pub use state::SharedState;
 pub use stream::RoutedStream;
+#[cfg(feature = "gateway")]
 pub(crate) use stream::output_bytes;
 
 use deployment::Live;
@@ -110,9 +114,6 @@ pub struct CallOptions {
     /// (the gateway passes the key and its budget reservation this way).
     pub context: Option<CallContext>,
 }
-
-/// A caller's context for one call, opaque to the router.
-pub type CallContext = Arc<dyn std::any::Any + Send + Sync>;
 
 /// Routes calls over groups of deployments. Cheap to clone; share one per process.
 #[derive(Clone)]

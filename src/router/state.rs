@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use redis::AsyncCommands as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use crate::error::{Error, Result};
 
@@ -72,21 +72,6 @@ fn usage_keys(prefix: &str, deployment: &str, minute: u64) -> (String, String) {
     (format!("{prefix}rpm:{deployment}:{minute}"), format!("{prefix}tpm:{deployment}:{minute}"))
 }
 
-/// A connection to Redis at `url`, made now so that a wrong URL or a Redis that is down is
-/// reported at start-up. Few, short retries: calls must not stall on a Redis that is away.
-pub(crate) async fn connect(url: &str) -> Result<ConnectionManager> {
-    let client = redis::Client::open(url).map_err(|e| Error::Config(format!("redis URL `{url}`: {e}")))?;
-    let config = ConnectionManagerConfig::new()
-        .set_number_of_retries(2)
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(2)));
-    ConnectionManager::new_with_config(client, config).await.map_err(redis_error)
-}
-
-pub(crate) fn redis_error(e: redis::RedisError) -> Error {
-    Error::State(format!("redis: {e}"))
-}
-
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -132,7 +117,7 @@ impl SharedState {
     /// State in Redis at `url` (`redis://127.0.0.1:6379/0`), under `prefix`. Connects now,
     /// so a wrong URL or a Redis that is down is reported at start-up.
     pub async fn redis(url: &str, prefix: &str) -> Result<Self> {
-        let connection = connect(url).await?;
+        let connection = crate::redis_conn::connect(url).await?;
         Ok(Self::Redis(RedisState { connection, prefix: prefix.to_string() }))
     }
 
@@ -148,7 +133,7 @@ impl SharedState {
             Self::Redis(r) => {
                 let key = format!("{}:cooldown:{deployment}", r.prefix);
                 let mut c = r.connection.clone();
-                c.pset_ex::<_, _, ()>(key, 1, millis(duration)).await.map_err(redis_error)
+                c.pset_ex::<_, _, ()>(key, 1, millis(duration)).await.map_err(Error::redis)
             }
         }
     }
@@ -163,7 +148,7 @@ impl SharedState {
                 let key = format!("{}:cooldown:{deployment}", r.prefix);
                 let mut c = r.connection.clone();
                 // PTTL: -2 no key, -1 no expiry (never set by us), else milliseconds left.
-                let left: i64 = c.pttl(key).await.map_err(redis_error)?;
+                let left: i64 = c.pttl(key).await.map_err(Error::redis)?;
                 Ok(u64::try_from(left).ok().map(Duration::from_millis))
             }
         }
@@ -187,7 +172,7 @@ impl SharedState {
                     .ignore()
                     .query_async(&mut c)
                     .await
-                    .map_err(redis_error)?;
+                    .map_err(Error::redis)?;
                 Ok(count)
             }
         }
@@ -223,7 +208,7 @@ impl SharedState {
                     .ignore()
                     .query_async(&mut c)
                     .await
-                    .map_err(redis_error)?;
+                    .map_err(Error::redis)?;
                 let count = |n: i64| u64::try_from(n).unwrap_or(0);
                 Ok(MinuteUsage { requests: count(requests), tokens: count(tokens) })
             }
@@ -243,7 +228,7 @@ impl SharedState {
                 let (rpm, tpm) = usage_keys(&format!("{}:", r.prefix), deployment, minute);
                 let mut c = r.connection.clone();
                 let (requests, tokens): (Option<i64>, Option<i64>) =
-                    redis::cmd("MGET").arg(&rpm).arg(&tpm).query_async(&mut c).await.map_err(redis_error)?;
+                    redis::cmd("MGET").arg(&rpm).arg(&tpm).query_async(&mut c).await.map_err(Error::redis)?;
                 let count = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
                 Ok(MinuteUsage { requests: count(requests), tokens: count(tokens) })
             }
@@ -256,7 +241,7 @@ impl SharedState {
             Self::Memory(_) => Ok(()),
             Self::Redis(r) => {
                 let mut c = r.connection.clone();
-                redis::cmd("PING").query_async::<String>(&mut c).await.map(drop).map_err(redis_error)
+                redis::cmd("PING").query_async::<String>(&mut c).await.map(drop).map_err(Error::redis)
             }
         }
     }

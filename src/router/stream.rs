@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
+use super::call::Call;
 use super::deployment::InFlight;
-use super::route::Call;
 use super::{CallReport, Inner, Routed};
 use crate::cache::ResponseCache;
-use crate::chat_stream::{ChatStream, ChunkAccumulator};
 use crate::error::{Error, Result};
 use crate::hooks::EventKind;
+use crate::provider::chat_stream::{ChatStream, ChunkAccumulator};
 use crate::spec::openai::CompletionUsage;
 use crate::{ChatChunk, ChatResponse};
 

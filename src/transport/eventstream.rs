@@ -8,8 +8,9 @@
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::Framer;
+use crate::catalog::ProviderKind;
 use crate::error::{Error, ErrorKind, Result};
-use crate::provider::{Framer, ProviderKind};
 
 /// The largest frame accepted (AWS's own limit is 16 MiB).
 const MAX_FRAME: usize = 16 * 1024 * 1024;

@@ -15,13 +15,15 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 
+use crate::catalog::ProviderKind;
 use crate::error::{Error, Result, TimeoutPhase};
-use crate::provider::{Adapter, ProviderKind, Upstream};
 
 pub mod eventstream;
+mod frame;
 pub mod retry;
 pub mod sse;
 
+pub use frame::Framer;
 pub use retry::RetryPolicy;
 
 /// Per-attempt deadlines.
@@ -149,71 +151,34 @@ impl Transport {
         &self.timeouts
     }
 
-    /// Sends a request, retrying as the policy allows, until a successful response head.
-    /// Error answers are read and mapped with the adapter's `decode_error`.
-    pub async fn execute<A: Adapter + ?Sized>(
-        &self,
-        adapter: &A,
-        request: http::Request<Bytes>,
-    ) -> Result<RawResponse> {
-        self.execute_within(adapter, request, self.timeouts.first_byte).await
+    /// The retry policy in force (the caller owns the retry loop).
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
     }
 
-    /// [`Transport::execute`] for a stream: its head must come within the idle deadline too
-    /// (LiteLLM's `stream_timeout` bounds the wait for a stream's first chunk), so a
-    /// provider that hangs before it starts is given up on sooner and another tried.
-    pub async fn execute_stream<A: Adapter + ?Sized>(
-        &self,
-        adapter: &A,
-        request: http::Request<Bytes>,
-    ) -> Result<RawResponse> {
-        self.execute_within(adapter, request, self.timeouts.first_byte.min(self.timeouts.idle)).await
+    /// How long a response head may take: for a stream, the idle deadline too (LiteLLM's
+    /// `stream_timeout` bounds the wait for a stream's first chunk), so a provider that hangs
+    /// before it starts is given up on sooner and another tried.
+    pub fn first_byte(&self, stream: bool) -> Duration {
+        if stream { self.timeouts.first_byte.min(self.timeouts.idle) } else { self.timeouts.first_byte }
     }
 
-    async fn execute_within<A: Adapter + ?Sized>(
+    /// Reads an error answer's body, bounded (for the provider's error decoder).
+    pub async fn error_body(&self, provider: ProviderKind, raw: RawResponse) -> Result<Bytes> {
+        raw.body.collect(provider, self.max_body.min(MAX_ERROR_BODY), self.timeouts.idle).await
+    }
+
+    /// Sends a request once, and returns the response head whatever its status, within
+    /// `first_byte`. Redirects are not followed (see [`redirected`]).
+    pub async fn send(
         &self,
-        adapter: &A,
+        provider: ProviderKind,
+        upstream: Upstream<'_>,
         request: http::Request<Bytes>,
         first_byte: Duration,
     ) -> Result<RawResponse> {
-        let provider = adapter.kind();
-        let mut attempt = 0;
-        loop {
-            let err = match self.attempt(adapter, request.clone(), first_byte).await {
-                Ok(raw) if raw.status.is_success() => return Ok(raw),
-                Ok(raw) if raw.status.is_redirection() => Error::Transport {
-                    provider,
-                    message: format!(
-                        "the upstream answered {} (a redirect); redirects from provider endpoints are not followed: check the deployment's api_base",
-                        raw.status.as_u16()
-                    ),
-                    source: None,
-                },
-                Ok(raw) => {
-                    let (status, headers) = (raw.status, raw.headers.clone());
-                    let limit = self.max_body.min(MAX_ERROR_BODY);
-                    let body = raw.body.collect(provider, limit, self.timeouts.idle).await?;
-                    Error::from(adapter.decode_error(status, &headers, &body))
-                }
-                Err(err) => err,
-            };
-            let delay = if err.is_retryable() { self.retry.delay(attempt, err.retry_after()) } else { None };
-            let Some(delay) = delay else { return Err(err) };
-            tracing::debug!(%provider, attempt, ?delay, error = %err, "retrying");
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
-    }
-
-    async fn attempt<A: Adapter + ?Sized>(
-        &self,
-        adapter: &A,
-        request: http::Request<Bytes>,
-        first_byte: Duration,
-    ) -> Result<RawResponse> {
-        let provider = adapter.kind();
         let timed_out = || Error::Timeout { provider, phase: TimeoutPhase::FirstByte, after: first_byte };
-        match adapter.upstream() {
+        match upstream {
             Upstream::InProcess(upstream) => {
                 tokio::time::timeout(first_byte, upstream.call(request)).await.map_err(|_| timed_out())
             }
@@ -270,6 +235,43 @@ pub(crate) fn tls_config() -> Result<rustls::ClientConfig> {
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// The error for a redirect from a provider endpoint: it is not followed, since the request
+/// carries the provider's credential and body, and another origin's answer would reach the
+/// client as the provider's.
+pub fn redirected(provider: ProviderKind, status: StatusCode) -> Error {
+    Error::Transport {
+        provider,
+        message: format!(
+            "the upstream answered {} (a redirect); redirects from provider endpoints are not followed: check the deployment's api_base",
+            status.as_u16()
+        ),
+        source: None,
+    }
+}
+
+/// Where a provider's requests go.
+pub enum Upstream<'a> {
+    /// Over HTTP with the shared client.
+    Http,
+    /// Answered in this process (the mock provider).
+    InProcess(&'a dyn InProcess),
+}
+
+impl fmt::Debug for Upstream<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Http => "Http",
+            Self::InProcess(_) => "InProcess",
+        })
+    }
+}
+
+/// An upstream that answers in this process.
+pub trait InProcess: Send + Sync {
+    /// Answers one request.
+    fn call(&self, request: http::Request<Bytes>) -> futures_core::future::BoxFuture<'static, RawResponse>;
 }
 
 /// A response head and a body still to be read.

@@ -221,13 +221,13 @@ impl Guardrail {
             }
             "webhook" => {
                 let url = p.api_base.as_deref().ok_or_else(|| Error::Config(at("webhook needs api_base")))?;
-                let url = super::config::resolve_env(url, env)?;
+                let url = super::env::resolve_env(url, env)?;
                 let mut headers: Vec<(String, String)> = Vec::new();
                 for (k, v) in &p.headers {
-                    headers.push((k.clone(), super::config::resolve_env(v, env)?));
+                    headers.push((k.clone(), super::env::resolve_env(v, env)?));
                 }
                 if let Some(key) = &p.api_key {
-                    headers.push(("authorization".into(), format!("Bearer {}", super::config::resolve_env(key, env)?)));
+                    headers.push(("authorization".into(), format!("Bearer {}", super::env::resolve_env(key, env)?)));
                 }
                 let fail_closed = match p.on_error.as_deref().unwrap_or("allow") {
                     "allow" => false,

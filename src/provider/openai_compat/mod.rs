@@ -8,100 +8,13 @@ use http::HeaderMap;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
+use crate::catalog::ProviderKind;
 use crate::error::{Error, Result};
-use crate::provider::ProviderKind;
 use crate::provider::openai::{OpenAiFormat, Operation, request};
 
-mod vendors;
-
-pub use vendors::VENDORS;
-
-/// An OpenAI-compatible vendor.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct CompatVendor {
-    /// The model-string prefix (`groq`), as in LiteLLM.
-    pub id: &'static str,
-    /// The vendor's name for people.
-    pub name: &'static str,
-    /// The default API base, including the version segment; empty when the user must give one.
-    pub base_url: &'static str,
-    /// Environment variables holding the key, tried in order.
-    pub key_env: &'static [&'static str],
-    /// Whether calls fail without a key (local servers do not need one).
-    pub key_required: bool,
-    /// How this vendor departs from OpenAI's wire format.
-    pub quirks: Quirks,
-    /// The vendor's OpenAI-compatibility documentation.
-    pub docs: &'static str,
-}
-
-impl CompatVendor {
-    /// A vendor declared at run time (a gateway config's `providers:`), kept for the life of
-    /// the process: its strings are leaked once at start-up, so it is as `'static` as the
-    /// built-in table.
-    pub fn declare(
-        id: &str,
-        base_url: &str,
-        renames: Vec<(String, String)>,
-        dropped: Vec<String>,
-        max_tokens_only: bool,
-    ) -> &'static CompatVendor {
-        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-        let renames: Vec<(&'static str, &'static str)> = renames.into_iter().map(|(a, b)| (leak(a), leak(b))).collect();
-        let dropped: Vec<&'static str> = dropped.into_iter().map(leak).collect();
-        Box::leak(Box::new(CompatVendor {
-            id: leak(id.to_string()),
-            name: leak(id.to_string()),
-            base_url: leak(base_url.to_string()),
-            key_env: &[],
-            key_required: false,
-            quirks: Quirks {
-                renames: Box::leak(renames.into_boxed_slice()),
-                dropped: Box::leak(dropped.into_boxed_slice()),
-                max_tokens_only,
-                ..Quirks::NONE
-            },
-            docs: "",
-        }))
-    }
-
-    /// The environment variable that overrides the base URL: `<ID>_API_BASE`.
-    pub fn base_env(&self) -> String {
-        format!("{}_API_BASE", self.id.to_ascii_uppercase())
-    }
-}
-
-/// Where a vendor's wire format departs from OpenAI's. All parameters are top-level request
-/// fields by their OpenAI name.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Quirks {
-    /// Parameters the vendor does not accept: `Unsupported` unless `drop_params`.
-    pub unsupported: &'static [&'static str],
-    /// Parameters the vendor names differently: (OpenAI name, vendor name).
-    pub renames: &'static [(&'static str, &'static str)],
-    /// The vendor's spelling of `tool_choice: "required"`, if it differs.
-    pub tool_choice_required: Option<&'static str>,
-    /// The vendor takes `max_tokens` but not `max_completion_tokens`.
-    pub max_tokens_only: bool,
-    /// A path the API base must end with, appended to a user-given base that lacks it
-    /// (Ollama's OpenAI API lives under `/v1`, but LiteLLM configs give the server root).
-    pub base_suffix: &'static str,
-    /// Parameters always removed before sending (a config-declared provider's `drop_params`:
-    /// the operator chose to drop them).
-    pub dropped: &'static [&'static str],
-}
+pub use crate::catalog::{CompatVendor, Quirks, VENDORS};
 
 impl Quirks {
-    /// No departures: OpenAI's wire format as is.
-    pub const NONE: Quirks = Quirks {
-        unsupported: &[],
-        renames: &[],
-        tool_choice_required: None,
-        max_tokens_only: false,
-        base_suffix: "",
-        dropped: &[],
-    };
-
     /// Applies the quirks to an OpenAI request body.
     pub fn apply(&self, provider: ProviderKind, body: &mut Map<String, Value>, drop_params: bool) -> Result<()> {
         for &param in self.dropped {

@@ -5,27 +5,46 @@
 //! refused with OpenAI's own wording, naming the parameter. The SDK's `Client` and `Router`
 //! do not: a provider's own ranges differ, and its own error is the faithful answer.
 
-use crate::error::{Error, Result};
+use std::fmt;
+
 use crate::spec::openai::CreateChatCompletionRequest;
+
+/// A parameter outside the range OpenAI accepts (an `invalid_request_error` naming it, as
+/// [`crate::Error`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutOfRange {
+    /// The parameter, by its OpenAI name.
+    pub param: &'static str,
+    /// OpenAI's wording.
+    pub message: String,
+}
+
+impl fmt::Display for OutOfRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for OutOfRange {}
+
+type Result<T> = std::result::Result<T, OutOfRange>;
 
 /// The most choices (`n`) OpenAI accepts.
 pub const MAX_CHOICES: i64 = 128;
 
-fn below(param: &str, min: impl std::fmt::Display, got: impl std::fmt::Display) -> Error {
-    Error::invalid(
-        format!("Invalid '{param}': value below minimum value. Expected a value >= {min}, but got {got} instead."),
-        Some(param),
-    )
+fn below(param: &'static str, min: impl fmt::Display, got: impl fmt::Display) -> OutOfRange {
+    let message =
+        format!("Invalid '{param}': value below minimum value. Expected a value >= {min}, but got {got} instead.");
+    OutOfRange { param, message }
 }
 
-fn above(param: &str, max: impl std::fmt::Display, got: impl std::fmt::Display) -> Error {
-    Error::invalid(
-        format!("Invalid '{param}': value above maximum value. Expected a value <= {max}, but got {got} instead."),
-        Some(param),
-    )
+fn above(param: &'static str, max: impl fmt::Display, got: impl fmt::Display) -> OutOfRange {
+    let message =
+        format!("Invalid '{param}': value above maximum value. Expected a value <= {max}, but got {got} instead.");
+    OutOfRange { param, message }
 }
 
-fn within_int(param: &str, value: Option<i64>, min: i64, max: Option<i64>) -> Result<()> {
+fn within_int(param: &'static str, value: Option<i64>, min: i64, max: Option<i64>) -> Result<()> {
     match value {
         Some(v) if v < min => Err(below(param, min, v)),
         Some(v) if max.is_some_and(|m| v > m) => Err(above(param, max.unwrap_or_default(), v)),
@@ -33,7 +52,7 @@ fn within_int(param: &str, value: Option<i64>, min: i64, max: Option<i64>) -> Re
     }
 }
 
-fn within_float(param: &str, value: Option<f64>, min: f64, max: f64) -> Result<()> {
+fn within_float(param: &'static str, value: Option<f64>, min: f64, max: f64) -> Result<()> {
     match value {
         Some(v) if v < min => Err(below(param, min, v)),
         Some(v) if v > max => Err(above(param, max, v)),
@@ -56,7 +75,8 @@ impl CreateChatCompletionRequest {
     /// ```
     pub fn check(&self) -> Result<()> {
         if self.messages.is_empty() {
-            return Err(Error::invalid("[] is too short - 'messages': send at least one message", Some("messages")));
+            let message = "[] is too short - 'messages': send at least one message".to_string();
+            return Err(OutOfRange { param: "messages", message });
         }
         within_int("max_tokens", self.max_tokens, 1, None)?;
         within_int("max_completion_tokens", self.max_completion_tokens, 1, None)?;
@@ -94,7 +114,7 @@ mod tests {
             let mut request = ok.clone();
             break_it(&mut request);
             match request.check() {
-                Err(crate::Error::InvalidRequest { param: Some(p), message }) => {
+                Err(super::OutOfRange { param: p, message }) => {
                     assert_eq!(p, param, "{message}");
                     assert!(message.contains(param), "{message}");
                 }

@@ -10,7 +10,7 @@ mod request;
 mod response;
 mod tagged;
 
-pub use checks::MAX_CHOICES;
+pub use checks::{MAX_CHOICES, OutOfRange};
 pub use embedding::EmbeddingInput;
 pub use message::{ChatMessage, ContentPart, MessageContent};
 pub use nullable::Nullable;
