@@ -1,5 +1,5 @@
 //! The crate's module graph, read from the source: no import cycle among `src/` modules, and
-//! none of the arrows the design forbids (DESIGN.md, "Layers").
+//! none of the arrows the layers forbid (docs/architecture.md).
 //!
 //! Each file is a node. A file depends on the file that *defines* what it names: a path
 //! through a re-export (`pub use`) is followed to the definition, so a facade `mod.rs` that
@@ -365,7 +365,7 @@ fn sibling_modules_form_no_cycle() {
     );
 }
 
-/// The core's layers, lowest first: each may name only those before it (DESIGN.md).
+/// The core's layers, lowest first: each may name only those before it (docs/architecture.md).
 const LAYERS: &[&str] = &["spec", "error", "transport", "provider", "client", "router", "gateway"];
 
 /// Arrows that must never exist, beyond the layers' order: (from, to, why).

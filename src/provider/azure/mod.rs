@@ -6,6 +6,15 @@
 //! Microsoft Entra ID token sent as a bearer token. Requests go to
 //! `{endpoint}/openai/deployments/{deployment}/{operation}?api-version={version}`, or with
 //! `api_version = "v1"` to the version-less `{endpoint}/openai/v1/{operation}`.
+//!
+//! Azure answers are OpenAI's plus `prompt_filter_results` and per-choice
+//! `content_filter_results`. Both are kept in the generated types' `extra` maps, so a caller
+//! (or the gateway) sees the filter verdicts exactly as Azure sent them; decoding is
+//! OpenAI's (`openai::response`). `tests/conformance.rs` pins this with the Azure cases.
+//!
+//! Azure streams are OpenAI's (decoded by `openai::stream::Decoder`). The first event often
+//! has `choices: []` and only `prompt_filter_results`; it is passed on as a chunk, as Azure
+//! sent it, and `ChunkAccumulator` skips it when assembling.
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -17,8 +26,6 @@ use crate::provider::openai::{OpenAiFormat, Operation, request as wire};
 
 pub mod error;
 pub mod request;
-pub mod response;
-pub mod stream;
 
 /// The API version used when none is configured (the latest GA version of the data plane).
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";

@@ -8,6 +8,16 @@
 //! key (`VERTEXAI_CREDENTIALS` or `GOOGLE_APPLICATION_CREDENTIALS`, a path or the JSON itself)
 //! through `gcp_auth`, or else from Application Default Credentials (the metadata server,
 //! `gcloud`). Tokens are cached and refreshed by `gcp_auth`.
+//!
+//! Vertex AI errors use Google's `google.rpc.Status` envelope, read by
+//! `crate::provider::gemini::error`. Failing to get an access token is an `authentication`
+//! error, or a transport error when the token endpoint cannot be reached (see `mod.rs`).
+//!
+//! Vertex AI answers are Gemini's (`crate::provider::gemini::response`), decoded by the same
+//! code; `tests/conformance.rs` pins this with the `vertex_ai` cases.
+//!
+//! Vertex AI streams are Gemini's (`streamGenerateContent?alt=sse`), decoded by
+//! `crate::provider::gemini::stream::Decoder`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,10 +32,7 @@ use crate::provider::gemini::{Endpoint, Google, Method, resource_name};
 use crate::provider::openai::request::bearer;
 use crate::provider::{Credentials, Ctx, ProviderKind};
 
-pub mod error;
 pub mod request;
-pub mod response;
-pub mod stream;
 
 /// The OAuth scope Vertex AI needs.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
