@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::provider::ProviderKind;
+use crate::catalog::ProviderKind;
 
 /// What went wrong, in OpenAI's taxonomy. Every provider's errors map onto these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -34,6 +34,22 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind an HTTP status means when the body says nothing more (every provider's error
+    /// decoder starts from this, then refines it with what the body says).
+    pub fn from_status(status: http::StatusCode) -> Self {
+        match status.as_u16() {
+            401 => Self::Authentication,
+            402 | 403 => Self::PermissionDenied,
+            404 => Self::NotFound,
+            408 => Self::Timeout,
+            429 => Self::RateLimited,
+            503 | 529 => Self::Overloaded,
+            504 => Self::Timeout,
+            500..=599 => Self::Server,
+            _ => Self::InvalidRequest,
+        }
+    }
+
     /// OpenAI's `type` string for this kind, as the gateway writes it in error envelopes.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -29,6 +29,7 @@ pub(crate) mod ids;
 pub mod mock;
 pub mod openai;
 pub mod openai_compat;
+pub mod requests;
 pub mod settings;
 pub mod vertex_ai;
 

@@ -10,9 +10,9 @@ use crate::provider::azure::{Azure, AzureAuth};
 use crate::provider::bedrock::{Bedrock, BedrockAuth};
 use crate::provider::cohere::Cohere;
 use crate::provider::gemini::Gemini;
-use crate::provider::openai::request::header_map;
 use crate::provider::openai::{DEFAULT_BASE_URL, OpenAi};
 use crate::provider::openai_compat::OpenAiCompat;
+use crate::provider::requests::header_map;
 use crate::provider::vertex_ai::{VertexAi, VertexCredentials};
 use crate::provider::{Provider, ProviderKind, mock::Mock};
 

@@ -10,7 +10,6 @@ use http::{HeaderMap, StatusCode};
 
 use crate::error::{ApiError, ErrorKind};
 use crate::provider::ProviderKind;
-use crate::provider::openai::error::kind_for_status;
 use crate::spec::anthropic::{ErrorResponse, ErrorType};
 use crate::transport::retry::retry_after;
 
@@ -21,7 +20,7 @@ pub fn decode_error(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Ap
         // OpenAI-format server's error.
         return crate::provider::openai::error::decode_error(ProviderKind::Anthropic, status, headers, body);
     };
-    let kind = kind_of(&parsed.error.type_, &parsed.error.message, Some(status));
+    let kind = classify(&parsed.error.type_, &parsed.error.message, Some(status));
     let mut err = ApiError::new(ProviderKind::Anthropic, status.as_u16(), kind, parsed.error.message);
     err.error_type = Some(parsed.error.type_.as_str().to_string());
     err.retry_after = retry_after(headers);
@@ -35,7 +34,7 @@ pub fn decode_error(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Ap
 
 /// The kind of an Anthropic error, from its type, refined by the message; the status is
 /// used only for types this version does not know.
-pub fn kind_of(error_type: &ErrorType, message: &str, status: Option<StatusCode>) -> ErrorKind {
+pub fn classify(error_type: &ErrorType, message: &str, status: Option<StatusCode>) -> ErrorKind {
     match error_type {
         ErrorType::InvalidRequestError if is_context_length(message) => ErrorKind::ContextLengthExceeded,
         ErrorType::InvalidRequestError | ErrorType::RequestTooLarge => ErrorKind::InvalidRequest,
@@ -46,7 +45,7 @@ pub fn kind_of(error_type: &ErrorType, message: &str, status: Option<StatusCode>
         ErrorType::TimeoutError => ErrorKind::Timeout,
         ErrorType::ApiError => ErrorKind::Server,
         ErrorType::OverloadedError => ErrorKind::Overloaded,
-        ErrorType::Other(_) => status.map_or(ErrorKind::Server, kind_for_status),
+        ErrorType::Other(_) => status.map_or(ErrorKind::Server, ErrorKind::from_status),
     }
 }
 
@@ -64,7 +63,7 @@ mod tests {
 
     #[test]
     fn types_map_to_kinds_and_context_length_is_recognised() {
-        let kind = |t: &str, m: &str| kind_of(&ErrorType::from(t), m, Some(StatusCode::BAD_REQUEST));
+        let kind = |t: &str, m: &str| classify(&ErrorType::from(t), m, Some(StatusCode::BAD_REQUEST));
         assert_eq!(
             kind("invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"),
             ErrorKind::ContextLengthExceeded

@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{ApiError, Error, Result};
-use crate::provider::openai::request::{get, join_url, secret_header};
+use crate::provider::requests::{get, join_url, secret_header};
 use crate::provider::{Adapter, Ctx, ProviderKind};
 use crate::{ChatRequest, ChatResponse, ModelList};
 

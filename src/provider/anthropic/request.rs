@@ -24,7 +24,7 @@ use super::{model_facts, unsupported};
 use crate::ChatRequest;
 use crate::error::{Error, Result};
 use crate::provider::convert::{Thinking, any_object, data_url, parse_arguments, reject_or_drop, thinking_budget};
-use crate::provider::openai::request::post_json;
+use crate::provider::requests::post_json;
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::anthropic::{
     CacheControl, CreateMessageParams, DocumentBlock, DocumentBlockType, ImageBlock, ImageBlockType, ImageSource,

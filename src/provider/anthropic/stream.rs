@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use super::error::kind_of;
+use super::error::classify;
 use super::request::JSON_TOOL;
 use super::response::{finish_reason, openai_usage, uses_json_tool};
 use crate::ChatChunk;
@@ -279,7 +279,7 @@ impl StreamDecode for Decoder {
                 let failure: ErrorResponse = parse(&event)?;
                 return Err(Error::Stream {
                     provider: ProviderKind::Anthropic,
-                    kind: kind_of(&failure.error.type_, &failure.error.message, None),
+                    kind: classify(&failure.error.type_, &failure.error.message, None),
                     message: failure.error.message,
                 });
             }

@@ -14,7 +14,6 @@ use http::{HeaderMap, StatusCode};
 
 use crate::error::{ApiError, ErrorKind};
 use crate::provider::ProviderKind;
-use crate::provider::openai::error::kind_for_status;
 use crate::spec::bedrock::ErrorBody;
 use crate::transport::retry::retry_after;
 
@@ -27,7 +26,7 @@ pub fn decode_error(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Ap
         .as_ref()
         .and_then(|p| p.message.clone().or_else(|| p.extra.get("Message").and_then(|m| m.as_str()).map(str::to_string)))
         .unwrap_or_else(|| String::from_utf8_lossy(body).trim().chars().take(500).collect());
-    let kind = kind_of(error_type.unwrap_or_default(), &message, Some(status));
+    let kind = classify(error_type.unwrap_or_default(), &message, Some(status));
     let mut err = ApiError::new(ProviderKind::Bedrock, status.as_u16(), kind, message);
     err.error_type = error_type.map(str::to_string);
     err.retry_after = retry_after(headers);
@@ -44,7 +43,7 @@ fn short_type(raw: &str) -> &str {
 
 /// The kind of a Bedrock error type (HTTP `ValidationException` or stream
 /// `validationException`), refined by the message; the status decides for unknown types.
-pub fn kind_of(error_type: &str, message: &str, status: Option<StatusCode>) -> ErrorKind {
+pub fn classify(error_type: &str, message: &str, status: Option<StatusCode>) -> ErrorKind {
     let lower = error_type.to_ascii_lowercase();
     match lower.as_str() {
         "validationexception" if is_context_length(message) => ErrorKind::ContextLengthExceeded,
@@ -60,7 +59,7 @@ pub fn kind_of(error_type: &str, message: &str, status: Option<StatusCode>) -> E
         "serviceunavailableexception" | "modelnotreadyexception" => ErrorKind::Overloaded,
         "modeltimeoutexception" => ErrorKind::Timeout,
         "internalserverexception" | "modelerrorexception" | "modelstreamerrorexception" => ErrorKind::Server,
-        _ => status.map_or(ErrorKind::Server, kind_for_status),
+        _ => status.map_or(ErrorKind::Server, ErrorKind::from_status),
     }
 }
 
@@ -78,7 +77,7 @@ mod tests {
 
     #[test]
     fn types_map_to_kinds_whatever_their_spelling() {
-        let kind = |t: &str, m: &str| kind_of(t, m, Some(StatusCode::BAD_REQUEST));
+        let kind = |t: &str, m: &str| classify(t, m, Some(StatusCode::BAD_REQUEST));
         assert_eq!(
             kind("ValidationException", "Input is too long for requested model."),
             ErrorKind::ContextLengthExceeded

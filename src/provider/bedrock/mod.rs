@@ -22,7 +22,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{ApiError, Error, Result};
-use crate::provider::openai::request::{bearer, join_url, post_json};
+use crate::provider::requests::{bearer, join_url, post_json};
 use crate::provider::{Adapter, Ctx, ProviderKind};
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
 

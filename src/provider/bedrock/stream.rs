@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use super::error::kind_of;
+use super::error::classify;
 use super::request::JSON_TOOL;
 use super::response::{finish_reason, request_id, uses_json_tool};
 use crate::ChatChunk;
@@ -195,8 +195,8 @@ impl Decoder {
             .and_then(|s| u16::try_from(s).ok())
             .and_then(|s| http::StatusCode::from_u16(s).ok());
         let kind = match (exception_type, status) {
-            ("modelStreamErrorException", Some(status)) => crate::provider::openai::error::kind_for_status(status),
-            _ => kind_of(exception_type, &message, None),
+            ("modelStreamErrorException", Some(status)) => crate::ErrorKind::from_status(status),
+            _ => classify(exception_type, &message, None),
         };
         Error::Stream { provider: ProviderKind::Bedrock, kind, message: format!("{exception_type}: {message}") }
     }
@@ -229,7 +229,7 @@ impl StreamDecode for Decoder {
             FrameKind::Error { code, message } => {
                 return Err(Error::Stream {
                     provider: ProviderKind::Bedrock,
-                    kind: kind_of(code, message, None),
+                    kind: classify(code, message, None),
                     message: format!("{code}: {message}"),
                 });
             }

@@ -8,7 +8,6 @@ use http::{HeaderMap, StatusCode};
 
 use crate::error::{ApiError, ErrorKind};
 use crate::provider::ProviderKind;
-use crate::provider::openai::error::kind_for_status;
 use crate::spec::cohere::ErrorBody;
 use crate::transport::retry::retry_after;
 
@@ -19,7 +18,7 @@ pub fn decode_error(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Ap
         .as_ref()
         .and_then(|p| p.message.clone())
         .unwrap_or_else(|| String::from_utf8_lossy(body).trim().chars().take(500).collect());
-    let kind = kind_of(status, &message);
+    let kind = classify(status, &message);
     let mut err = ApiError::new(ProviderKind::Cohere, status.as_u16(), kind, message);
     err.retry_after = retry_after(headers);
     err.request_id = parsed
@@ -30,7 +29,7 @@ pub fn decode_error(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Ap
 }
 
 /// The kind of a Cohere error, from its status and message.
-pub fn kind_of(status: StatusCode, message: &str) -> ErrorKind {
+pub fn classify(status: StatusCode, message: &str) -> ErrorKind {
     let lower = message.to_ascii_lowercase();
     match status.as_u16() {
         400 | 422 if ["too many tokens", "context length", "too long"].iter().any(|n| lower.contains(n)) => {
@@ -38,7 +37,7 @@ pub fn kind_of(status: StatusCode, message: &str) -> ErrorKind {
         }
         // 499: the request was cancelled on Cohere's side (or by a proxy); trying again can work.
         499 => ErrorKind::Server,
-        _ => kind_for_status(status),
+        _ => ErrorKind::from_status(status),
     }
 }
 
@@ -48,7 +47,7 @@ mod tests {
 
     #[test]
     fn statuses_and_messages_map_to_kinds() {
-        let kind = |s: u16, m: &str| kind_of(StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_REQUEST), m);
+        let kind = |s: u16, m: &str| classify(StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_REQUEST), m);
         assert_eq!(
             kind(400, "too many tokens: total number of tokens in the prompt cannot exceed 4081 - received 4292"),
             ErrorKind::ContextLengthExceeded

@@ -12,7 +12,7 @@ use http::{HeaderMap, StatusCode};
 use secrecy::SecretString;
 
 use crate::error::{ApiError, Error, Result};
-use crate::provider::openai::request::{bearer, get, join_url, post_json};
+use crate::provider::requests::{bearer, get, join_url, post_json};
 use crate::provider::{Adapter, Ctx, ProviderKind};
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
 

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ErrorKind};
 use crate::provider::ProviderKind;
-use crate::provider::openai::error::{kind_for_status, request_id};
+use crate::provider::openai::error::request_id;
 use crate::spec::gemini::{ErrorResponse, Status};
 use crate::transport::retry::retry_after;
 
@@ -50,7 +50,7 @@ pub(crate) fn from_status(kind: ProviderKind, error: &Status, http: Option<Statu
             "UNAVAILABLE" => ErrorKind::Overloaded,
             "DEADLINE_EXCEEDED" => ErrorKind::Timeout,
             "INTERNAL" | "UNKNOWN" | "DATA_LOSS" => ErrorKind::Server,
-            _ => http.map_or(ErrorKind::Server, kind_for_status),
+            _ => http.map_or(ErrorKind::Server, ErrorKind::from_status),
         }
     };
     let status = http.map_or_else(|| error_kind.http_status(), |s| s.as_u16());

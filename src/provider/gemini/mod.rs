@@ -14,7 +14,7 @@ use http::{HeaderMap, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{ApiError, Result};
-use crate::provider::openai::request::{get, secret_header};
+use crate::provider::requests::{get, secret_header};
 use crate::provider::{Adapter, Credentials, Ctx, ProviderKind};
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
 
@@ -173,11 +173,7 @@ impl<E: Endpoint> Adapter for Google<E> {
     fn encode_embed(&self, req: &EmbeddingRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
         let (single, body) = request::embed_body(self.kind(), req, &self.endpoint.model_name(ctx.model))?;
         let method = if single { Method::Embed } else { Method::BatchEmbed };
-        crate::provider::openai::request::post_json(
-            &self.endpoint.url(ctx.model, method),
-            body,
-            &self.endpoint.headers(ctx)?,
-        )
+        crate::provider::requests::post_json(&self.endpoint.url(ctx.model, method), body, &self.endpoint.headers(ctx)?)
     }
 
     fn decode_embed(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<EmbeddingResponse> {

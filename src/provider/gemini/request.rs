@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
 use crate::provider::convert::{Thinking, embedding_texts, parse_arguments, reject_or_drop, thinking_budget};
-use crate::provider::openai::request::post_json;
+use crate::provider::requests::post_json;
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::ext::{ChatMessage, ContentPart, MessageContent};
 use crate::spec::gemini::{

@@ -70,7 +70,7 @@ pub(crate) fn fields(body: &Value) -> ErrorFields {
 
 /// The kind, from the status refined by what the body says.
 pub(crate) fn classify(status: StatusCode, fields: &ErrorFields, message: &str) -> ErrorKind {
-    refine(fields, message).unwrap_or_else(|| kind_for_status(status))
+    refine(fields, message).unwrap_or_else(|| ErrorKind::from_status(status))
 }
 
 /// The kind of an error that arrived without a status (an error event inside a stream): what
@@ -105,21 +105,6 @@ fn kind_from_type(error_type: Option<&str>) -> Option<ErrorKind> {
         "server_error" | "api_error" => ErrorKind::Server,
         _ => return None,
     })
-}
-
-/// The kind an HTTP status means when the body says nothing more.
-pub fn kind_for_status(status: StatusCode) -> ErrorKind {
-    match status.as_u16() {
-        401 => ErrorKind::Authentication,
-        402 | 403 => ErrorKind::PermissionDenied,
-        404 => ErrorKind::NotFound,
-        408 => ErrorKind::Timeout,
-        429 => ErrorKind::RateLimited,
-        503 | 529 => ErrorKind::Overloaded,
-        504 => ErrorKind::Timeout,
-        500..=599 => ErrorKind::Server,
-        _ => ErrorKind::InvalidRequest,
-    }
 }
 
 /// Messages OpenAI-format servers use for an over-long prompt.

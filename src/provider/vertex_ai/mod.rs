@@ -29,7 +29,7 @@ use tokio::sync::OnceCell;
 
 use crate::error::{ApiError, Error, ErrorKind, Result};
 use crate::provider::gemini::{Endpoint, Google, Method, resource_name};
-use crate::provider::openai::request::bearer;
+use crate::provider::requests::bearer;
 use crate::provider::{Credentials, Ctx, ProviderKind};
 
 pub mod request;
