@@ -24,6 +24,7 @@ pub(crate) mod chat_stream;
 pub mod cohere;
 pub(crate) mod convert;
 pub(crate) mod dispatch;
+pub mod errors;
 pub mod gemini;
 pub(crate) mod ids;
 pub mod mock;

@@ -18,7 +18,7 @@ pub fn decode_error(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Ap
     let Ok(parsed) = serde_json::from_slice::<ErrorResponse>(body) else {
         // Not Anthropic's envelope (a proxy's page, a gateway in between): read it as any
         // OpenAI-format server's error.
-        return crate::provider::openai::error::decode_error(ProviderKind::Anthropic, status, headers, body);
+        return crate::provider::errors::decode_error(ProviderKind::Anthropic, status, headers, body);
     };
     let kind = classify(&parsed.error.type_, &parsed.error.message, Some(status));
     let mut err = ApiError::new(ProviderKind::Anthropic, status.as_u16(), kind, parsed.error.message);

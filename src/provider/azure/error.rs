@@ -13,7 +13,7 @@ use crate::provider::ProviderKind;
 
 /// Maps an Azure error answer.
 pub fn decode_error(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> ApiError {
-    let mut err = crate::provider::openai::error::decode_error(ProviderKind::Azure, status, headers, body);
+    let mut err = crate::provider::errors::decode_error(ProviderKind::Azure, status, headers, body);
     if err.retry_after.is_none() && status == StatusCode::TOO_MANY_REQUESTS {
         err.retry_after = retry_hint(&err.message);
     }

@@ -14,14 +14,14 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ErrorKind};
 use crate::provider::ProviderKind;
-use crate::provider::openai::error::request_id;
+use crate::provider::errors::request_id;
 use crate::spec::gemini::{ErrorResponse, Status};
 use crate::transport::retry::retry_after;
 
 /// Maps a Gemini or Vertex AI error answer.
 pub fn decode_error(kind: ProviderKind, status: StatusCode, headers: &HeaderMap, body: &Bytes) -> ApiError {
     let Ok(parsed) = serde_json::from_slice::<ErrorResponse>(body) else {
-        return crate::provider::openai::error::decode_error(kind, status, headers, body);
+        return crate::provider::errors::decode_error(kind, status, headers, body);
     };
     let mut err = from_status(kind, &parsed.error, Some(status));
     err.retry_after = retry_after(headers).or(err.retry_after);

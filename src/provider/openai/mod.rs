@@ -12,7 +12,8 @@ use crate::error::{ApiError, Result};
 use crate::provider::{Adapter, Ctx, InProcess, ProviderKind, Quirks, Upstream};
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
 
-pub mod error;
+/// Error answers: OpenAI's envelope is read by the tolerant reader every provider falls back on.
+pub use super::errors as error;
 pub mod request;
 pub mod response;
 pub mod stream;

@@ -1,4 +1,5 @@
-//! OpenAI-format error answers, shared by OpenAI, Azure and every compatible vendor.
+//! Error answers in OpenAI's envelope, and the tolerant reader every provider falls back on
+//! for a body that is not its own envelope; shared by OpenAI, Azure and every compatible vendor.
 //!
 //! Compatible servers disagree about the envelope, so every shape seen in the field is read:
 //! `{"error": {...}}` (OpenAI, Azure, Groq, DeepSeek), `{"error": "text"}` (Ollama),
