@@ -43,3 +43,20 @@ pub type EmbeddingRequest = spec::openai::CreateEmbeddingRequest;
 pub type EmbeddingResponse = spec::openai::CreateEmbeddingResponse;
 /// A list of models.
 pub type ModelList = spec::openai::ListModelsResponse;
+
+/// The reference pages in `docs/`, compiled and run as doc tests like the README.
+#[cfg(doctest)]
+pub mod doc_pages {
+    #[doc = include_str!("../docs/sdk.md")]
+    pub struct Sdk;
+    #[doc = include_str!("../docs/gateway.md")]
+    pub struct Gateway;
+    #[doc = include_str!("../docs/providers.md")]
+    pub struct Providers;
+    #[doc = include_str!("../docs/operations.md")]
+    pub struct Operations;
+    #[doc = include_str!("../docs/cli.md")]
+    pub struct Cli;
+    #[doc = include_str!("../docs/testing.md")]
+    pub struct Testing;
+}

@@ -166,7 +166,7 @@ fn check_capabilities(root: &Path, cases: &HashMap<String, Case>) -> Result<(), 
     if problems.is_empty() { Ok(()) } else { Err(problems.join("\n").into()) }
 }
 
-/// The README's provider x capability table: (column, capabilities any of which show it).
+/// The provider x capability table in docs/providers.md: (column, capabilities any of which show it).
 const MATRIX: &[(&str, &[&str])] = &[
     ("chat", &["plain_text"]),
     ("system", &["system_message"]),
@@ -207,7 +207,7 @@ fn readme_matrix(claims: &std::collections::BTreeMap<String, Claims>, order: &[S
     out
 }
 
-/// The README's table says what `capabilities.toml` says (`UPDATE_README=1` rewrites it).
+/// docs/providers.md's table says what `capabilities.toml` says (`UPDATE_README=1` rewrites it).
 fn check_readme_matrix(root: &Path) -> Result<(), Failed> {
     let text = std::fs::read_to_string(root.join("capabilities.toml")).map_err(|e| e.to_string())?;
     let claims: std::collections::BTreeMap<String, Claims> = toml::from_str(&text).map_err(|e| e.to_string())?;
@@ -217,13 +217,13 @@ fn check_readme_matrix(root: &Path) -> Result<(), Failed> {
         .filter_map(|l| l.strip_prefix('[')?.strip_suffix(']').filter(|n| !n.contains('.')).map(str::to_string))
         .collect();
     let table = readme_matrix(&claims, &order);
-    let readme_path = root.join("../README.md");
+    let readme_path = root.join("../docs/providers.md");
     let readme = std::fs::read_to_string(&readme_path).map_err(|e| e.to_string())?;
     let (start, end) = ("<!-- capabilities:start -->", "<!-- capabilities:end -->");
     let a = readme.find(start).map(|i| i + start.len());
     let b = a.and_then(|a| readme[a..].find(end).map(|i| a + i));
     let (Some(a), Some(b)) = (a, b) else {
-        return Err("README.md has no capabilities:start/end block".into());
+        return Err("docs/providers.md has no capabilities:start/end block".into());
     };
     if readme[a..b].trim_matches('\n') == table {
         return Ok(());
@@ -233,7 +233,7 @@ fn check_readme_matrix(root: &Path) -> Result<(), Failed> {
         std::fs::write(&readme_path, updated).map_err(|e| e.to_string())?;
         return Ok(());
     }
-    Err(format!("README.md's capability table is stale; run with UPDATE_README=1. Expected:\n{table}").into())
+    Err(format!("docs/providers.md's capability table is stale; run with UPDATE_README=1. Expected:\n{table}").into())
 }
 
 fn run_case(runtime: &tokio::runtime::Runtime, case: &Case, by_id: &HashMap<String, Case>) -> Result<(), Failed> {
