@@ -24,12 +24,14 @@ import json
 import os
 import statistics
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+import procs
+from procs import free_port
 
 BIN = os.path.join(os.path.dirname(__file__), "..", "target", "dist", "switchyard")
 KEY = "sk-load-test"
@@ -38,23 +40,8 @@ WORDS20 = " ".join(f"w{i}" for i in range(20))
 WORDS200 = " ".join(f"w{i}" for i in range(200))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def wait_ready(url, timeout=10.0):
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.005)
-    raise SystemExit(f"{url} did not come up")
+    procs.wait_ready(url, timeout, poll=0.005)
 
 
 def cpu_seconds(pid):

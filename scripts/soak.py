@@ -28,7 +28,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,26 +36,14 @@ import threading
 import time
 import urllib.request
 
+import procs
+from procs import free_port
+
 KEY = "sk-soak-master"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def wait_ready(url, timeout=15.0):
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.02)
-    raise SystemExit(f"{url} did not come up")
+    procs.wait_ready(url, timeout, poll=0.02)
 
 
 def rss_mb(pid):

@@ -132,7 +132,16 @@ impl From<Error> for ApiFailure {
 
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(self.body())).into_response();
+        let body = self.body();
+        self.respond(body)
+    }
+}
+
+impl ApiFailure {
+    /// `body` with the failure's status, its `Retry-After` and its extra headers: the one
+    /// place both envelopes get them.
+    fn respond(&self, body: serde_json::Value) -> Response {
+        let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after
             && let Ok(value) = HeaderValue::from_str(&secs.to_string())
         {
@@ -159,17 +168,5 @@ pub fn anthropic_error(failure: &ApiFailure) -> Response {
         503 | 529 => "overloaded_error",
         _ => "api_error",
     };
-    let body = json!({"type": "error", "error": {"type": kind, "message": failure.message}});
-    let mut response = (failure.status, axum::Json(body)).into_response();
-    if let Some(secs) = failure.retry_after
-        && let Ok(value) = HeaderValue::from_str(&secs.to_string())
-    {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    for (name, value) in failure.headers.iter().flat_map(|h| h.iter()) {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            response.headers_mut().insert(*name, value);
-        }
-    }
-    response
+    failure.respond(json!({"type": "error", "error": {"type": kind, "message": failure.message}}))
 }

@@ -198,7 +198,7 @@ pub(super) async fn intake(State(gateway): State<Arc<Gateway>>, request: Request
                 ended = true;
                 break;
             }
-            Some(Err(err)) => return refuse(ApiFailure::bad_request(format!("cannot read the request body: {err}"))),
+            Some(Err(err)) => return refuse(unreadable(&err)),
             Some(Ok(piece)) => {
                 if let Err(failure) = gathered.push(piece, &mut held, limits.max_receiving) {
                     return refuse(failure);
@@ -212,9 +212,7 @@ pub(super) async fn intake(State(gateway): State<Arc<Gateway>>, request: Request
                 match tokio::time::timeout(limits.body_idle, stream.next()).await {
                     Err(_) => return Err(slow()),
                     Ok(None) => return Ok(()),
-                    Ok(Some(Err(err))) => {
-                        return Err(ApiFailure::bad_request(format!("cannot read the request body: {err}")));
-                    }
+                    Ok(Some(Err(err))) => return Err(unreadable(&err)),
                     Ok(Some(Ok(piece))) => gathered.push(piece, &mut held, limits.max_receiving)?,
                 }
             }
@@ -309,6 +307,10 @@ impl<'de> serde::de::Visitor<'de> for Strict {
         }
         Ok(serde_json::Value::Object(object))
     }
+}
+
+fn unreadable(err: &impl std::fmt::Display) -> ApiFailure {
+    ApiFailure::bad_request(format!("cannot read the request body: {err}"))
 }
 
 fn too_large(max: usize) -> ApiFailure {

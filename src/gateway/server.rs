@@ -89,18 +89,8 @@ pub(super) async fn serve_connections(
     loop {
         tokio::select! {
             accepted = incoming.recv() => {
-                let Some((stream, peer)) = accepted else { break };
-                // Registered with this loop's reactor (the acceptor deregistered it).
-                match TcpStream::from_std(stream) {
-                    Ok(stream) => {
-                        let conn = Conn { stream, open: open.clone(), rewrite: None };
-                        tasks.spawn(connection(conn, app.clone(), limits.clone(), watch.clone()));
-                    }
-                    Err(err) => {
-                        open.fetch_sub(1, Ordering::Relaxed);
-                        tracing::warn!(error = %err, %peer, "cannot take a connection onto a worker");
-                    }
-                }
+                let Some(accepted) = accepted else { break };
+                take(accepted, &mut tasks, &app, &limits, &open, &watch);
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = stop.wait_for(|stop| *stop) => break,
@@ -108,17 +98,8 @@ pub(super) async fn serve_connections(
     }
     // Connections accepted before the signal and not yet taken are served like the others
     // (their requests may already be on the wire).
-    while let Ok((stream, peer)) = incoming.try_recv() {
-        match TcpStream::from_std(stream) {
-            Ok(stream) => {
-                let conn = Conn { stream, open: open.clone(), rewrite: None };
-                tasks.spawn(connection(conn, app.clone(), limits.clone(), watch.clone()));
-            }
-            Err(err) => {
-                open.fetch_sub(1, Ordering::Relaxed);
-                tracing::warn!(error = %err, %peer, "cannot take a connection onto a worker");
-            }
-        }
+    while let Ok(accepted) = incoming.try_recv() {
+        take(accepted, &mut tasks, &app, &limits, &open, &watch);
     }
     let finished =
         tokio::time::timeout(limits.shutdown_timeout, async { while tasks.join_next().await.is_some() {} }).await;
@@ -130,6 +111,29 @@ pub(super) async fn serve_connections(
         );
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Takes an accepted connection onto this loop: registered with its reactor (the acceptor
+/// deregistered it) and served in `tasks`; one that cannot be registered is given back to the
+/// connection count.
+fn take(
+    (stream, peer): Accepted,
+    tasks: &mut tokio::task::JoinSet<()>,
+    app: &axum::Router,
+    limits: &Arc<ServerLimits>,
+    open: &Arc<AtomicUsize>,
+    stop: &watch::Receiver<bool>,
+) {
+    match TcpStream::from_std(stream) {
+        Ok(stream) => {
+            let conn = Conn { stream, open: open.clone(), rewrite: None };
+            tasks.spawn(connection(conn, app.clone(), limits.clone(), stop.clone()));
+        }
+        Err(err) => {
+            open.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(error = %err, %peer, "cannot take a connection onto a worker");
+        }
     }
 }
 
