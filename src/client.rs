@@ -4,11 +4,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
+use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
 use crate::model_ref::ModelRef;
 use crate::provider::chat_stream::ChatStream;
-use crate::provider::{Ctx, Provider, ProviderKind, dispatch};
-use crate::transport::{RetryPolicy, Timeouts, Transport};
+use crate::provider::{Provider, ProviderKind};
+use crate::transport::{RetryPolicy, Timeouts};
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
 
 pub use crate::provider::settings::ProviderSettings;
@@ -34,22 +35,20 @@ pub struct Client {
 }
 
 struct Inner {
-    transport: Transport,
+    engine: Engine,
     settings: HashMap<ProviderKind, ProviderSettings>,
     env: HashMap<String, String>,
     default_provider: Option<ProviderKind>,
-    drop_params: bool,
     providers: RwLock<HashMap<ProviderKind, Arc<Provider>>>,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("transport", &self.inner.transport)
+            .field("engine", &self.inner.engine)
             .field("settings", &self.inner.settings)
             .field("env_vars", &self.inner.env.keys().collect::<Vec<_>>())
             .field("default_provider", &self.inner.default_provider)
-            .field("drop_params", &self.inner.drop_params)
             .finish()
     }
 }
@@ -68,29 +67,26 @@ impl Client {
     /// A chat completion.
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
         let (provider, model) = self.resolve(&request.model)?;
-        let ctx = Ctx::for_chat(model, request, false, self.inner.drop_params);
-        dispatch::chat(&provider, &self.inner.transport, request, &ctx).await
+        self.inner.engine.call(&engine::Chat(request), &provider, model).await
     }
 
     /// A streamed chat completion. Errors before the first chunk (including retries) are
     /// returned here; later ones end the stream.
     pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream> {
         let (provider, model) = self.resolve(&request.model)?;
-        let ctx = Ctx::for_chat(model, request, true, self.inner.drop_params);
-        dispatch::chat_stream(&provider, &self.inner.transport, request, &ctx).await
+        self.inner.engine.call(&engine::Stream(request), &provider, model).await
     }
 
     /// Embeddings.
     pub async fn embed(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse> {
         let (provider, model) = self.resolve(&request.model)?;
-        let ctx = Ctx::for_embed(model, request, self.inner.drop_params);
-        dispatch::embed(&provider, &self.inner.transport, request, &ctx).await
+        self.inner.engine.call(&engine::Embed(request), &provider, model).await
     }
 
     /// The models a provider offers.
     pub async fn models(&self, provider: ProviderKind) -> Result<ModelList> {
         let provider = self.provider(provider)?;
-        dispatch::models(&provider, &self.inner.transport).await
+        self.inner.engine.call(&engine::Models, &provider, "").await
     }
 
     /// The configured provider of `kind`.
@@ -203,11 +199,10 @@ impl ClientBuilder {
         }
         Ok(Client {
             inner: Arc::new(Inner {
-                transport: Transport::new(self.retry, self.timeouts)?,
+                engine: Engine::new(self.retry, self.timeouts, self.drop_params)?,
                 settings: self.settings,
                 env,
                 default_provider: self.default_provider,
-                drop_params: self.drop_params,
                 providers: RwLock::new(HashMap::new()),
             }),
         })

@@ -11,6 +11,7 @@ mod client;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 pub mod drift;
+mod engine;
 pub mod error;
 #[cfg(feature = "gateway")]
 pub mod gateway;

@@ -366,7 +366,7 @@ fn sibling_modules_form_no_cycle() {
 }
 
 /// The core's layers, lowest first: each may name only those before it (docs/architecture.md).
-const LAYERS: &[&str] = &["spec", "error", "transport", "provider", "client", "router", "gateway"];
+const LAYERS: &[&str] = &["spec", "error", "transport", "provider", "engine", "client", "router", "gateway"];
 
 /// Arrows that must never exist, beyond the layers' order: (from, to, why).
 const FORBIDDEN: &[(&str, &str, &str)] = &[

@@ -1,10 +1,11 @@
-//! The HTTP flow, written once for every adapter: encode, send (with retries as the
-//! transport's policy says, and its timeouts), then decode the answer or map the error.
+//! The HTTP flow of one attempt, written once for every adapter: encode, send once, then
+//! decode the answer or map the error. Retries and the total timeout are the engine's
+//! ([`crate::engine`]).
 //!
 //! This is the only place that matches on [`Provider`], and it has no wildcard arm: a new
 //! variant makes the compiler point here.
 
-use crate::error::{Error, Result, TimeoutPhase};
+use crate::error::{Error, Result};
 use crate::provider::chat_stream::ChatStream;
 use crate::provider::{Adapter, Ctx, Provider};
 use crate::transport::Transport;
@@ -34,17 +35,17 @@ pub(crate) async fn chat(
     request: &ChatRequest,
     ctx: &Ctx<'_>,
 ) -> Result<ChatResponse> {
-    with_adapter!(provider, adapter => with_total(adapter.kind(), transport, async {
+    with_adapter!(provider, adapter => {
         let token = token(adapter).await?;
         let ctx = Ctx { auth_token: token.as_ref(), ..*ctx };
         let http_request = adapter.encode_chat(request, &ctx)?;
         let response = send_whole(adapter, transport, http_request).await?;
         adapter.decode_chat(response, &ctx)
-    }).await)
+    })
 }
 
-/// A chat stream: resolves once the response head arrived (so errors before the first chunk,
-/// retries included, surface here), then yields chunks.
+/// A chat stream: resolves once the response head arrived (so errors before the first chunk
+/// surface here), then yields chunks.
 pub(crate) async fn chat_stream(
     provider: &Provider,
     transport: &Transport,
@@ -69,22 +70,22 @@ pub(crate) async fn embed(
     request: &EmbeddingRequest,
     ctx: &Ctx<'_>,
 ) -> Result<EmbeddingResponse> {
-    with_adapter!(provider, adapter => with_total(adapter.kind(), transport, async {
+    with_adapter!(provider, adapter => {
         let token = token(adapter).await?;
         let ctx = Ctx { auth_token: token.as_ref(), ..*ctx };
         let http_request = adapter.encode_embed(request, &ctx)?;
         let response = send_whole(adapter, transport, http_request).await?;
         adapter.decode_embed(response, &ctx)
-    }).await)
+    })
 }
 
 /// The provider's models.
 pub(crate) async fn models(provider: &Provider, transport: &Transport) -> Result<ModelList> {
-    with_adapter!(provider, adapter => with_total(adapter.kind(), transport, async {
+    with_adapter!(provider, adapter => {
         let http_request = adapter.encode_models()?;
         let response = send_whole(adapter, transport, http_request).await?;
         adapter.decode_models(response)
-    }).await)
+    })
 }
 
 /// A fresh bearer token, for adapters that authenticate with one.
@@ -136,8 +137,8 @@ pub(crate) fn kind(provider: &Provider) -> crate::provider::ProviderKind {
     with_adapter!(provider, adapter => adapter.kind())
 }
 
-/// Sends a request, retrying as the transport's policy allows, until a successful response
-/// head. Error answers are read and mapped with the adapter's `decode_error`.
+/// Sends a request once, to a successful response head. Error answers are read and mapped
+/// with the adapter's `decode_error`.
 async fn execute<A: Adapter + ?Sized>(
     adapter: &A,
     transport: &Transport,
@@ -145,25 +146,16 @@ async fn execute<A: Adapter + ?Sized>(
     stream: bool,
 ) -> Result<crate::transport::RawResponse> {
     let provider = adapter.kind();
-    let first_byte = transport.first_byte(stream);
-    let mut attempt = 0;
-    loop {
-        let err = match transport.send(provider, adapter.upstream(), request.clone(), first_byte).await {
-            Ok(raw) if raw.status.is_success() => return Ok(raw),
-            Ok(raw) if raw.status.is_redirection() => crate::transport::redirected(provider, raw.status),
-            Ok(raw) => {
-                let (status, headers) = (raw.status, raw.headers.clone());
-                let body = transport.error_body(provider, raw).await?;
-                Error::from(adapter.decode_error(status, &headers, &body))
-            }
-            Err(err) => err,
-        };
-        let delay = if err.is_retryable() { transport.retry().delay(attempt, err.retry_after()) } else { None };
-        let Some(delay) = delay else { return Err(err) };
-        tracing::debug!(%provider, attempt, ?delay, error = %err, "retrying");
-        tokio::time::sleep(delay).await;
-        attempt += 1;
+    let raw = transport.send(provider, adapter.upstream(), request, transport.first_byte(stream)).await?;
+    if raw.status.is_success() {
+        return Ok(raw);
     }
+    if raw.status.is_redirection() {
+        return Err(crate::transport::redirected(provider, raw.status));
+    }
+    let (status, headers) = (raw.status, raw.headers.clone());
+    let body = transport.error_body(provider, raw).await?;
+    Err(Error::from(adapter.decode_error(status, &headers, &body)))
 }
 
 async fn send_whole<A: Adapter>(
@@ -173,21 +165,4 @@ async fn send_whole<A: Adapter>(
 ) -> Result<http::Response<bytes::Bytes>> {
     let raw = execute(adapter, transport, request, false).await?;
     raw.into_full(adapter.kind(), transport.max_body(), transport.timeouts().idle).await
-}
-
-/// The call under the total timeout, if one is set. Not an `async fn`: that would hold the
-/// call twice (as its argument, then inside the timeout), and this future is in every
-/// request's; as an `Either` it is the call's size plus the timer.
-fn with_total<T>(
-    provider: crate::provider::ProviderKind,
-    transport: &Transport,
-    call: impl std::future::Future<Output = Result<T>>,
-) -> impl std::future::Future<Output = Result<T>> {
-    use futures_util::future::{Either, FutureExt as _};
-    match transport.timeouts().total {
-        Some(total) => Either::Left(tokio::time::timeout(total, call).map(move |answer| {
-            answer.unwrap_or_else(|_| Err(Error::Timeout { provider, phase: TimeoutPhase::Total, after: total }))
-        })),
-        None => Either::Right(call),
-    }
 }

@@ -25,12 +25,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cache::{CacheControl, ResponseCache};
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hooks::Hooks;
 use crate::model_ref::ModelRef;
 use crate::pricing::{Receipt, Registry};
 use crate::provider::{Provider, ProviderKind};
-use crate::transport::{RetryPolicy, Timeouts, Transport};
+use crate::transport::{RetryPolicy, Timeouts};
 
 mod call;
 mod deployment;
@@ -124,7 +125,6 @@ pub struct Router {
 pub(crate) struct Inner {
     groups: HashMap<String, Vec<Arc<Live>>>,
     strategy: Strategy,
-    retry: RetryPolicy,
     allowed_fails: u64,
     cooldown: Duration,
     failure_window: Duration,
@@ -135,8 +135,7 @@ pub(crate) struct Inner {
     cache: Option<ResponseCache>,
     prices: Arc<Registry>,
     hooks: Hooks,
-    transport: Transport,
-    drop_params: bool,
+    engine: Engine,
     rng: Mutex<fastrand::Rng>,
 }
 
@@ -391,12 +390,11 @@ impl RouterBuilder {
                 }
             }
         }
-        let transport = Transport::new(RetryPolicy::none(), self.timeouts)?;
+        let engine = Engine::new(self.retry, self.timeouts, self.drop_params)?;
         Ok(Router {
             inner: Arc::new(Inner {
                 groups,
                 strategy: self.strategy,
-                retry: self.retry,
                 allowed_fails: self.allowed_fails,
                 cooldown: self.cooldown,
                 failure_window: self.failure_window,
@@ -407,8 +405,7 @@ impl RouterBuilder {
                 cache: self.cache,
                 prices,
                 hooks: self.hooks,
-                transport,
-                drop_params: self.drop_params,
+                engine,
                 rng: Mutex::new(fastrand::Rng::new()),
             }),
         })

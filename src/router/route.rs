@@ -29,36 +29,80 @@ use super::policy::{self, Candidate};
 use super::state::MinuteUsage;
 use super::{Attempt, CallOptions, Inner, Routed, RoutedStream, Router};
 use crate::cache::{ResponseCache, replay_chunks};
+use crate::engine::{self, Operation};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hooks::EventKind;
 use crate::pricing::Receipt;
 use crate::provider::chat_stream::ChatStream;
-use crate::provider::{Ctx, ProviderKind, dispatch};
+use crate::provider::{Provider, ProviderKind};
 use crate::spec::openai::CompletionUsage;
 use crate::tokens::{TokenCount, chat_upper_bound, count_chat_async, reserved_output};
+use crate::transport::Transport;
 use crate::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
 
-/// What is being asked.
-#[derive(Clone, Copy)]
-enum Op<'r> {
-    Chat(&'r ChatRequest),
-    Stream(&'r ChatRequest),
-    Embed(&'r EmbeddingRequest),
+/// An operation the router can route: the engine's, with what the router needs to know of it.
+pub(crate) trait Routable: Operation {
+    /// The chat request, for token counts (none for embeddings).
+    fn chat_request(&self) -> Option<&ChatRequest>;
+
+    /// When the answer was in hand, for the deployment's latency: a stream's first chunk;
+    /// `None` for when the attempt returned.
+    fn answered_at(_: &Self::Output) -> Option<Instant> {
+        None
+    }
 }
 
-/// What an attempt returned.
-enum Outcome {
-    Chat(ChatResponse),
-    /// The stream, its first chunk (none for an empty stream), and when that chunk came.
-    Stream(ChatStream, Option<ChatChunk>, Instant),
-    Embed(EmbeddingResponse),
+impl Routable for engine::Chat<'_> {
+    fn chat_request(&self) -> Option<&ChatRequest> {
+        Some(self.0)
+    }
+}
+
+impl Routable for engine::Embed<'_> {
+    fn chat_request(&self) -> Option<&ChatRequest> {
+        None
+    }
+}
+
+/// A stream, attempted until its first chunk: a failure before it is retried and falls back
+/// like any other.
+struct FirstChunk<'r>(&'r ChatRequest);
+
+/// A stream that has started.
+struct Opened {
+    stream: ChatStream,
+    /// Its first chunk (none for an empty stream).
+    first: Option<ChatChunk>,
+    /// When that chunk came.
+    at: Instant,
+}
+
+impl Operation for FirstChunk<'_> {
+    type Output = Opened;
+    const STREAM: bool = true;
+
+    async fn attempt(&self, provider: &Provider, transport: &Transport, model: &str, drop: bool) -> Result<Opened> {
+        let mut stream = engine::Stream(self.0).attempt(provider, transport, model, drop).await?;
+        let first = stream.next_chunk().await.transpose()?;
+        Ok(Opened { stream, first, at: Instant::now() })
+    }
+}
+
+impl Routable for FirstChunk<'_> {
+    fn chat_request(&self) -> Option<&ChatRequest> {
+        Some(self.0)
+    }
+
+    fn answered_at(opened: &Opened) -> Option<Instant> {
+        Some(opened.at)
+    }
 }
 
 /// A deployment that took the call.
-struct Placed {
+struct Placed<T> {
     live: Arc<Live>,
     in_flight: InFlight,
-    outcome: Outcome,
+    outcome: T,
     /// Tokens counted against its tpm before the call.
     precharged: u64,
 }
@@ -72,11 +116,7 @@ struct Sizing<'r> {
 }
 
 impl<'r> Sizing<'r> {
-    fn new(op: Op<'r>) -> Self {
-        let request = match op {
-            Op::Chat(r) | Op::Stream(r) => Some(r),
-            Op::Embed(_) => None,
-        };
+    fn new(request: Option<&'r ChatRequest>) -> Self {
         Self {
             request,
             bound: request.map_or(0, chat_upper_bound),
@@ -137,6 +177,23 @@ fn usage_of_embedding(response: &EmbeddingResponse) -> Option<CompletionUsage> {
     })
 }
 
+/// The error when no deployment of `group` can take a call now: `soonest` is when the first
+/// cooling down is back (none: every one is at its rpm/tpm limit, until the next minute).
+fn unavailable(group: &str, soonest: Option<Duration>) -> Error {
+    let message = match soonest {
+        Some(wait) => format!(
+            "every deployment of `{group}` is cooling down after failures or rate limits; the first is back in {:.1} s",
+            wait.as_secs_f64()
+        ),
+        None => format!("every deployment of `{group}` is at its rpm/tpm limit for this minute"),
+    };
+    let retry_after = soonest.or_else(|| {
+        let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        Some(Duration::from_secs(60 - secs % 60))
+    });
+    Error::Routing { kind: ErrorKind::RateLimited, message, retry_after }
+}
+
 fn total_tokens(usage: Option<&CompletionUsage>) -> u64 {
     usage.and_then(|u| u64::try_from(u.total_tokens).ok()).unwrap_or(0)
 }
@@ -165,14 +222,11 @@ impl Router {
                 call.end(EventKind::Success, &report, hit.usage.clone(), None);
                 return Ok(Routed { response: hit, report });
             }
-            let placed = match inner.run(&mut call, Op::Chat(request)).await {
+            let placed = match inner.run(&mut call, &engine::Chat(request)).await {
                 Ok(placed) => placed,
                 Err(err) => return Err(inner.failed(&mut call, err)),
             };
-            let Outcome::Chat(response) = placed.outcome else {
-                let err = Error::State("router: a chat attempt returned another kind of answer".into());
-                return Err(inner.failed(&mut call, err));
-            };
+            let response = placed.outcome;
             // From here the answer is known: a caller that goes away now is charged for it.
             call.usage.clone_from(&response.usage);
             inner.settle(&placed.live, placed.precharged, response.usage.as_ref()).await;
@@ -221,16 +275,13 @@ impl Router {
                 };
                 return Ok(RoutedStream::replay(self.inner.clone(), call, report, chunks, hit.usage));
             }
-            let placed = match inner.run(&mut call, Op::Stream(request)).await {
+            let placed = match inner.run(&mut call, &FirstChunk(request)).await {
                 Ok(placed) => placed,
                 Err(err) => return Err(inner.failed(&mut call, err)),
             };
-            let Outcome::Stream(stream, first, first_at) = placed.outcome else {
-                let err = Error::State("router: a stream attempt returned another kind of answer".into());
-                return Err(inner.failed(&mut call, err));
-            };
+            let Opened { stream, first, at } = placed.outcome;
             let mut report = call.report(Some(&placed.live), None, false);
-            report.time_to_first_token = Some(first_at.duration_since(call.started));
+            report.time_to_first_token = Some(at.duration_since(call.started));
             let store = cache_key
                 .filter(|_| !options.cache.no_store)
                 .map(|(cache, key)| (cache.clone(), key, options.cache.ttl));
@@ -264,14 +315,11 @@ impl Router {
         let mut call = Call::new(inner, &request.model, false, options.context);
         let span = tracing::info_span!("switchyard.call", call_id = %call.id, group = %call.group, stream = false);
         async {
-            let placed = match inner.run(&mut call, Op::Embed(request)).await {
+            let placed = match inner.run(&mut call, &engine::Embed(request)).await {
                 Ok(placed) => placed,
                 Err(err) => return Err(inner.failed(&mut call, err)),
             };
-            let Outcome::Embed(response) = placed.outcome else {
-                let err = Error::State("router: an embeddings attempt returned another kind of answer".into());
-                return Err(inner.failed(&mut call, err));
-            };
+            let response = placed.outcome;
             let usage = usage_of_embedding(&response);
             call.usage.clone_from(&usage);
             inner.settle(&placed.live, placed.precharged, usage.as_ref()).await;
@@ -310,7 +358,7 @@ impl Router {
     /// the group is unknown. Large prompts are counted off the event loop.
     pub async fn estimate(&self, request: &ChatRequest) -> Option<Estimate> {
         let deployments = self.inner.groups.get(&request.model)?;
-        let mut sizing = Sizing::new(Op::Chat(request));
+        let mut sizing = Sizing::new(Some(request));
         let mut estimate = Estimate::default();
         // Each of `n` choices has its own output.
         let choices = request.n.unwrap_or(1).clamp(1, crate::spec::ext::MAX_CHOICES).unsigned_abs();
@@ -376,9 +424,9 @@ impl Inner {
     }
 
     /// Runs the call in its group, then in the fallbacks the errors lead to.
-    async fn run(&self, call: &mut Call, op: Op<'_>) -> Result<Placed> {
+    async fn run<O: Routable>(&self, call: &mut Call, op: &O) -> Result<Placed<O::Output>> {
         let origin = call.group.clone();
-        let mut sizing = Sizing::new(op);
+        let mut sizing = Sizing::new(op.chat_request());
         let mut group = origin.clone();
         loop {
             match self.run_group(&group, call, op, &mut sizing).await {
@@ -412,8 +460,9 @@ impl Inner {
             .cloned()
     }
 
-    async fn run_group(&self, group: &str, call: &mut Call, op: Op<'_>, sizing: &mut Sizing<'_>) -> Result<Placed> {
-        let deployments = self.groups.get(group).ok_or_else(|| {
+    /// The group's deployments, or the error naming the groups there are.
+    fn deployments(&self, group: &str) -> Result<&[Arc<Live>]> {
+        self.groups.get(group).map(Vec::as_slice).ok_or_else(|| {
             let mut known: Vec<&str> = self.groups.keys().map(String::as_str).collect();
             known.sort_unstable();
             Error::Routing {
@@ -425,158 +474,196 @@ impl Inner {
                 ),
                 retry_after: None,
             }
-        })?;
+        })
+    }
+
+    /// Which deployments the prompt fits; an error when it fits none.
+    async fn fitting(&self, group: &str, deployments: &[Arc<Live>], sizing: &mut Sizing<'_>) -> Result<Vec<bool>> {
         let mut fits = Vec::with_capacity(deployments.len());
         for live in deployments {
             fits.push(sizing.fits(live).await);
         }
-        if !fits.contains(&true) {
-            let largest = deployments.iter().filter_map(|d| d.context_window).max().unwrap_or(0);
-            let mut prompt = 0;
-            for live in deployments {
-                prompt = prompt.max(sizing.count(live).await);
-            }
-            return Err(Error::Routing {
-                kind: ErrorKind::ContextLengthExceeded,
-                message: format!(
-                    "the prompt (about {prompt} tokens, {} reserved for output) does not fit the context window of any deployment of `{group}` (largest: {largest} tokens)",
-                    sizing.reserved
-                ),
-                retry_after: None,
-            });
+        if fits.contains(&true) {
+            return Ok(fits);
         }
+        let largest = deployments.iter().filter_map(|d| d.context_window).max().unwrap_or(0);
+        let mut prompt = 0;
+        for live in deployments {
+            prompt = prompt.max(sizing.count(live).await);
+        }
+        Err(Error::Routing {
+            kind: ErrorKind::ContextLengthExceeded,
+            message: format!(
+                "the prompt (about {prompt} tokens, {} reserved for output) does not fit the context window of any deployment of `{group}` (largest: {largest} tokens)",
+                sizing.reserved
+            ),
+            retry_after: None,
+        })
+    }
+
+    /// Runs the call in one group: pick a deployment, attempt, learn from a failure, and
+    /// again while the engine allows another attempt.
+    async fn run_group<O: Routable>(
+        &self,
+        group: &str,
+        call: &mut Call,
+        op: &O,
+        sizing: &mut Sizing<'_>,
+    ) -> Result<Placed<O::Output>> {
+        let deployments = self.deployments(group)?;
+        let fits = self.fitting(group, deployments, sizing).await?;
         let mut retries = 0u32;
         let mut failed_here: Vec<usize> = Vec::new();
         loop {
-            let mut candidates = Vec::with_capacity(deployments.len());
-            let mut soonest: Option<Duration> = None;
-            let mut tokens = 0;
-            // One round of state reads, all deployments at once (one round trip to Redis).
-            let reads = futures_util::future::join_all(deployments.iter().map(|live| async move {
-                let left = advisory(self.state.cooldown_left(&live.id).await, None, "read a cooldown");
-                let usage = if live.rpm.is_some() || live.tpm.is_some() {
-                    advisory(self.state.usage(&live.id).await, MinuteUsage::default(), "read usage")
-                } else {
-                    MinuteUsage::default()
-                };
-                (left, usage)
-            }))
-            .await;
-            for (i, (live, (left, usage))) in deployments.iter().zip(reads).enumerate() {
-                if fits[i]
-                    && let Some(left) = left
-                {
-                    soonest = Some(soonest.map_or(left, |s| s.min(left)));
+            let index = match self.pick(deployments, &fits, &failed_here, sizing).await {
+                Ok(index) => index,
+                Err(soonest) => {
+                    if let Some(wait) = soonest
+                        && self.engine.may_wait(retries, wait)
+                    {
+                        tracing::debug!(group, ?wait, "every deployment is cooling down; waiting for the first back");
+                        tokio::time::sleep(wait).await;
+                        retries += 1;
+                        continue;
+                    }
+                    return Err(unavailable(group, soonest));
                 }
-                if live.rpm.is_some() || live.tpm.is_some() {
-                    tokens = tokens.max(sizing.for_limits(live).await);
-                }
-                let cost = if self.strategy == policy::Strategy::LowestCost {
-                    live.expected_cost(sizing.count(live).await, sizing.reserved)
-                } else {
-                    None
-                };
-                candidates.push(Candidate {
-                    weight: live.weight,
-                    order: live.order,
-                    rpm: live.rpm,
-                    tpm: live.tpm,
-                    usage,
-                    in_flight: live.in_flight.load(std::sync::atomic::Ordering::Relaxed),
-                    latency: live.latency(),
-                    cost,
-                    cooling_down: left.is_some() || !fits[i],
-                });
-            }
-            let choice = {
-                let mut rng = self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let fresh: Vec<Candidate> = candidates
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| Candidate { cooling_down: c.cooling_down || failed_here.contains(&i), ..c.clone() })
-                    .collect();
-                policy::choose(self.strategy, &fresh, tokens, &mut rng)
-                    .or_else(|| policy::choose(self.strategy, &candidates, tokens, &mut rng))
-            };
-            let Some(index) = choice else {
-                if let Some(wait) = soonest
-                    && retries < self.retry.max_retries
-                    && wait <= self.retry.max_retry_after
-                {
-                    tracing::debug!(group, ?wait, "every deployment is cooling down; waiting for the first back");
-                    tokio::time::sleep(wait).await;
-                    retries += 1;
-                    continue;
-                }
-                let message = match soonest {
-                    Some(wait) => format!(
-                        "every deployment of `{group}` is cooling down after failures or rate limits; the first is back in {:.1} s",
-                        wait.as_secs_f64()
-                    ),
-                    None => format!("every deployment of `{group}` is at its rpm/tpm limit for this minute"),
-                };
-                let retry_after = soonest.or_else(|| {
-                    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                    Some(Duration::from_secs(60 - secs % 60))
-                });
-                return Err(Error::Routing { kind: ErrorKind::RateLimited, message, retry_after });
             };
             let live = &deployments[index];
-            let precharged = sizing.for_limits(live).await;
-            if live.rpm.is_some() || live.tpm.is_some() {
-                advisory(self.state.add_usage(&live.id, 1, precharged).await.map(|_| ()), (), "count a request");
+            let err = match self.place(group, live, call, op, sizing).await {
+                Ok(placed) => return Ok(placed),
+                Err(err) => err,
+            };
+            tracing::info!(deployment = %live.id, error = %err, "attempt failed");
+            self.learn(live, &err).await;
+            if !self.engine.may_retry(retries, &err) {
+                return Err(err);
             }
-            let in_flight = InFlight::start(live);
-            call.current = Some(live.clone());
-            call.prompt_tokens = sizing.estimate();
-            let started = Instant::now();
-            let span = tracing::info_span!(
-                "switchyard.attempt",
-                group,
-                deployment = %live.id,
-                provider = %live.kind,
-                model = %live.model,
-                attempt = call.attempts.len() + 1
-            );
-            let result = self.attempt(live, op).instrument(span).await.map_err(|err| err.redact(&live.secrets));
-            let duration = started.elapsed();
-            call.attempts.push(Attempt {
-                group: group.to_string(),
-                deployment: live.id.clone(),
-                provider: live.kind,
-                duration,
-                error: result.as_ref().err().map(|e| (e.kind(), e.to_string())),
+            if !failed_here.contains(&index) {
+                failed_here.push(index);
+            }
+            // Back off only when the same deployment is the only one left to try
+            // (a Retry-After is waited out through the cooldown instead).
+            if deployments.len() == failed_here.len()
+                && err.retry_after().is_none()
+                && let Some(delay) = self.engine.backoff(retries, None)
+            {
+                tokio::time::sleep(delay).await;
+            }
+            retries += 1;
+        }
+    }
+
+    /// Chooses a deployment by the strategy, preferring those that have not failed this call;
+    /// when none can take it, `Err` with when the first cooling down is back (none: every
+    /// deployment is at its limits for the minute).
+    async fn pick(
+        &self,
+        deployments: &[Arc<Live>],
+        fits: &[bool],
+        failed_here: &[usize],
+        sizing: &mut Sizing<'_>,
+    ) -> std::result::Result<usize, Option<Duration>> {
+        let mut candidates = Vec::with_capacity(deployments.len());
+        let mut soonest: Option<Duration> = None;
+        let mut tokens = 0;
+        // One round of state reads, all deployments at once (one round trip to Redis).
+        let reads = futures_util::future::join_all(deployments.iter().map(|live| async move {
+            let left = advisory(self.state.cooldown_left(&live.id).await, None, "read a cooldown");
+            let usage = if live.rpm.is_some() || live.tpm.is_some() {
+                advisory(self.state.usage(&live.id).await, MinuteUsage::default(), "read usage")
+            } else {
+                MinuteUsage::default()
+            };
+            (left, usage)
+        }))
+        .await;
+        for (i, (live, (left, usage))) in deployments.iter().zip(reads).enumerate() {
+            if fits[i]
+                && let Some(left) = left
+            {
+                soonest = Some(soonest.map_or(left, |s| s.min(left)));
+            }
+            if live.rpm.is_some() || live.tpm.is_some() {
+                tokens = tokens.max(sizing.for_limits(live).await);
+            }
+            let cost = if self.strategy == policy::Strategy::LowestCost {
+                live.expected_cost(sizing.count(live).await, sizing.reserved)
+            } else {
+                None
+            };
+            candidates.push(Candidate {
+                weight: live.weight,
+                order: live.order,
+                rpm: live.rpm,
+                tpm: live.tpm,
+                usage,
+                in_flight: live.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+                latency: live.latency(),
+                cost,
+                cooling_down: left.is_some() || !fits[i],
             });
-            match result {
-                Ok(outcome) => {
-                    let latency = match &outcome {
-                        Outcome::Stream(_, _, first_at) => first_at.duration_since(started),
-                        Outcome::Chat(_) | Outcome::Embed(_) => duration,
-                    };
-                    live.observe_latency(latency);
-                    return Ok(Placed { live: live.clone(), in_flight, outcome, precharged });
-                }
-                Err(err) => {
-                    drop(in_flight);
-                    call.current = None;
-                    tracing::info!(deployment = %live.id, error = %err, "attempt failed");
-                    self.learn(live, &err).await;
-                    if !err.is_retryable() || retries >= self.retry.max_retries {
-                        return Err(err);
-                    }
-                    if !failed_here.contains(&index) {
-                        failed_here.push(index);
-                    }
-                    // Back off only when the same deployment is the only one left to try
-                    // (a Retry-After is waited out through the cooldown instead).
-                    if deployments.len() == failed_here.len()
-                        && err.retry_after().is_none()
-                        && let Some(delay) = self.retry.delay(retries, None)
-                    {
-                        tokio::time::sleep(delay).await;
-                    }
-                    retries += 1;
-                }
+        }
+        let mut rng = self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh: Vec<Candidate> = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Candidate { cooling_down: c.cooling_down || failed_here.contains(&i), ..c.clone() })
+            .collect();
+        policy::choose(self.strategy, &fresh, tokens, &mut rng)
+            .or_else(|| policy::choose(self.strategy, &candidates, tokens, &mut rng))
+            .ok_or(soonest)
+    }
+
+    /// One attempt on the chosen deployment: counted against its limits, timed, recorded in
+    /// the call's attempts.
+    async fn place<O: Routable>(
+        &self,
+        group: &str,
+        live: &Arc<Live>,
+        call: &mut Call,
+        op: &O,
+        sizing: &mut Sizing<'_>,
+    ) -> Result<Placed<O::Output>> {
+        let precharged = sizing.for_limits(live).await;
+        if live.rpm.is_some() || live.tpm.is_some() {
+            advisory(self.state.add_usage(&live.id, 1, precharged).await.map(|_| ()), (), "count a request");
+        }
+        let in_flight = InFlight::start(live);
+        call.current = Some(live.clone());
+        call.prompt_tokens = sizing.estimate();
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "switchyard.attempt",
+            group,
+            deployment = %live.id,
+            provider = %live.kind,
+            model = %live.model,
+            attempt = call.attempts.len() + 1
+        );
+        let result = self
+            .engine
+            .attempt(op, &live.provider, &live.model)
+            .instrument(span)
+            .await
+            .map_err(|err| err.redact(&live.secrets));
+        let duration = started.elapsed();
+        call.attempts.push(Attempt {
+            group: group.to_string(),
+            deployment: live.id.clone(),
+            provider: live.kind,
+            duration,
+            error: result.as_ref().err().map(|e| (e.kind(), e.to_string())),
+        });
+        match result {
+            Ok(outcome) => {
+                live.observe_latency(O::answered_at(&outcome).map_or(duration, |at| at.duration_since(started)));
+                Ok(Placed { live: live.clone(), in_flight, outcome, precharged })
+            }
+            Err(err) => {
+                drop(in_flight);
+                call.current = None;
+                Err(err)
             }
         }
     }
@@ -606,26 +693,6 @@ impl Inner {
         if failures > self.allowed_fails {
             tracing::warn!(deployment = %live.id, failures, cooldown = ?self.cooldown, "deployment cooling down");
             advisory(self.state.start_cooldown(&live.id, self.cooldown).await, (), "start a cooldown");
-        }
-    }
-
-    /// One attempt on one deployment, with no retries of its own.
-    async fn attempt(&self, live: &Live, op: Op<'_>) -> Result<Outcome> {
-        match op {
-            Op::Chat(request) => {
-                let ctx = Ctx::for_chat(&live.model, request, false, self.drop_params);
-                dispatch::chat(&live.provider, &self.transport, request, &ctx).await.map(Outcome::Chat)
-            }
-            Op::Stream(request) => {
-                let ctx = Ctx::for_chat(&live.model, request, true, self.drop_params);
-                let mut stream = dispatch::chat_stream(&live.provider, &self.transport, request, &ctx).await?;
-                let first = stream.next_chunk().await.transpose()?;
-                Ok(Outcome::Stream(stream, first, Instant::now()))
-            }
-            Op::Embed(request) => {
-                let ctx = Ctx::for_embed(&live.model, request, self.drop_params);
-                dispatch::embed(&live.provider, &self.transport, request, &ctx).await.map(Outcome::Embed)
-            }
         }
     }
 }

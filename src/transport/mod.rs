@@ -1,5 +1,6 @@
-//! The one HTTP client every provider shares: connection pooling, TLS (rustls), retries with
-//! backoff, and per-attempt timeouts. SSE framing lives in [`sse`].
+//! The one HTTP client every provider shares: connection pooling, TLS (rustls) and
+//! per-attempt timeouts; the [`RetryPolicy`] the engine applies between attempts. SSE framing
+//! lives in [`sse`], Bedrock's event stream in [`eventstream`].
 //!
 //! There is deliberately no single global timeout: it would cut long streams. Instead each
 //! attempt has a connect timeout, a first-byte timeout (until the response head arrives),
@@ -124,7 +125,6 @@ fn http_client(connect: Duration) -> Result<reqwest::Client> {
 #[derive(Clone)]
 pub struct Transport {
     http: Arc<Clients>,
-    retry: Arc<RetryPolicy>,
     timeouts: Arc<Timeouts>,
     max_body: usize,
 }
@@ -132,7 +132,6 @@ pub struct Transport {
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transport")
-            .field("retry", &self.retry)
             .field("timeouts", &self.timeouts)
             .field("max_body", &self.max_body)
             .finish_non_exhaustive()
@@ -141,19 +140,14 @@ impl fmt::Debug for Transport {
 
 impl Transport {
     /// A transport with these policies.
-    pub fn new(retry: RetryPolicy, timeouts: Timeouts) -> Result<Self> {
+    pub fn new(timeouts: Timeouts) -> Result<Self> {
         let http = Arc::new(Clients::new(timeouts.connect)?);
-        Ok(Self { http, retry: Arc::new(retry), timeouts: Arc::new(timeouts), max_body: DEFAULT_MAX_BODY })
+        Ok(Self { http, timeouts: Arc::new(timeouts), max_body: DEFAULT_MAX_BODY })
     }
 
     /// The timeouts in force.
     pub fn timeouts(&self) -> &Timeouts {
         &self.timeouts
-    }
-
-    /// The retry policy in force (the caller owns the retry loop).
-    pub fn retry(&self) -> &RetryPolicy {
-        &self.retry
     }
 
     /// How long a response head may take: for a stream, the idle deadline too (LiteLLM's

@@ -1,0 +1,189 @@
+//! The engine under both front doors: providers and the transport, and the one owner of
+//! retries, backoff and timeouts.
+//!
+//! An [`Operation`] (a chat, a stream, embeddings, a model list) is attempted on a
+//! [`Provider`] by [`Engine::attempt`]: encode, one send, decode, under the total timeout.
+//! [`Client`](crate::Client) calls [`Engine::call`], which attempts again as the
+//! [`RetryPolicy`] says; the [`Router`](crate::router::Router) chooses a deployment for each
+//! attempt itself, and asks the engine whether another may follow ([`Engine::may_retry`]),
+//! and how long to back off ([`Engine::backoff`]). Each operation names its answer's type, so
+//! a caller cannot receive an answer of another kind.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result, TimeoutPhase};
+use crate::provider::chat_stream::ChatStream;
+use crate::provider::{Ctx, Provider, dispatch};
+use crate::transport::{RetryPolicy, Timeouts, Transport};
+use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
+
+/// Providers, the transport and the retry policy.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    transport: Transport,
+    retry: RetryPolicy,
+    drop_params: bool,
+}
+
+/// One kind of call to a provider, and the answer it gives.
+pub(crate) trait Operation: Sync {
+    /// The answer.
+    type Output: Send;
+    /// A stream is not under the total timeout: its head is bounded by the first-byte
+    /// timeout and each piece by the idle one.
+    const STREAM: bool;
+
+    /// One attempt: encode, send once, decode.
+    fn attempt<'a>(
+        &'a self,
+        provider: &'a Provider,
+        transport: &'a Transport,
+        model: &'a str,
+        drop_params: bool,
+    ) -> impl Future<Output = Result<Self::Output>> + Send + 'a;
+}
+
+/// A chat completion.
+pub(crate) struct Chat<'r>(pub &'r ChatRequest);
+/// A streamed chat completion, open once its head arrived.
+pub(crate) struct Stream<'r>(pub &'r ChatRequest);
+/// Embeddings.
+pub(crate) struct Embed<'r>(pub &'r EmbeddingRequest);
+/// The provider's models (the model argument is not used).
+pub(crate) struct Models;
+
+impl Operation for Chat<'_> {
+    type Output = ChatResponse;
+    const STREAM: bool = false;
+
+    async fn attempt(
+        &self,
+        provider: &Provider,
+        transport: &Transport,
+        model: &str,
+        drop: bool,
+    ) -> Result<ChatResponse> {
+        dispatch::chat(provider, transport, self.0, &Ctx::for_chat(model, self.0, false, drop)).await
+    }
+}
+
+impl Operation for Stream<'_> {
+    type Output = ChatStream;
+    const STREAM: bool = true;
+
+    async fn attempt(&self, provider: &Provider, transport: &Transport, model: &str, drop: bool) -> Result<ChatStream> {
+        dispatch::chat_stream(provider, transport, self.0, &Ctx::for_chat(model, self.0, true, drop)).await
+    }
+}
+
+impl Operation for Embed<'_> {
+    type Output = EmbeddingResponse;
+    const STREAM: bool = false;
+
+    async fn attempt(
+        &self,
+        provider: &Provider,
+        transport: &Transport,
+        model: &str,
+        drop: bool,
+    ) -> Result<EmbeddingResponse> {
+        dispatch::embed(provider, transport, self.0, &Ctx::for_embed(model, self.0, drop)).await
+    }
+}
+
+impl Operation for Models {
+    type Output = ModelList;
+    const STREAM: bool = false;
+
+    async fn attempt(&self, provider: &Provider, transport: &Transport, _: &str, _: bool) -> Result<ModelList> {
+        dispatch::models(provider, transport).await
+    }
+}
+
+impl Engine {
+    /// An engine with these policies.
+    pub(crate) fn new(retry: RetryPolicy, timeouts: Timeouts, drop_params: bool) -> Result<Self> {
+        Ok(Self { transport: Transport::new(timeouts)?, retry, drop_params })
+    }
+
+    /// One attempt of `op` on `provider`, under the total timeout.
+    pub(crate) fn attempt<'a, O: Operation>(
+        &'a self,
+        op: &'a O,
+        provider: &'a Provider,
+        model: &'a str,
+    ) -> impl Future<Output = Result<O::Output>> + Send + 'a {
+        self.attempt_until(op, provider, model, self.deadline::<O>())
+    }
+
+    /// Attempts `op` on `provider` until it succeeds, fails in a way another attempt cannot
+    /// fix, or the policy allows no more; every attempt and backoff inside one total timeout.
+    pub(crate) async fn call<O: Operation>(&self, op: &O, provider: &Provider, model: &str) -> Result<O::Output> {
+        let deadline = self.deadline::<O>();
+        let mut retries = 0;
+        loop {
+            let err = match self.attempt_until(op, provider, model, deadline).await {
+                Ok(answer) => return Ok(answer),
+                Err(err) => err,
+            };
+            let delay = if self.may_retry(retries, &err) { self.backoff(retries, err.retry_after()) } else { None };
+            let Some(delay) = delay else { return Err(err) };
+            if let Some((at, total)) = deadline
+                && Instant::now() + delay >= at
+            {
+                return Err(Error::Timeout { provider: provider.kind(), phase: TimeoutPhase::Total, after: total });
+            }
+            tracing::debug!(provider = %provider.kind(), retries, ?delay, error = %err, "retrying");
+            tokio::time::sleep(delay).await;
+            retries += 1;
+        }
+    }
+
+    /// Whether another attempt may follow retry number `retries` (0 after the first attempt)
+    /// that failed with `err`.
+    pub(crate) fn may_retry(&self, retries: u32, err: &Error) -> bool {
+        err.is_retryable() && retries < self.retry.max_retries
+    }
+
+    /// How long to wait before retry number `retries`: the upstream's `retry_after` (up to
+    /// the policy's `max_retry_after`), else exponential backoff with jitter; `None` when no
+    /// retry should be made.
+    pub(crate) fn backoff(&self, retries: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        self.retry.delay(retries, retry_after)
+    }
+
+    /// Whether waiting `wait` for a deployment to come back is worth it before retry
+    /// number `retries`.
+    pub(crate) fn may_wait(&self, retries: u32, wait: Duration) -> bool {
+        retries < self.retry.max_retries && wait <= self.retry.max_retry_after
+    }
+
+    /// When the total timeout of a call starting now ends, for operations under it.
+    fn deadline<O: Operation>(&self) -> Option<(Instant, Duration)> {
+        let total = self.transport.timeouts().total.filter(|_| !O::STREAM)?;
+        Some((Instant::now() + total, total))
+    }
+
+    /// One attempt, given up at `deadline`. Not an `async fn`: that would hold the attempt
+    /// twice (as its argument, then inside the timeout), and this future is in every
+    /// request's; as an `Either` it is the attempt's size plus the timer.
+    fn attempt_until<'a, O: Operation>(
+        &'a self,
+        op: &'a O,
+        provider: &'a Provider,
+        model: &'a str,
+        deadline: Option<(Instant, Duration)>,
+    ) -> impl Future<Output = Result<O::Output>> + Send + 'a {
+        use futures_util::future::{Either, FutureExt as _};
+        let attempt = op.attempt(provider, &self.transport, model, self.drop_params);
+        match deadline {
+            Some((at, total)) => Either::Left(tokio::time::timeout_at(at.into(), attempt).map(move |answer| {
+                answer.unwrap_or_else(|_| {
+                    Err(Error::Timeout { provider: provider.kind(), phase: TimeoutPhase::Total, after: total })
+                })
+            })),
+            None => Either::Right(attempt),
+        }
+    }
+}
