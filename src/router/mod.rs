@@ -35,8 +35,11 @@ use crate::transport::{RetryPolicy, Timeouts};
 
 mod call;
 mod deployment;
+mod group;
+mod ops;
 pub mod policy;
 mod route;
+mod sizing;
 pub mod state;
 mod stream;
 
@@ -45,7 +48,7 @@ pub use crate::hooks::CallContext;
 pub(crate) use call::call_id;
 pub use deployment::Deployment;
 pub use policy::Strategy;
-pub use route::{DEFAULT_RESERVED_OUTPUT, Estimate};
+pub use sizing::{DEFAULT_RESERVED_OUTPUT, Estimate};
 pub use state::SharedState;
 pub use stream::RoutedStream;
 #[cfg(feature = "gateway")]
