@@ -21,8 +21,39 @@ use crate::pricing::Receipt;
 use crate::provider::ProviderKind;
 use crate::spec::openai::CompletionUsage;
 
-/// A caller's context for one call, opaque to the router.
-pub type CallContext = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+/// The caller's side of one call, handed to the router in
+/// [`CallOptions::context`](crate::router::CallOptions::context): told how the call ended
+/// before the hooks run, and carried in their [`CallEvent::context`]. The gateway's owner is
+/// its admission (the key, its budget and tpm holds), which settles itself this way; an SDK
+/// user can carry anything, and get its own type back in a hook by upcasting to `dyn Any`:
+///
+/// ```
+/// use std::sync::Arc;
+/// use switchyard::hooks::{CallContext, CallOwner};
+///
+/// struct Tenant(&'static str);
+/// impl CallOwner for Tenant {}
+///
+/// let context: CallContext = Arc::new(Tenant("acme"));
+/// let any: &dyn std::any::Any = context.as_ref();
+/// assert_eq!(any.downcast_ref::<Tenant>().map(|t| t.0), Some("acme"));
+/// ```
+pub trait CallOwner: std::any::Any + Send + Sync {
+    /// The call's one end event, before the router's hooks see it. Keep it quick: the
+    /// caller waits for it. A panic here is caught and logged like a hook's.
+    fn ended(&self, event: &CallEvent) {
+        let _ = event;
+    }
+}
+
+impl fmt::Debug for dyn CallOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CallOwner")
+    }
+}
+
+/// A caller's context for one call: its owner, opaque to the router.
+pub type CallContext = Arc<dyn CallOwner>;
 
 /// How a call ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +167,11 @@ impl Hooks {
 
     /// Runs every hook on `event`; nothing a hook does reaches the caller.
     pub(crate) fn emit(&self, event: CallEvent) {
+        if let Some(owner) = &event.context
+            && std::panic::catch_unwind(AssertUnwindSafe(|| owner.ended(&event))).is_err()
+        {
+            tracing::warn!(target: "switchyard::hooks", call_id = %event.call_id, "call owner panicked");
+        }
         for hook in &self.sync {
             match std::panic::catch_unwind(AssertUnwindSafe(|| hook(&event))) {
                 Ok(Ok(())) => {}

@@ -599,3 +599,44 @@ async fn a_call_dropped_before_its_end_still_ends_in_one_cancelled_event() {
     assert!(streamed.usage_estimated && usage.completion_tokens > 0, "{usage:?}");
     assert!(streamed.error.as_deref().is_some_and(|e| e.contains("dropped")), "{:?}", streamed.error);
 }
+
+/// A call's owner, recording what it was told and whether the hooks had run by then.
+struct Owner {
+    ended: Mutex<Vec<(EventKind, usize)>>,
+    hooks_ran: Arc<Mutex<usize>>,
+}
+
+impl switchyard::hooks::CallOwner for Owner {
+    fn ended(&self, event: &CallEvent) {
+        let ran = *self.hooks_ran.lock().unwrap_or_else(|e| e.into_inner());
+        self.ended.lock().unwrap_or_else(|e| e.into_inner()).push((event.kind, ran));
+    }
+}
+
+#[tokio::test]
+async fn a_calls_owner_is_told_its_end_before_the_hooks_and_comes_back_typed_in_them() {
+    let hooks_ran = Arc::new(Mutex::new(0usize));
+    let (count, typed) = (hooks_ran.clone(), Arc::new(Mutex::new(false)));
+    let seen_typed = typed.clone();
+    let hooks = Hooks::new().on_event(move |e| {
+        *count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let any: Option<&dyn std::any::Any> = e.context.as_deref().map(|c| c as &dyn std::any::Any);
+        *seen_typed.lock().unwrap_or_else(|e| e.into_inner()) = any.is_some_and(|a| a.is::<Owner>());
+        Ok(())
+    });
+    let router = build(
+        builder()
+            .hooks(hooks)
+            .deployment("m", Deployment::new("mock/echo"))
+            .deployment("bad", Deployment::new("mock/error-400")),
+    );
+    let owner = Arc::new(Owner { ended: Mutex::default(), hooks_ran: hooks_ran.clone() });
+    let options = || CallOptions { context: Some(owner.clone()), ..CallOptions::default() };
+    router.chat_with(&chat("m", "hello"), options()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(router.chat_with(&chat("bad", "hello"), options()).await.is_err());
+    let stream = router.chat_stream_with(&chat("m", "a stream"), options()).await.unwrap_or_else(|e| panic!("{e}"));
+    stream.collect_response().await.unwrap_or_else(|e| panic!("{e}"));
+    let ended = owner.ended.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(ended, vec![(EventKind::Success, 0), (EventKind::Failure, 1), (EventKind::StreamEnd, 2)]);
+    assert!(*typed.lock().unwrap_or_else(|e| e.into_inner()), "a hook gets the owner back as its own type");
+}

@@ -2,8 +2,9 @@
 //! rpm/tpm), and what the call holds while it runs: a parallel slot, budget reservations
 //! and tokens of its minute.
 //!
-//! What a call holds is an [`Admission`], handed to the router as the call's context. It is
-//! a drop guard: when the last reference goes (the call has ended, its stream included, or
+//! What a call holds is an [`Admission`], handed to the router as the call's owner
+//! ([`CallOwner`]), which is told how the call ended ([`super::settle`]); the handler keeps
+//! its own typed reference. It is a drop guard: when the last reference goes (the call has ended, its stream included, or
 //! it was cut short by a client that went away, a panic, a shutdown), the holds are settled
 //! with the call's cost as the router's end-of-call event reported it ([`Admission::finish`]),
 //! or released if the call never reached the router. No callback has to run for a
@@ -16,12 +17,14 @@ use axum::http::{HeaderMap, HeaderValue};
 use super::guardrails::stream::GuardedStream;
 use super::keys::Principal;
 use super::limits::{InFlightKey, Limits, Refusal, Reservation, TokenHold};
+use super::settle::Settler;
 use super::store::{KeyRecord, now_ms};
 use super::{ApiFailure, Gateway};
 use crate::ChatChunk;
 use crate::error::ErrorKind;
+use crate::hooks::{CallEvent, CallOwner};
+use crate::router::Estimate;
 use crate::router::state::MinuteUsage;
-use crate::router::{CallContext, Estimate};
 
 /// What a call holds while it runs, released (settled) when dropped.
 #[derive(Debug)]
@@ -40,17 +43,21 @@ pub(super) struct Admission {
     cut: Mutex<Option<&'static str>>,
     /// In durable mode: the call's spend row being written, for the answer to wait on.
     written: Mutex<Option<super::spend::Written>>,
+    /// Where the call's end goes.
+    settler: Arc<Settler>,
     _in_flight: Option<InFlightKey>,
 }
 
-impl Admission {
-    /// The admission of a call with nothing held (the master key), as a call's context.
-    pub fn free() -> CallContext {
-        Arc::new(Self::nothing())
+impl CallOwner for Admission {
+    fn ended(&self, event: &CallEvent) {
+        self.settler.settle(event, Some(self));
     }
+}
 
-    fn nothing() -> Self {
-        Self {
+impl Admission {
+    /// The admission of a call with nothing held (the master key).
+    pub fn free(gateway: &Gateway) -> Arc<Self> {
+        Arc::new(Self {
             key: None,
             limits: None,
             holds: Mutex::default(),
@@ -59,8 +66,9 @@ impl Admission {
             outcome: Mutex::default(),
             cut: Mutex::default(),
             written: Mutex::default(),
+            settler: gateway.settler.clone(),
             _in_flight: None,
-        }
+        })
     }
 
     /// Records how the call ended: what it cost and the tokens it used. The holds are
@@ -167,12 +175,12 @@ pub(super) async fn admit<F>(
     principal: &Principal,
     group: &str,
     estimate: F,
-) -> Result<(CallContext, Option<MinuteUsage>), ApiFailure>
+) -> Result<(Arc<Admission>, Option<MinuteUsage>), ApiFailure>
 where
     F: AsyncFnOnce() -> Estimate,
 {
     let Some(key) = principal.key() else {
-        return Ok((Admission::free(), None));
+        return Ok((Admission::free(gateway), None));
     };
     check_model(principal, group)?;
     let in_flight = gateway.limits.enter(key).map_err(refusal)?;
@@ -193,6 +201,7 @@ where
         outcome: Mutex::default(),
         cut: Mutex::default(),
         written: Mutex::default(),
+        settler: gateway.settler.clone(),
         _in_flight: in_flight,
     };
     // From here every hold is in `admission`: a refusal drops it, which gives them back.
@@ -271,7 +280,7 @@ const EXTEND_TOKENS: u64 = 1024;
 pub struct Metered {
     inner: GuardedStream,
     /// The call's admission.
-    admission: Option<Arc<Admission>>,
+    admission: Arc<Admission>,
     /// Output bytes streamed.
     bytes: u64,
     /// When the call has a budget: the answering deployment's unit prices, per prompt token
@@ -286,10 +295,9 @@ impl std::fmt::Debug for Metered {
 }
 
 impl Metered {
-    /// `inner`, metered against `context`'s budgets when it has any.
-    pub(super) fn new(gateway: &Gateway, inner: GuardedStream, context: &CallContext) -> Self {
-        let admission = context.clone().downcast::<Admission>().ok();
-        let prices = admission.as_ref().filter(|a| a.has_budget()).and_then(|_| {
+    /// `inner`, metered against its admission's budgets when it has any.
+    pub(super) fn new(gateway: &Gateway, inner: GuardedStream, admission: Arc<Admission>) -> Self {
+        let prices = Some(&admission).filter(|a| a.has_budget()).and_then(|_| {
             let deployment = inner.report().deployment.as_deref()?;
             let price = |prompt: i64, completion: i64| {
                 let usage = crate::spec::openai::CompletionUsage {
@@ -311,7 +319,7 @@ impl Metered {
     /// The next chunk, or the error that ends the stream.
     pub async fn next_chunk(&mut self) -> Option<Result<ChatChunk, ApiFailure>> {
         let item = self.inner.next_chunk().await;
-        let Some(admission) = &self.admission else { return item };
+        let admission = &self.admission;
         match (&item, self.prices) {
             (Some(Ok(chunk)), Some((input, output))) => {
                 self.bytes = self.bytes.saturating_add(crate::router::output_bytes(chunk));
@@ -333,12 +341,5 @@ impl Metered {
             _ => {}
         }
         item
-    }
-}
-
-/// In durable mode, waits until a routed call's spend row is written.
-pub(super) async fn wait_written(context: &CallContext) {
-    if let Some(admission) = context.downcast_ref::<Admission>() {
-        admission.wait_written().await;
     }
 }

@@ -61,10 +61,11 @@ impl Gateway {
         let guardrails = guardrails::Guardrails::compile(&config.guardrails, env)?;
         let (sender, writer) = spend::SpendWriter::start(store.clone(), config.spend_flush());
         let metrics = Arc::new(metrics::Metrics::new());
+        let settler = settle::Settler::new(sender.clone(), metrics.clone(), config.general_settings.durable_spend);
         let mut builder = Router::builder()
             .drop_params(config.litellm_settings.drop_params)
             .state(state)
-            .hooks(settle::hooks(sender.clone(), metrics.clone(), config.general_settings.durable_spend));
+            .hooks(settle::hooks(settler.clone()));
         let declared: Declared<'_> = config
             .providers
             .iter()
@@ -100,6 +101,7 @@ impl Gateway {
             writer: std::sync::Mutex::new(Some(writer)),
             spend: sender,
             metrics,
+            settler,
             guardrails,
             server: config.server_limits(),
             receiving: intake::Receiving::default(),

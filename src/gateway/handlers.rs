@@ -181,14 +181,14 @@ pub(super) async fn route_chat(
     // Counting and pricing cost microseconds: done only for a key with a tpm or a budget.
     // Admitting a virtual key awaits the store, the counters and maybe a count: its future
     // is large, so it is boxed, and the master key, which has nothing to admit, skips it.
-    let (context, usage) = match principal.key() {
-        None => (Admission::free(), None),
+    let (admission, usage) = match principal.key() {
+        None => (Admission::free(gateway), None),
         Some(_) => {
             let estimate = async || gateway.router.estimate(&request).await.unwrap_or_default();
             Box::pin(admit(gateway, principal, &request.model, estimate)).await?
         }
     };
-    options.context = Some(context.clone());
+    options.context = Some(admission.clone());
     let mut headers = HeaderMap::new();
     if request.stream == Some(true) {
         let stream = gateway.router.chat_stream_with(&request, options).await?;
@@ -199,10 +199,10 @@ pub(super) async fn route_chat(
         }
         let on_done = session.as_ref().map(|_| decisions_sink(gateway, stream.report().call_id.clone()));
         let guarded = GuardedStream::new(stream, session, request, on_done);
-        return Ok(Routed::Stream(Box::new(Metered::new(gateway, guarded, &context)), headers));
+        return Ok(Routed::Stream(Box::new(Metered::new(gateway, guarded, admission)), headers));
     }
     let mut answer = gateway.router.chat_with(&request, options).await?;
-    super::admission::wait_written(&context).await;
+    admission.wait_written().await;
     report_headers(&mut headers, &answer.report, gateway.show_api_base);
     limit_headers(&mut headers, principal.key(), usage);
     if let Some(mut session) = session {
@@ -297,10 +297,10 @@ pub(super) async fn embeddings(
     let bytes = body(raw)?;
     let request: EmbeddingRequest = parse(&bytes)?;
     let group = request.model.clone();
-    let (context, usage) = admit(&gateway, &principal, &group, async || crate::router::Estimate::default()).await?;
-    let options = CallOptions { context: Some(context.clone()), ..CallOptions::default() };
+    let (admission, usage) = admit(&gateway, &principal, &group, async || crate::router::Estimate::default()).await?;
+    let options = CallOptions { context: Some(admission.clone()), ..CallOptions::default() };
     let mut answer = Box::pin(gateway.router.embed_with(&request, options)).await?;
-    super::admission::wait_written(&context).await;
+    admission.wait_written().await;
     answer.response.model = group;
     let mut response = axum::Json(&answer.response).into_response();
     report_headers(response.headers_mut(), &answer.report, gateway.show_api_base);

@@ -74,6 +74,8 @@ pub struct Gateway {
     /// Queues spend rows (calls refused before routing) and guardrail decisions.
     spend: spend::SpendSender,
     metrics: Arc<metrics::Metrics>,
+    /// Ends every routed call: its metrics, spend row and admission's outcome.
+    settler: Arc<settle::Settler>,
     /// The guardrails, compiled at start-up.
     guardrails: guardrails::Guardrails,
     /// How connections are served: deadlines, the cap, the shutdown deadline.
