@@ -50,7 +50,12 @@ pub(super) struct Admission {
 
 impl CallOwner for Admission {
     fn ended(&self, event: &CallEvent) {
-        self.settler.settle(event, Some(self));
+        let (cost, written) = self.settler.settle(event, self.key.as_deref(), self.cut_reason(), true);
+        let used = event.usage.as_ref().and_then(|u| u64::try_from(u.total_tokens).ok()).unwrap_or(0);
+        self.finish(cost, used);
+        if let Some(written) = written {
+            self.written(written);
+        }
     }
 }
 
@@ -73,12 +78,12 @@ impl Admission {
 
     /// Records how the call ended: what it cost and the tokens it used. The holds are
     /// settled with these when the admission is dropped.
-    pub fn finish(&self, cost: i64, tokens: u64) {
+    fn finish(&self, cost: i64, tokens: u64) {
         *self.outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((cost, tokens));
     }
 
     /// Keeps the call's spend row being written, for [`Admission::wait_written`].
-    pub fn written(&self, written: super::spend::Written) {
+    fn written(&self, written: super::spend::Written) {
         *self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(written);
     }
 
@@ -91,7 +96,7 @@ impl Admission {
     }
 
     /// Why the gateway cut the call short, if it did.
-    pub fn cut_reason(&self) -> Option<&'static str> {
+    fn cut_reason(&self) -> Option<&'static str> {
         *self.cut.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
