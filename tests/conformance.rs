@@ -48,6 +48,16 @@ fn main() -> ExitCode {
         }
         Ok(())
     }));
+    let natives = by_id.clone();
+    trials.push(Trial::test("suite/every_native_provider_has_cases", move || {
+        // Read from the provider descriptors: a provider added there without cases fails here.
+        let missing: Vec<&str> = switchyard::catalog::NATIVE
+            .iter()
+            .map(|d| d.kind.id())
+            .filter(|id| *id != "mock" && !natives.keys().any(|case| case.starts_with(&format!("{id}/"))))
+            .collect();
+        if missing.is_empty() { Ok(()) } else { Err(format!("no cases for {}", missing.join(", ")).into()) }
+    }));
     let (claims_root, claimed) = (root.clone(), by_id.clone());
     trials.push(Trial::test("suite/capabilities_match_the_cases", move || check_capabilities(&claims_root, &claimed)));
     let readme_root = root.clone();

@@ -91,7 +91,7 @@ fn upstream_drift_matches_its_snapshots() -> switchyard::Result<()> {
     settings.set_snapshot_path(root.join("openapi/drift"));
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
-    for pair in switchyard::drift::UPSTREAMS {
+    for pair in switchyard::drift::upstreams() {
         let report = drift_mapped(
             &root.join(pair.spec),
             &Path::new(&dir).join(pair.upstream),

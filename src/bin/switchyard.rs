@@ -149,18 +149,22 @@ enum SpecCommand {
     /// the project keeps drift snapshots of.
     Drift {
         /// Our description (`openapi/openai.yaml`).
-        #[arg(long, required_unless_present = "provider", requires = "upstream")]
+        #[arg(long, required_unless_present_any = ["provider", "list"], requires = "upstream")]
         spec: Option<PathBuf>,
         /// The upstream description.
-        #[arg(long, required_unless_present = "provider")]
+        #[arg(long, required_unless_present_any = ["provider", "list"])]
         upstream: Option<PathBuf>,
         /// Compare only the schemas this file maps (`OurSchema: UpstreamPath` lines), for a
         /// vendor that speaks another provider's format.
         #[arg(long, conflicts_with = "provider")]
         map: Option<PathBuf>,
-        /// One of the kept pairs: openai, anthropic, gemini, cohere, mistral, bedrock.
+        /// One of the kept pairs (the providers whose descriptor names an upstream
+        /// description; `--list` prints them).
         #[arg(long, conflicts_with_all = ["spec", "upstream"])]
         provider: Option<String>,
+        /// Print the providers of the kept pairs, one per line, and compare nothing.
+        #[arg(long, conflicts_with_all = ["spec", "upstream", "provider"])]
+        list: bool,
         /// Where the upstream descriptions are, with `--provider`.
         #[arg(long, env = "SWITCHYARD_UPSTREAM_SPECS", default_value = "../shared/specs")]
         upstream_dir: PathBuf,
@@ -309,14 +313,19 @@ async fn run(command: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Spec { command: SpecCommand::Drift { spec, upstream, map, provider, upstream_dir, format } } => {
+        Command::Spec { command: SpecCommand::Drift { list: true, .. } } => {
+            for pair in switchyard::drift::upstreams() {
+                writeln!(out, "{}", pair.provider)?;
+            }
+            Ok(())
+        }
+        Command::Spec { command: SpecCommand::Drift { spec, upstream, map, provider, upstream_dir, format, .. } } => {
             let report = match (provider, spec, upstream) {
                 (Some(provider), _, _) => {
-                    let pair =
-                        switchyard::drift::UPSTREAMS.iter().find(|u| u.provider == provider).ok_or_else(|| {
-                            let known: Vec<&str> = switchyard::drift::UPSTREAMS.iter().map(|u| u.provider).collect();
-                            Error::Config(format!("no kept drift pair for `{provider}` (known: {})", known.join(", ")))
-                        })?;
+                    let pair = switchyard::drift::upstreams().find(|u| u.provider == provider).ok_or_else(|| {
+                        let known: Vec<&str> = switchyard::drift::upstreams().map(|u| u.provider).collect();
+                        Error::Config(format!("no kept drift pair for `{provider}` (known: {})", known.join(", ")))
+                    })?;
                     switchyard::drift::drift_mapped(
                         std::path::Path::new(pair.spec),
                         &upstream_dir.join(pair.upstream),
@@ -484,28 +493,6 @@ fn providers(out: &mut impl Write) -> Result<(), Failure> {
     writeln!(out, "{:<14} {:<42} key", "id", "API base")?;
     for kind in ProviderKind::all() {
         let (base, key) = match kind {
-            ProviderKind::OpenAi => {
-                (switchyard::provider::openai::DEFAULT_BASE_URL.to_string(), "OPENAI_API_KEY".to_string())
-            }
-            ProviderKind::Azure => ("AZURE_API_BASE (your resource)".into(), "AZURE_API_KEY or AZURE_AD_TOKEN".into()),
-            ProviderKind::Anthropic => {
-                (switchyard::provider::anthropic::DEFAULT_BASE_URL.to_string(), "ANTHROPIC_API_KEY".to_string())
-            }
-            ProviderKind::Gemini => {
-                (switchyard::provider::gemini::DEFAULT_BASE_URL.to_string(), "GEMINI_API_KEY".to_string())
-            }
-            ProviderKind::VertexAi => (
-                "https://{location}-aiplatform.googleapis.com".into(),
-                "VERTEXAI_PROJECT + service account or token".into(),
-            ),
-            ProviderKind::Bedrock => (
-                "https://bedrock-runtime.{AWS_REGION}.amazonaws.com".into(),
-                "AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY, or AWS_BEARER_TOKEN_BEDROCK".into(),
-            ),
-            ProviderKind::Cohere => {
-                (switchyard::provider::cohere::DEFAULT_BASE_URL.to_string(), "COHERE_API_KEY".to_string())
-            }
-            ProviderKind::Mock => ("built in".into(), "none".into()),
             ProviderKind::Compat(v) => {
                 let base =
                     if v.base_url.is_empty() { format!("{} (required)", v.base_env()) } else { v.base_url.to_string() };
@@ -516,6 +503,9 @@ fn providers(out: &mut impl Write) -> Result<(), Failure> {
                 };
                 (base, key)
             }
+            native => native
+                .descriptor()
+                .map_or_else(Default::default, |d| (d.base_shown.to_string(), d.key_shown.to_string())),
         };
         writeln!(out, "{:<14} {base:<42} {key}", kind.id())?;
     }

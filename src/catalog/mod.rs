@@ -5,8 +5,13 @@
 
 use std::fmt;
 
+mod native;
 mod vendors;
 
+pub use native::{
+    ANTHROPIC_FORMAT, BEDROCK_FORMAT, COHERE_FORMAT, Descriptor, Drift, FORMATS, GEMINI_FORMAT, NATIVE, OPENAI_FORMAT,
+    Schemas, SettingField, Statuses, WireFormat,
+};
 pub use vendors::VENDORS;
 
 /// A kind of provider: `openai`, `azure`, `mock`, or one of the OpenAI-compatible vendors.
@@ -28,23 +33,14 @@ pub enum ProviderKind {
     Bedrock,
     /// Cohere v2 (`cohere/command-a-03-2025`).
     Cohere,
+    /// Mistral AI (`mistral/mistral-large-latest`), on OpenAI's wire format with its own
+    /// spellings.
+    Mistral,
     /// The built-in mock provider (`mock/echo`, ...), for trying things with no key.
     Mock,
     /// An OpenAI-compatible vendor from the table in [`VENDORS`].
     Compat(&'static CompatVendor),
 }
-
-/// The native providers, in the order they are listed to users.
-const NATIVE: &[ProviderKind] = &[
-    ProviderKind::OpenAi,
-    ProviderKind::Azure,
-    ProviderKind::Anthropic,
-    ProviderKind::Gemini,
-    ProviderKind::VertexAi,
-    ProviderKind::Bedrock,
-    ProviderKind::Cohere,
-    ProviderKind::Mock,
-];
 
 impl ProviderKind {
     /// The id used as the model-string prefix and in configuration.
@@ -57,6 +53,7 @@ impl ProviderKind {
             Self::VertexAi => "vertex_ai",
             Self::Bedrock => "bedrock",
             Self::Cohere => "cohere",
+            Self::Mistral => "mistral",
             Self::Mock => "mock",
             Self::Compat(vendor) => vendor.id,
         }
@@ -64,7 +61,7 @@ impl ProviderKind {
 
     /// Every provider this build knows.
     pub fn all() -> impl Iterator<Item = ProviderKind> {
-        NATIVE.iter().copied().chain(VENDORS.iter().map(ProviderKind::Compat))
+        NATIVE.iter().map(|d| d.kind).chain(VENDORS.iter().map(ProviderKind::Compat))
     }
 
     /// The provider with this id, if there is one.

@@ -18,22 +18,6 @@ pub static VENDORS: &[CompatVendor] = &[
         docs: "https://console.groq.com/docs/openai",
     },
     CompatVendor {
-        id: "mistral",
-        name: "Mistral AI",
-        base_url: "https://api.mistral.ai/v1",
-        key_env: &["MISTRAL_API_KEY"],
-        key_required: true,
-        // Mistral names the seed `random_seed`, spells "required" `any`, and takes
-        // `max_tokens` only (its chat-completion request schema).
-        quirks: Quirks {
-            renames: &[("seed", "random_seed")],
-            tool_choice_required: Some("any"),
-            max_tokens_only: true,
-            ..Quirks::NONE
-        },
-        docs: "https://docs.mistral.ai/api/",
-    },
-    CompatVendor {
         id: "deepseek",
         name: "DeepSeek",
         base_url: "https://api.deepseek.com",

@@ -38,6 +38,7 @@ use super::replay::{Outcome as Answer, perform, to_json};
 use super::report::{CaseReport, Check, Report, Verdict};
 use super::schema::Schemas;
 use super::suite::glob_match;
+use crate::catalog::{ANTHROPIC_FORMAT, BEDROCK_FORMAT, OPENAI_FORMAT, WireFormat};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::ProviderKind;
 use crate::transport::sse::SseFramer;
@@ -88,84 +89,43 @@ impl LiveOptions {
 /// `max_tokens` for live requests that need one and set none.
 pub const LIVE_MAX_TOKENS: u64 = 4096;
 
-/// The wire formats the checks know.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Family {
-    OpenAi,
-    Anthropic,
-    Gemini,
-    Cohere,
-    Bedrock,
+/// Our description of a wire format (the provider descriptor's `format.spec`), parsed once.
+fn description(format: &WireFormat) -> &'static Value {
+    static DOCS: OnceLock<BTreeMap<&'static str, Value>> = OnceLock::new();
+    let docs = DOCS.get_or_init(|| {
+        let parse = |text: &str| crate::drift::parse(text, false).unwrap_or(Value::Null);
+        // Every format's description, embedded (`every_format_has_its_description` checks
+        // that none is missing).
+        BTreeMap::from([
+            ("openapi/openai.yaml", parse(include_str!("../../openapi/openai.yaml"))),
+            ("openapi/anthropic.yaml", parse(include_str!("../../openapi/anthropic.yaml"))),
+            ("openapi/gemini.yaml", parse(include_str!("../../openapi/gemini.yaml"))),
+            ("openapi/cohere.yaml", parse(include_str!("../../openapi/cohere.yaml"))),
+            ("openapi/bedrock.yaml", parse(include_str!("../../openapi/bedrock.yaml"))),
+        ])
+    });
+    docs.get(format.spec).unwrap_or(&Value::Null)
 }
 
-impl Family {
-    fn of(kind: ProviderKind) -> Self {
-        match kind {
-            ProviderKind::Anthropic => Self::Anthropic,
-            ProviderKind::Gemini | ProviderKind::VertexAi => Self::Gemini,
-            ProviderKind::Cohere => Self::Cohere,
-            ProviderKind::Bedrock => Self::Bedrock,
-            ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock | ProviderKind::Compat(_) => Self::OpenAi,
-        }
+/// The schema of a whole answer, a stream event, an embeddings answer, a models list and an
+/// error, in our description of the format.
+fn schema(format: &WireFormat, what: Wire) -> Option<&'static str> {
+    let schemas = &format.schemas;
+    match what {
+        Wire::Chat => Some(schemas.chat),
+        Wire::Event => Some(schemas.event),
+        Wire::Embed => schemas.embed,
+        Wire::Models => schemas.models,
+        Wire::Error => Some(schemas.error),
     }
+}
 
-    fn description(self) -> &'static Value {
-        static DOCS: OnceLock<BTreeMap<&'static str, Value>> = OnceLock::new();
-        let docs = DOCS.get_or_init(|| {
-            let parse = |text: &str| crate::drift::parse(text, false).unwrap_or(Value::Null);
-            BTreeMap::from([
-                ("openai", parse(include_str!("../../openapi/openai.yaml"))),
-                ("anthropic", parse(include_str!("../../openapi/anthropic.yaml"))),
-                ("gemini", parse(include_str!("../../openapi/gemini.yaml"))),
-                ("cohere", parse(include_str!("../../openapi/cohere.yaml"))),
-                ("bedrock", parse(include_str!("../../openapi/bedrock.yaml"))),
-            ])
-        });
-        let name = match self {
-            Self::OpenAi => "openai",
-            Self::Anthropic => "anthropic",
-            Self::Gemini => "gemini",
-            Self::Cohere => "cohere",
-            Self::Bedrock => "bedrock",
-        };
-        docs.get(name).unwrap_or(&Value::Null)
-    }
-
-    /// The schema of a whole answer, a stream event, an embeddings answer, a models list
-    /// and an error, in our description of this format.
-    fn schema(self, what: Wire) -> Option<&'static str> {
-        use Wire::{Chat, Embed, Error, Event, Models};
-        Some(match (self, what) {
-            (Self::OpenAi, Chat) => "CreateChatCompletionResponse",
-            (Self::OpenAi, Event) => "CreateChatCompletionStreamResponse",
-            (Self::OpenAi, Embed) => "CreateEmbeddingResponse",
-            (Self::OpenAi | Self::Anthropic | Self::Gemini | Self::Cohere, Models) => "ListModelsResponse",
-            (Self::OpenAi | Self::Anthropic | Self::Gemini, Error) => "ErrorResponse",
-            (Self::Anthropic, Chat) => "Message",
-            (Self::Anthropic, Event) => "MessageStreamEvent",
-            (Self::Gemini, Chat | Event) => "GenerateContentResponse",
-            (Self::Cohere, Chat) => "ChatResponse",
-            (Self::Cohere, Event) => "StreamEvent",
-            (Self::Cohere, Embed) => "EmbedResponse",
-            (Self::Cohere | Self::Bedrock, Error) => "ErrorBody",
-            (Self::Bedrock, Chat) => "ConverseResponse",
-            (Self::Bedrock, Event) => "ConverseStreamEvent",
-            (Self::Anthropic, Embed) | (Self::Gemini | Self::Bedrock, Embed) | (Self::Bedrock, Models) => return None,
-        })
-    }
-
-    /// The statuses this format documents for a bad key, an unknown model and a prompt
-    /// over the context window.
-    fn documented(self, scenario: ErrorScenario) -> &'static [u16] {
-        match (self, scenario) {
-            // Gemini answers an invalid key with 400 API_KEY_INVALID; Bedrock with 403.
-            (Self::Gemini, ErrorScenario::BadKey) => &[400, 401, 403],
-            (Self::Bedrock, ErrorScenario::BadKey) => &[403],
-            (_, ErrorScenario::BadKey) => &[401],
-            (Self::Cohere | Self::Bedrock, ErrorScenario::UnknownModel) => &[400, 404],
-            (_, ErrorScenario::UnknownModel) => &[404],
-            (_, ErrorScenario::OversizePrompt) => &[400, 413],
-        }
+/// The statuses the format documents for an error scenario.
+fn documented(format: &WireFormat, scenario: ErrorScenario) -> &'static [u16] {
+    match scenario {
+        ErrorScenario::BadKey => format.statuses.bad_key,
+        ErrorScenario::UnknownModel => format.statuses.unknown_model,
+        ErrorScenario::OversizePrompt => format.statuses.oversize_prompt,
     }
 }
 
@@ -217,7 +177,7 @@ enum Scenario {
 pub(crate) struct Target {
     pub(crate) label: String,
     pub(crate) kind: ProviderKind,
-    family: Family,
+    format: &'static WireFormat,
     pub(crate) origin: String,
     pub(crate) base_path: String,
     pub(crate) options: LiveOptions,
@@ -257,7 +217,7 @@ impl Target {
         Ok(Self {
             label,
             kind,
-            family: Family::of(kind),
+            format: kind.format(),
             origin: format!("{scheme}://{host}"),
             base_path: path.to_string(),
             options: options.clone(),
@@ -302,7 +262,7 @@ impl Target {
     /// knows: a request without one gets [`LIVE_MAX_TOKENS`] there.
     pub(crate) fn bound_output(&self, request: &mut serde_json::Map<String, Value>) {
         let unset = !request.contains_key("max_tokens") && !request.contains_key("max_completion_tokens");
-        if self.family == Family::Anthropic && unset && request.contains_key("messages") {
+        if *self.format == ANTHROPIC_FORMAT && unset && request.contains_key("messages") {
             request.insert("max_tokens".into(), Value::from(LIVE_MAX_TOKENS));
         }
     }
@@ -535,7 +495,7 @@ fn wire_checks(target: &Target, operation: Operation, exchanges: &[Exchange]) ->
                    use a Bedrock API key to check the wire)";
         return vec![Check::pass("wire_schema", why)];
     };
-    let doc = target.family.description();
+    let doc = description(target.format);
     let schemas = Schemas::new(doc);
     let wire = match operation {
         Operation::Chat => Wire::Chat,
@@ -543,7 +503,7 @@ fn wire_checks(target: &Target, operation: Operation, exchanges: &[Exchange]) ->
         Operation::Embed => Wire::Embed,
         Operation::Models => Wire::Models,
     };
-    let Some(schema) = target.family.schema(wire) else {
+    let Some(schema) = schema(target.format, wire) else {
         return vec![Check::pass("wire_schema", "not checked: our description has no schema for this answer")];
     };
     if operation != Operation::ChatStream {
@@ -553,7 +513,7 @@ fn wire_checks(target: &Target, operation: Operation, exchanges: &[Exchange]) ->
         };
         return vec![Check::from_problems("wire_schema", &format!("the body is a valid {schema}"), &problems)];
     }
-    if target.family == Family::Bedrock {
+    if *target.format == BEDROCK_FORMAT {
         return vec![Check::pass("wire_schema", "not checked: Bedrock streams are binary event streams")];
     }
     let events = sse_events(&exchange.response_body);
@@ -565,12 +525,13 @@ fn wire_checks(target: &Target, operation: Operation, exchanges: &[Exchange]) ->
         match serde_json::from_str::<Value>(data) {
             Ok(value) => {
                 // Anthropic's events are told apart by their type, not by their shape.
-                let schema = match target.family {
-                    Family::Anthropic => match anthropic_event_schema(&value) {
+                let schema = if *target.format == ANTHROPIC_FORMAT {
+                    match anthropic_event_schema(&value) {
                         Some(schema) => schema,
                         None => continue, // an event type this version does not know: skipped, as Anthropic asks
-                    },
-                    _ => schema,
+                    }
+                } else {
+                    schema
                 };
                 problems.extend(
                     schemas.validate_component(schema, &value).into_iter().map(|p| format!("event {i} ({event}): {p}")),
@@ -581,7 +542,7 @@ fn wire_checks(target: &Target, operation: Operation, exchanges: &[Exchange]) ->
     }
     vec![
         Check::from_problems("wire_schema", &format!("{} events, each a valid {schema}", events.len()), &problems),
-        Check::from_problems("wire_stream", "the stream is well-formed", &stream_shape(target.family, &events)),
+        Check::from_problems("wire_stream", "the stream is well-formed", &stream_shape(target.format, &events)),
     ]
 }
 
@@ -615,14 +576,14 @@ fn sse_events(body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// What is wrong with the order and framing of a stream's events, in its format.
-fn stream_shape(family: Family, events: &[(String, String)]) -> Vec<String> {
+fn stream_shape(format: &WireFormat, events: &[(String, String)]) -> Vec<String> {
     let json = |data: &str| serde_json::from_str::<Value>(data).ok();
     let mut problems = Vec::new();
     if events.is_empty() {
         return vec!["the stream has no events".into()];
     }
-    match family {
-        Family::OpenAi => {
+    match format.id {
+        "openai" => {
             let done = events.iter().position(|(_, d)| d == "[DONE]");
             match done {
                 None => problems.push("no `data: [DONE]` at the end".into()),
@@ -633,7 +594,7 @@ fn stream_shape(family: Family, events: &[(String, String)]) -> Vec<String> {
             }
             one_finish_each(events, "choices", "choice", "finish_reason", &mut problems);
         }
-        Family::Anthropic => {
+        "anthropic" => {
             let types: Vec<String> = events
                 .iter()
                 .map(|(e, d)| {
@@ -689,10 +650,10 @@ fn stream_shape(family: Family, events: &[(String, String)]) -> Vec<String> {
                 problems.push(format!("{stop_reasons} message_delta events carry a stop_reason, not one"));
             }
         }
-        Family::Gemini => {
+        "gemini" => {
             one_finish_each(events, "candidates", "candidate", "finishReason", &mut problems);
         }
-        Family::Cohere => {
+        "cohere" => {
             let types: Vec<String> =
                 events.iter().filter_map(|(_, d)| json(d)?.get("type")?.as_str().map(str::to_string)).collect();
             if types.first().map(String::as_str) != Some("message-start") {
@@ -708,7 +669,9 @@ fn stream_shape(family: Family, events: &[(String, String)]) -> Vec<String> {
                 }
             }
         }
-        Family::Bedrock => {}
+        // Bedrock streams are binary event streams, checked as they are decoded; a new
+        // format has no order checks until they are written here.
+        _ => {}
     }
     problems
 }
@@ -735,7 +698,7 @@ fn one_finish_each(events: &[(String, String)], list: &str, item: &str, reason: 
 
 /// The SDK's OpenAI-shaped output against our description of OpenAI's format.
 fn openai_schema(answer: &Answer) -> Check {
-    let doc = Family::OpenAi.description();
+    let doc = description(&OPENAI_FORMAT);
     let schemas = Schemas::new(doc);
     let (schema, problems) = match answer {
         Answer::Chat(r) => {
@@ -902,12 +865,12 @@ async fn run_error(target: &Target, which: ErrorScenario) -> Result<Outcome> {
     };
     let (capture, client) = target.connect(key).await?;
     let mut request = ChatRequest::new(model, vec![crate::ChatMessage::user(text)]);
-    if target.family == Family::Anthropic {
+    if *target.format == ANTHROPIC_FORMAT {
         request.max_tokens = Some(i64::try_from(LIVE_MAX_TOKENS).unwrap_or(1024));
     }
     let result = client.chat(&request).await;
     let exchanges = capture.map(|c| c.exchanges()).unwrap_or_default();
-    let documented = target.family.documented(which);
+    let documented = documented(target.format, which);
     let mut checks = Vec::new();
     let err = match result {
         Ok(_) => {
@@ -931,9 +894,9 @@ async fn run_error(target: &Target, which: ErrorScenario) -> Result<Outcome> {
         let expected: Vec<&str> = which.kinds().iter().map(|k| k.name()).collect();
         Check::fail("error_kind", format!("expected {expected:?}, got {} ({err})", err.kind().name()))
     });
-    if let (Some(exchange), Some(schema)) = (exchanges.last(), target.family.schema(Wire::Error)) {
+    if let (Some(exchange), Some(schema)) = (exchanges.last(), schema(target.format, Wire::Error)) {
         let problems = match serde_json::from_slice::<Value>(&exchange.response_body) {
-            Ok(body) => Schemas::new(target.family.description()).validate_component(schema, &body),
+            Ok(body) => Schemas::new(description(target.format)).validate_component(schema, &body),
             Err(e) => vec![format!("the body is not JSON ({e}): {}", String::from_utf8_lossy(&exchange.response_body))],
         };
         checks.push(Check::from_problems("error_envelope", &format!("the body is a valid {schema}"), &problems));
@@ -943,6 +906,13 @@ async fn run_error(target: &Target, which: ErrorScenario) -> Result<Outcome> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_format_has_its_description() {
+        for format in crate::catalog::FORMATS {
+            assert!(super::description(format).is_object(), "{} ({}) is not embedded", format.id, format.spec);
+        }
+    }
+
     use super::*;
 
     fn events(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -956,12 +926,12 @@ mod tests {
             ("", r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#),
             ("", "[DONE]"),
         ]);
-        assert!(stream_shape(Family::OpenAi, &good).is_empty());
+        assert!(stream_shape(&OPENAI_FORMAT, &good).is_empty());
         let bad = events(&[
             ("", r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#),
             ("", r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#),
         ]);
-        let problems = stream_shape(Family::OpenAi, &bad);
+        let problems = stream_shape(&OPENAI_FORMAT, &bad);
         assert!(problems.iter().any(|p| p.contains("[DONE]")), "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("2 finish reasons")), "{problems:?}");
     }
@@ -985,11 +955,11 @@ mod tests {
             ),
             ("message_stop", r#"{"type":"message_stop"}"#),
         ]);
-        assert_eq!(stream_shape(Family::Anthropic, &good), Vec::<String>::new());
+        assert_eq!(stream_shape(&ANTHROPIC_FORMAT, &good), Vec::<String>::new());
         let mut bad = good.clone();
         bad.remove(3);
         bad.pop();
-        let problems = stream_shape(Family::Anthropic, &bad);
+        let problems = stream_shape(&ANTHROPIC_FORMAT, &bad);
         assert!(problems.iter().any(|p| p.contains("not message_stop")), "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("never stopped")), "{problems:?}");
     }

@@ -158,7 +158,7 @@ pub async fn record(options: &RecordOptions) -> Result<Recorded> {
             let _ = writeln!(toml, "{name} = {value}");
         }
     }
-    let default_base = super::replay::default_base_path(target.kind);
+    let default_base = target.kind.default_base_path();
     if target.base_path != default_base {
         let _ = write!(toml, "\n[settings]\nbase_path = {}\n", toml_string(&target.base_path));
     }

@@ -106,7 +106,7 @@ fn client_for(case: &Case, kind: ProviderKind, server_uri: &str) -> Result<Clien
 /// back): its key, version, project, region and, for Bedrock, test credentials.
 pub fn provider_settings(case: &Case, kind: ProviderKind, server_uri: &str) -> ProviderSettings {
     let settings = &case.spec.settings;
-    let base_path = settings.base_path.clone().unwrap_or_else(|| default_base_path(kind).to_string());
+    let base_path = settings.base_path.clone().unwrap_or_else(|| kind.default_base_path().to_string());
     let mut provider = ProviderSettings::default().base_url(format!("{server_uri}{base_path}"));
     provider.api_key = match settings.api_key.as_deref() {
         None => Some("test-key".to_string().into()),
@@ -132,24 +132,6 @@ pub fn provider_settings(case: &Case, kind: ProviderKind, server_uri: &str) -> P
         }
     }
     provider
-}
-
-/// The path part of the provider's default API base (`https://api.groq.com/openai/v1` ->
-/// `/openai/v1`).
-pub(crate) fn default_base_path(kind: ProviderKind) -> &'static str {
-    let base = match kind {
-        ProviderKind::OpenAi => crate::provider::openai::DEFAULT_BASE_URL,
-        ProviderKind::Compat(vendor) => vendor.base_url,
-        ProviderKind::Gemini => "/v1beta",
-        ProviderKind::Azure
-        | ProviderKind::Anthropic
-        | ProviderKind::VertexAi
-        | ProviderKind::Bedrock
-        | ProviderKind::Cohere
-        | ProviderKind::Mock => "",
-    };
-    let after_scheme = base.split_once("://").map_or(base, |(_, rest)| rest);
-    after_scheme.find('/').map_or("", |i| &after_scheme[i..])
 }
 
 async fn run(case: &Case, kind: ProviderKind, client: &Client) -> Outcome {

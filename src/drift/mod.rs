@@ -79,37 +79,26 @@ pub struct DriftReport {
 /// One of our descriptions and the upstream description it is compared with.
 #[derive(Clone, Copy, Debug)]
 pub struct Upstream {
-    /// The provider (or vendor) the upstream file describes.
+    /// The provider the upstream file describes.
     pub provider: &'static str,
     /// Our description, under the crate root.
     pub spec: &'static str,
     /// The upstream file's name in the folder of upstream descriptions (`../shared/specs`).
     pub upstream: &'static str,
-    /// For a vendor that speaks another provider's format (Mistral speaks OpenAI's): which of
-    /// our schemas correspond to which upstream ones, under the crate root. Only those are
+    /// For a provider that speaks another's format (Mistral speaks OpenAI's): which of our
+    /// schemas correspond to which upstream ones, under the crate root. Only those are
     /// compared.
     pub map: Option<&'static str>,
 }
 
-/// Every upstream description we keep a drift snapshot against (`openapi/drift/<provider>.snap`).
-pub const UPSTREAMS: &[Upstream] = &[
-    Upstream { provider: "openai", spec: "openapi/openai.yaml", upstream: "openai.yaml", map: None },
-    Upstream { provider: "anthropic", spec: "openapi/anthropic.yaml", upstream: "anthropic.json", map: None },
-    Upstream { provider: "gemini", spec: "openapi/gemini.yaml", upstream: "gemini.json", map: None },
-    Upstream { provider: "cohere", spec: "openapi/cohere.yaml", upstream: "cohere.yaml", map: None },
-    Upstream {
-        provider: "mistral",
-        spec: "openapi/openai.yaml",
-        upstream: "mistral.yaml",
-        map: Some("openapi/drift/mistral.map.yaml"),
-    },
-    Upstream {
-        provider: "bedrock",
-        spec: "openapi/bedrock.yaml",
-        upstream: "bedrock-runtime.botocore-service-2.json",
-        map: None,
-    },
-];
+/// Every upstream description we keep a drift snapshot against
+/// (`openapi/drift/<provider>.snap`): the `drift` of each native provider's descriptor.
+pub fn upstreams() -> impl Iterator<Item = Upstream> {
+    crate::catalog::NATIVE.iter().filter_map(|d| {
+        let drift = d.drift?;
+        Some(Upstream { provider: d.kind.id(), spec: drift.spec, upstream: drift.upstream, map: drift.map })
+    })
+}
 
 /// Compares our description at `spec` with the upstream one at `upstream`.
 pub fn drift(spec: &Path, upstream: &Path) -> Result<DriftReport> {

@@ -22,6 +22,7 @@ macro_rules! with_adapter {
             Provider::VertexAi($adapter) => $body,
             Provider::Bedrock($adapter) => $body,
             Provider::Cohere($adapter) => $body,
+            Provider::Mistral($adapter) => $body,
             Provider::OpenAiCompat($adapter) => $body,
             Provider::Mock($adapter) => $body,
         }

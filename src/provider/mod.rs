@@ -27,6 +27,7 @@ pub(crate) mod dispatch;
 pub mod errors;
 pub mod gemini;
 pub(crate) mod ids;
+pub mod mistral;
 pub mod mock;
 pub mod openai;
 pub mod openai_compat;
@@ -63,6 +64,8 @@ pub enum Provider {
     Bedrock(bedrock::Bedrock),
     /// Cohere.
     Cohere(cohere::Cohere),
+    /// Mistral AI.
+    Mistral(mistral::Mistral),
     /// An OpenAI-compatible vendor, or any server given by base URL.
     OpenAiCompat(openai_compat::OpenAiCompat),
     /// The built-in mock.
@@ -258,6 +261,7 @@ mod tests {
             ProviderKind::VertexAi,
             ProviderKind::Bedrock,
             ProviderKind::Cohere,
+            ProviderKind::Mistral,
             ProviderKind::Mock,
         ];
         for kind in every {
@@ -270,6 +274,7 @@ mod tests {
                 | ProviderKind::VertexAi
                 | ProviderKind::Bedrock
                 | ProviderKind::Cohere
+                | ProviderKind::Mistral
                 | ProviderKind::Mock
                 | ProviderKind::Compat(_) => {}
             }

@@ -10,6 +10,7 @@ use crate::provider::azure::{Azure, AzureAuth};
 use crate::provider::bedrock::{Bedrock, BedrockAuth};
 use crate::provider::cohere::Cohere;
 use crate::provider::gemini::Gemini;
+use crate::provider::mistral::Mistral;
 use crate::provider::openai::{DEFAULT_BASE_URL, OpenAi};
 use crate::provider::openai_compat::OpenAiCompat;
 use crate::provider::requests::header_map;
@@ -83,51 +84,14 @@ impl ProviderSettings {
     /// The environment variables read for `kind`: for each field, the variables tried in
     /// order.
     pub fn env_vars(kind: ProviderKind) -> Vec<(SettingField, Vec<String>)> {
-        use SettingField::{
-            ApiKey, ApiVersion, AuthToken, AwsAccessKeyId, AwsSecretAccessKey, AwsSessionToken, BaseUrl, Credentials,
-            Location, Organization, Project,
-        };
         let names = |names: &[&str]| names.iter().map(|n| (*n).to_string()).collect::<Vec<_>>();
         match kind {
-            ProviderKind::OpenAi => vec![
-                (ApiKey, names(&["OPENAI_API_KEY"])),
-                (BaseUrl, names(&["OPENAI_BASE_URL", "OPENAI_API_BASE"])),
-                (Organization, names(&["OPENAI_ORG_ID", "OPENAI_ORGANIZATION"])),
-                (Project, names(&["OPENAI_PROJECT_ID"])),
-            ],
-            ProviderKind::Azure => vec![
-                (ApiKey, names(&["AZURE_API_KEY", "AZURE_OPENAI_API_KEY"])),
-                (BaseUrl, names(&["AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"])),
-                (ApiVersion, names(&["AZURE_API_VERSION", "OPENAI_API_VERSION"])),
-                (AuthToken, names(&["AZURE_AD_TOKEN"])),
-            ],
-            ProviderKind::Anthropic => vec![
-                (ApiKey, names(&["ANTHROPIC_API_KEY"])),
-                (BaseUrl, names(&["ANTHROPIC_BASE_URL", "ANTHROPIC_API_BASE"])),
-            ],
-            ProviderKind::Gemini => {
-                vec![(ApiKey, names(&["GEMINI_API_KEY", "GOOGLE_API_KEY"])), (BaseUrl, names(&["GEMINI_API_BASE"]))]
+            ProviderKind::Compat(vendor) => {
+                vec![(SettingField::ApiKey, names(vendor.key_env)), (SettingField::BaseUrl, vec![vendor.base_env()])]
             }
-            ProviderKind::VertexAi => vec![
-                (Project, names(&["VERTEXAI_PROJECT", "GOOGLE_CLOUD_PROJECT"])),
-                (Location, names(&["VERTEXAI_LOCATION", "GOOGLE_CLOUD_LOCATION"])),
-                (Credentials, names(&["VERTEXAI_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS"])),
-                (AuthToken, names(&["VERTEXAI_ACCESS_TOKEN"])),
-                (BaseUrl, names(&["VERTEXAI_API_BASE"])),
-            ],
-            ProviderKind::Bedrock => vec![
-                (Location, names(&["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_REGION_NAME"])),
-                (AwsAccessKeyId, names(&["AWS_ACCESS_KEY_ID"])),
-                (AwsSecretAccessKey, names(&["AWS_SECRET_ACCESS_KEY"])),
-                (AwsSessionToken, names(&["AWS_SESSION_TOKEN"])),
-                (ApiKey, names(&["AWS_BEARER_TOKEN_BEDROCK"])),
-                (BaseUrl, names(&["AWS_BEDROCK_RUNTIME_ENDPOINT", "BEDROCK_API_BASE"])),
-            ],
-            ProviderKind::Cohere => {
-                vec![(ApiKey, names(&["COHERE_API_KEY", "CO_API_KEY"])), (BaseUrl, names(&["COHERE_API_BASE"]))]
-            }
-            ProviderKind::Mock => vec![],
-            ProviderKind::Compat(vendor) => vec![(ApiKey, names(vendor.key_env)), (BaseUrl, vec![vendor.base_env()])],
+            native => native
+                .descriptor()
+                .map_or_else(Vec::new, |d| d.env.iter().map(|(field, vars)| (*field, names(vars))).collect()),
         }
     }
 
@@ -161,32 +125,7 @@ impl ProviderSettings {
     }
 }
 
-/// A field of [`ProviderSettings`] that can come from the environment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SettingField {
-    /// `api_key`.
-    ApiKey,
-    /// `base_url`.
-    BaseUrl,
-    /// `api_version`.
-    ApiVersion,
-    /// `auth_token`.
-    AuthToken,
-    /// `organization`.
-    Organization,
-    /// `project`.
-    Project,
-    /// `location`.
-    Location,
-    /// `credentials`.
-    Credentials,
-    /// `aws_access_key_id`.
-    AwsAccessKeyId,
-    /// `aws_secret_access_key`.
-    AwsSecretAccessKey,
-    /// `aws_session_token`.
-    AwsSessionToken,
-}
+pub use crate::catalog::SettingField;
 
 impl Provider {
     /// Configures `kind` from complete settings (environment already applied).
@@ -286,6 +225,7 @@ impl Provider {
                 })?;
                 Provider::Cohere(Cohere::new(base_url, key, headers)?)
             }
+            ProviderKind::Mistral => Provider::Mistral(Mistral::new(base_url, settings.api_key.as_ref(), headers)?),
             ProviderKind::Mock => Provider::Mock(Mock),
             ProviderKind::Compat(vendor) => {
                 Provider::OpenAiCompat(OpenAiCompat::new(vendor, base_url, settings.api_key.as_ref(), headers)?)

@@ -128,20 +128,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn mistral() -> &'static CompatVendor {
-        VENDORS.iter().find(|v| v.id == "mistral").unwrap_or(&VENDORS[0])
-    }
-
-    #[test]
-    fn quirks_rename_and_respell() -> Result<()> {
-        let Value::Object(mut body) = json!({"seed": 1, "tool_choice": "required", "max_completion_tokens": 9}) else {
-            unreachable!()
-        };
-        mistral().quirks.apply(ProviderKind::Compat(mistral()), &mut body, false)?;
-        assert_eq!(Value::Object(body), json!({"random_seed": 1, "tool_choice": "any", "max_tokens": 9}));
-        Ok(())
-    }
-
     #[test]
     fn unsupported_parameter_fails_unless_dropped() {
         let groq = VENDORS.iter().find(|v| v.id == "groq").unwrap_or(&VENDORS[0]);
