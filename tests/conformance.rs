@@ -60,6 +60,10 @@ fn main() -> ExitCode {
     }));
     let (claims_root, claimed) = (root.clone(), by_id.clone());
     trials.push(Trial::test("suite/capabilities_match_the_cases", move || check_capabilities(&claims_root, &claimed)));
+    let tables_root = root.clone();
+    trials.push(Trial::test("suite/unsupported_parameter_tables_match_capabilities", move || {
+        check_parameter_tables(&tables_root)
+    }));
     let readme_root = root.clone();
     trials.push(Trial::test("suite/readme_matrix_matches_capabilities", move || check_readme_matrix(&readme_root)));
     libtest_mimic::run(&args, trials).exit_code()
@@ -129,6 +133,39 @@ fn capabilities_from(cases: &HashMap<String, Case>) -> String {
 }
 
 /// `capabilities.toml` says only what the cases show, and the cases show nothing it denies.
+/// Every parameter a provider's cases show refused (`capabilities.toml`) is in its adapter's
+/// declared table, and every parameter the table declares is refused where a case tries it.
+fn check_parameter_tables(root: &Path) -> Result<(), Failed> {
+    use switchyard::provider::{anthropic, bedrock, cohere, gemini, params::PARAMS};
+    let text = std::fs::read_to_string(root.join("capabilities.toml")).map_err(|e| e.to_string())?;
+    let claims: std::collections::BTreeMap<String, Claims> = toml::from_str(&text).map_err(|e| e.to_string())?;
+    let tables = [
+        ("anthropic", anthropic::UNSUPPORTED_PARAMS),
+        ("gemini", gemini::UNSUPPORTED_PARAMS),
+        ("bedrock", bedrock::UNSUPPORTED_PARAMS),
+        ("cohere", cohere::UNSUPPORTED_PARAMS),
+    ];
+    let mut problems = Vec::new();
+    for (provider, table) in tables {
+        let Some(claim) = claims.get(provider) else {
+            problems.push(format!("{provider}: no entry in capabilities.toml"));
+            continue;
+        };
+        for refused in claim.unsupported.keys().filter(|c| PARAMS.contains(&c.as_str())) {
+            if !table.contains(&refused.as_str()) {
+                problems
+                    .push(format!("{provider}: a case shows `{refused}` refused, but its UNSUPPORTED_PARAMS lacks it"));
+            }
+        }
+        for declared in table {
+            if claim.supported.iter().any(|s| s == declared) && !claim.unsupported.contains_key(*declared) {
+                problems.push(format!("{provider}: declares `{declared}` unsupported, but a case shows it working"));
+            }
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("\n").into()) }
+}
+
 fn check_capabilities(root: &Path, cases: &HashMap<String, Case>) -> Result<(), Failed> {
     if std::env::var_os("UPDATE_CAPABILITIES").is_some() {
         std::fs::write(root.join("capabilities.toml"), capabilities_from(cases)).map_err(|e| e.to_string())?;

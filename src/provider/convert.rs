@@ -61,21 +61,6 @@ pub(crate) fn assistant_choice(
     }
 }
 
-/// Refuses the first OpenAI parameter in `present` (name, is it set) that `provider` has no
-/// equivalent for, with `Error::Unsupported`; with `drop_params`, drops them all instead
-/// and says so in a debug log.
-pub(crate) fn reject_or_drop(present: &[(&str, bool)], drop_params: bool, provider: ProviderKind) -> Result<()> {
-    for &(name, is_set) in present {
-        if is_set {
-            if !drop_params {
-                return Err(Error::Unsupported { provider, feature: format!("the `{name}` parameter") });
-            }
-            tracing::debug!(param = name, %provider, "dropping a parameter the provider does not support");
-        }
-    }
-    Ok(())
-}
-
 /// What a request's `reasoning_effort` asks of a provider with thinking budgets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Thinking {

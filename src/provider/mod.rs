@@ -31,6 +31,7 @@ pub mod mistral;
 pub mod mock;
 pub mod openai;
 pub mod openai_compat;
+pub mod params;
 pub mod requests;
 pub mod settings;
 pub mod vertex_ai;

@@ -105,6 +105,27 @@ impl Adapter for Anthropic {
     }
 }
 
+/// The OpenAI chat parameters Anthropic has no equivalent for ([`crate::provider::params`]):
+/// refused with `Unsupported`, or dropped with `drop_params`.
+pub const UNSUPPORTED_PARAMS: &[&str] = &[
+    "n",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "audio",
+    "prediction",
+    "prompt_cache_key",
+    "verbosity",
+    "web_search_options",
+    "metadata",
+    "store",
+    "functions",
+    "function_call",
+];
+
 /// The error for a request field Anthropic cannot express.
 pub(crate) fn unsupported(feature: impl Into<String>) -> Error {
     Error::Unsupported { provider: ProviderKind::Anthropic, feature: feature.into() }

@@ -23,7 +23,8 @@ use serde_json::{Map, Value, json};
 use super::{model_facts, unsupported};
 use crate::ChatRequest;
 use crate::error::{Error, Result};
-use crate::provider::convert::{Thinking, any_object, data_url, parse_arguments, reject_or_drop, thinking_budget};
+use crate::provider::convert::{Thinking, any_object, data_url, parse_arguments, thinking_budget};
+use crate::provider::params::refuse_or_drop;
 use crate::provider::requests::post_json;
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::anthropic::{
@@ -163,28 +164,9 @@ pub fn to_anthropic(req: &ChatRequest, ctx: &Ctx<'_>) -> Result<(CreateMessagePa
     Ok((params, betas))
 }
 
-/// OpenAI parameters Anthropic has no equivalent for.
+/// The OpenAI parameters of [`super::UNSUPPORTED_PARAMS`] the request asks for: refused, or dropped.
 fn check_unsupported(req: &ChatRequest, drop_params: bool) -> Result<()> {
-    let audio_out = req.modalities.as_ref().is_some_and(|m| m.iter().any(|x| x.as_str() == "audio"));
-    let present = [
-        ("n", req.n.is_some_and(|n| n > 1)),
-        ("logprobs", req.logprobs == Some(true)),
-        ("top_logprobs", req.top_logprobs.is_some()),
-        ("logit_bias", req.logit_bias.is_some()),
-        ("presence_penalty", req.presence_penalty.is_some()),
-        ("frequency_penalty", req.frequency_penalty.is_some()),
-        ("seed", req.seed.is_some()),
-        ("audio", req.audio.is_some() || audio_out),
-        ("prediction", req.prediction.is_some()),
-        ("prompt_cache_key", req.prompt_cache_key.is_some()),
-        ("verbosity", req.verbosity.is_some()),
-        ("web_search_options", req.web_search_options.is_some()),
-        ("metadata", req.metadata.as_ref().is_some_and(|m| !m.is_empty())),
-        ("store", req.store == Some(true)),
-        ("functions", req.functions.is_some()),
-        ("function_call", req.function_call.is_some()),
-    ];
-    reject_or_drop(&present, drop_params, ProviderKind::Anthropic)
+    refuse_or_drop(req, super::UNSUPPORTED_PARAMS, drop_params, ProviderKind::Anthropic)
 }
 
 /// `anthropic_beta` (a string or a list) from the request's extra fields, for the header.

@@ -198,6 +198,28 @@ impl Adapter for Bedrock {
     }
 }
 
+/// The OpenAI chat parameters Converse has no equivalent for ([`crate::provider::params`]):
+/// refused with `Unsupported`, or dropped with `drop_params`.
+pub const UNSUPPORTED_PARAMS: &[&str] = &[
+    "n",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "audio",
+    "prediction",
+    "prompt_cache_key",
+    "verbosity",
+    "web_search_options",
+    "service_tier",
+    "store",
+    "parallel_tool_calls",
+    "functions",
+    "function_call",
+];
+
 /// The error for a request field Bedrock cannot express.
 pub(crate) fn unsupported(feature: impl Into<String>) -> Error {
     Error::Unsupported { provider: ProviderKind::Bedrock, feature: feature.into() }

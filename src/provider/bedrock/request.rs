@@ -23,9 +23,8 @@ use serde_json::{Map, Value, json};
 
 use super::unsupported;
 use crate::error::{Error, Result};
-use crate::provider::convert::{
-    Thinking, any_object, data_url, embedding_texts, parse_arguments, reject_or_drop, thinking_budget,
-};
+use crate::provider::convert::{Thinking, any_object, data_url, embedding_texts, parse_arguments, thinking_budget};
+use crate::provider::params::refuse_or_drop;
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::bedrock::{
     CachePointBlock, CachePointType, CohereEmbedRequest, ContentBlock, ConversationRole, ConverseRequest,
@@ -155,29 +154,9 @@ fn take_object(extra: &mut Map<String, Value>, key: &str) -> Result<Option<Map<S
     }
 }
 
-/// OpenAI parameters Converse has no equivalent for.
+/// The OpenAI parameters of [`super::UNSUPPORTED_PARAMS`] the request asks for: refused, or dropped.
 fn check_unsupported(req: &ChatRequest, drop_params: bool) -> Result<()> {
-    let audio_out = req.modalities.as_ref().is_some_and(|m| m.iter().any(|x| x.as_str() == "audio"));
-    let present = [
-        ("n", req.n.is_some_and(|n| n > 1)),
-        ("logprobs", req.logprobs == Some(true)),
-        ("top_logprobs", req.top_logprobs.is_some()),
-        ("logit_bias", req.logit_bias.is_some()),
-        ("presence_penalty", req.presence_penalty.is_some()),
-        ("frequency_penalty", req.frequency_penalty.is_some()),
-        ("seed", req.seed.is_some()),
-        ("audio", req.audio.is_some() || audio_out),
-        ("prediction", req.prediction.is_some()),
-        ("prompt_cache_key", req.prompt_cache_key.is_some()),
-        ("verbosity", req.verbosity.is_some()),
-        ("web_search_options", req.web_search_options.is_some()),
-        ("service_tier", req.service_tier.is_some()),
-        ("store", req.store == Some(true)),
-        ("parallel_tool_calls", req.parallel_tool_calls == Some(false)),
-        ("functions", req.functions.is_some()),
-        ("function_call", req.function_call.is_some()),
-    ];
-    reject_or_drop(&present, drop_params, ProviderKind::Bedrock)
+    refuse_or_drop(req, super::UNSUPPORTED_PARAMS, drop_params, ProviderKind::Bedrock)
 }
 
 /// `reasoning_effort` as Anthropic's `thinking` budget (LiteLLM's budgets), for Claude

@@ -21,6 +21,28 @@ pub mod request;
 pub mod response;
 pub mod stream;
 
+/// The OpenAI chat parameters Cohere has no equivalent for ([`crate::provider::params`]):
+/// refused with `Unsupported`, or dropped with `drop_params`.
+pub const UNSUPPORTED_PARAMS: &[&str] = &[
+    "n",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "audio",
+    "prediction",
+    "prompt_cache_key",
+    "verbosity",
+    "web_search_options",
+    "service_tier",
+    "metadata",
+    "store",
+    "user",
+    "safety_identifier",
+    "parallel_tool_calls",
+    "functions",
+    "function_call",
+];
+
 /// Cohere's API host.
 pub const DEFAULT_BASE_URL: &str = "https://api.cohere.com";
 

@@ -18,7 +18,8 @@ use serde_json::{Map, Value};
 
 use super::unsupported;
 use crate::error::{Error, Result};
-use crate::provider::convert::{Thinking as Budget, embedding_texts, reject_or_drop, thinking_budget};
+use crate::provider::convert::{Thinking as Budget, embedding_texts, thinking_budget};
+use crate::provider::params::refuse_or_drop;
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::cohere::{
     ChatMessage as CohereMessage, ChatMessageContent, ChatRequest as CohereRequest, ContentItem, ContentType,
@@ -110,28 +111,9 @@ pub fn to_cohere(req: &ChatRequest, ctx: &Ctx<'_>) -> Result<CohereRequest> {
     })
 }
 
-/// OpenAI parameters Cohere has no equivalent for.
+/// The OpenAI parameters of [`super::UNSUPPORTED_PARAMS`] the request asks for: refused, or dropped.
 fn check_unsupported(req: &ChatRequest, drop_params: bool) -> Result<()> {
-    let audio_out = req.modalities.as_ref().is_some_and(|m| m.iter().any(|x| x.as_str() == "audio"));
-    let present = [
-        ("n", req.n.is_some_and(|n| n > 1)),
-        ("logprobs", req.logprobs == Some(true)),
-        ("top_logprobs", req.top_logprobs.is_some()),
-        ("logit_bias", req.logit_bias.is_some()),
-        ("audio", req.audio.is_some() || audio_out),
-        ("prediction", req.prediction.is_some()),
-        ("prompt_cache_key", req.prompt_cache_key.is_some()),
-        ("verbosity", req.verbosity.is_some()),
-        ("web_search_options", req.web_search_options.is_some()),
-        ("service_tier", req.service_tier.is_some()),
-        ("metadata", req.metadata.as_ref().is_some_and(|m| !m.is_empty())),
-        ("store", req.store == Some(true)),
-        ("user", req.user.is_some() || req.safety_identifier.is_some()),
-        ("parallel_tool_calls", req.parallel_tool_calls == Some(false)),
-        ("functions", req.functions.is_some()),
-        ("function_call", req.function_call.is_some()),
-    ];
-    reject_or_drop(&present, drop_params, ProviderKind::Cohere)
+    refuse_or_drop(req, super::UNSUPPORTED_PARAMS, drop_params, ProviderKind::Cohere)
 }
 
 fn response_format(format: Option<&ResponseFormat>) -> Option<CohereFormat> {

@@ -23,6 +23,27 @@ pub mod request;
 pub mod response;
 pub mod stream;
 
+/// The OpenAI chat parameters Gemini has no equivalent for ([`crate::provider::params`]):
+/// refused with `Unsupported`, or dropped with `drop_params`.
+pub const UNSUPPORTED_PARAMS: &[&str] = &[
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "user",
+    "safety_identifier",
+    "metadata",
+    "store",
+    "audio",
+    "prediction",
+    "prompt_cache_key",
+    "verbosity",
+    "web_search_options",
+    "parallel_tool_calls",
+    "service_tier",
+    "functions",
+    "function_call",
+];
+
 /// AI Studio's API base.
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
 

@@ -15,7 +15,8 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::provider::convert::{Thinking, embedding_texts, parse_arguments, reject_or_drop, thinking_budget};
+use crate::provider::convert::{Thinking, embedding_texts, parse_arguments, thinking_budget};
+use crate::provider::params::refuse_or_drop;
 use crate::provider::requests::post_json;
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::ext::{ChatMessage, ContentPart, MessageContent};
@@ -25,8 +26,8 @@ use crate::spec::gemini::{
     ThinkingConfig, Tool, ToolConfig,
 };
 use crate::spec::openai::{
-    ChatCompletionNamedToolChoice, ChatCompletionToolChoiceOption, ReasoningEffort, ResponseFormat, ServiceTier,
-    StopConfiguration, ToolChoiceMode, ToolType,
+    ChatCompletionNamedToolChoice, ChatCompletionToolChoiceOption, ReasoningEffort, ResponseFormat, StopConfiguration,
+    ToolChoiceMode, ToolType,
 };
 use crate::{ChatRequest, EmbeddingRequest};
 
@@ -143,28 +144,9 @@ fn unset_config() -> GenerationConfig {
     }
 }
 
+/// The OpenAI parameters of [`super::UNSUPPORTED_PARAMS`] the request asks for: refused, or dropped.
 fn check_unsupported(kind: ProviderKind, req: &ChatRequest, drop_params: bool) -> Result<()> {
-    let audio_out = req.modalities.as_ref().is_some_and(|m| m.iter().any(|x| x.as_str() == "audio"));
-    let tier = req.service_tier.as_ref().is_some_and(|t| !matches!(t, ServiceTier::Auto | ServiceTier::Default));
-    let present = [
-        ("logit_bias", req.logit_bias.is_some()),
-        ("logprobs", req.logprobs == Some(true)),
-        ("top_logprobs", req.top_logprobs.is_some()),
-        ("user", req.user.is_some()),
-        ("safety_identifier", req.safety_identifier.is_some()),
-        ("metadata", req.metadata.as_ref().is_some_and(|m| !m.is_empty())),
-        ("store", req.store == Some(true)),
-        ("audio", req.audio.is_some() || audio_out),
-        ("prediction", req.prediction.is_some()),
-        ("prompt_cache_key", req.prompt_cache_key.is_some()),
-        ("verbosity", req.verbosity.is_some()),
-        ("web_search_options", req.web_search_options.is_some()),
-        ("parallel_tool_calls", req.parallel_tool_calls == Some(false)),
-        ("service_tier", tier),
-        ("functions", req.functions.is_some()),
-        ("function_call", req.function_call.is_some()),
-    ];
-    reject_or_drop(&present, drop_params, kind)
+    refuse_or_drop(req, super::UNSUPPORTED_PARAMS, drop_params, kind)
 }
 
 /// `reasoning_effort` as a thinking budget ([`thinking_budget`]'s levels, but `max` is
