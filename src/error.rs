@@ -442,6 +442,7 @@ impl Error {
     }
 
     /// A Redis command failed (shared state or the cache).
+    #[cfg(feature = "redis")]
     pub(crate) fn redis(e: redis::RedisError) -> Self {
         Self::State(format!("redis: {e}"))
     }

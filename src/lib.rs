@@ -19,6 +19,7 @@ pub mod hooks;
 mod model_ref;
 pub mod pricing;
 pub mod provider;
+#[cfg(feature = "redis")]
 mod redis_conn;
 pub mod router;
 pub mod spec;

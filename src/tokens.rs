@@ -10,6 +10,9 @@
 //!   [`IMAGE_TOKENS`]; tool definitions and tool calls count their JSON text. Any of these
 //!   makes the count an estimate ([`TokenCount::exact`] is false).
 //!
+//! Built without the `exact-tokens` feature (no `tiktoken`), every count is an estimate of
+//! four bytes a token, with the same framing.
+//!
 //! An estimate can be low, so the pre-check is a first filter: a provider's own
 //! context-length error still triggers the context-window fallback.
 //!
@@ -22,7 +25,7 @@
 //! counts prompts larger than [`INLINE_LIMIT`] on Tokio's blocking threads, at most one per
 //! core at once, so an event loop never stalls on a count.
 
-use tiktoken_rs::CoreBPE;
+#[cfg(feature = "exact-tokens")]
 use tiktoken_rs::tokenizer::{Tokenizer, get_tokenizer};
 
 use crate::ChatRequest;
@@ -47,12 +50,38 @@ pub struct TokenCount {
     pub exact: bool,
 }
 
+/// A tokenizer: `tiktoken`'s BPE with the `exact-tokens` feature, else four bytes a token.
+#[cfg(feature = "exact-tokens")]
+type Bpe = &'static tiktoken_rs::CoreBPE;
+/// A tokenizer: `tiktoken`'s BPE with the `exact-tokens` feature, else four bytes a token.
+#[cfg(not(feature = "exact-tokens"))]
+#[derive(Clone, Copy)]
+struct Bpe;
+
+/// The tokens of one segment of text.
+fn encoded_len(bpe: Bpe, text: &str) -> u64 {
+    #[cfg(feature = "exact-tokens")]
+    return bpe.encode_ordinary(text).len() as u64;
+    #[cfg(not(feature = "exact-tokens"))]
+    {
+        let _ = bpe;
+        (text.len() as u64).div_ceil(4)
+    }
+}
+
 /// The tokenizer for a model, and whether it is the model's own.
-fn tokenizer(provider: ProviderKind, model: &str) -> (&'static CoreBPE, bool) {
+#[cfg(feature = "exact-tokens")]
+fn tokenizer(provider: ProviderKind, model: &str) -> (Bpe, bool) {
     let own = matches!(provider, ProviderKind::OpenAi | ProviderKind::Azure).then(|| get_tokenizer(model)).flatten();
     let chosen = own.unwrap_or(Tokenizer::O200kBase);
     // The singletons are built from data compiled into tiktoken-rs.
     (tiktoken_rs::bpe_for_tokenizer(chosen).unwrap_or_else(|_| tiktoken_rs::o200k_base_singleton()), own.is_some())
+}
+
+/// The tokenizer for a model, and whether it is the model's own: none in this build.
+#[cfg(not(feature = "exact-tokens"))]
+fn tokenizer(_provider: ProviderKind, _model: &str) -> (Bpe, bool) {
+    (Bpe, false)
 }
 
 /// The longest run of text handed to the tokenizer at once.
@@ -68,7 +97,7 @@ pub const INLINE_LIMIT: u64 = 32 << 10;
 
 /// Tokens in `text`, counted segment by segment; `false` when a segment had to be cut
 /// where no space was (the count may then be a token or so high per cut).
-fn count_segments(bpe: &CoreBPE, text: &str) -> (u64, bool) {
+fn count_segments(bpe: Bpe, text: &str) -> (u64, bool) {
     let mut tokens = 0u64;
     let mut exact = true;
     let mut rest = text;
@@ -89,10 +118,10 @@ fn count_segments(bpe: &CoreBPE, text: &str) -> (u64, bool) {
             }
         };
         let (head, tail) = rest.split_at(cut);
-        tokens += bpe.encode_ordinary(head).len() as u64;
+        tokens += encoded_len(bpe, head);
         rest = tail;
     }
-    tokens += bpe.encode_ordinary(rest).len() as u64;
+    tokens += encoded_len(bpe, rest);
     (tokens, exact)
 }
 
@@ -233,7 +262,8 @@ fn name(message: &ChatMessage) -> Option<&str> {
     }
 }
 
-#[cfg(test)]
+// The counts asserted are tiktoken's.
+#[cfg(all(test, feature = "exact-tokens"))]
 mod tests {
     use super::*;
 

@@ -12,7 +12,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "redis")]
 use redis::AsyncCommands as _;
+#[cfg(feature = "redis")]
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -45,7 +47,11 @@ pub struct ResponseCache {
 #[derive(Clone)]
 enum Backend {
     Memory(moka::future::Cache<String, Entry>),
-    Redis { connection: ConnectionManager, prefix: String },
+    #[cfg(feature = "redis")]
+    Redis {
+        connection: ConnectionManager,
+        prefix: String,
+    },
 }
 
 #[derive(Clone)]
@@ -67,6 +73,7 @@ impl fmt::Debug for ResponseCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let backend = match &self.backend {
             Backend::Memory(cache) => format!("memory ({} entries)", cache.entry_count()),
+            #[cfg(feature = "redis")]
             Backend::Redis { prefix, .. } => format!("redis (prefix {prefix:?})"),
         };
         f.debug_struct("ResponseCache").field("backend", &backend).field("default_ttl", &self.default_ttl).finish()
@@ -87,6 +94,7 @@ impl ResponseCache {
 
     /// A cache in Redis at `url`, keys under `prefix`. Connects now, so a wrong URL or a Redis
     /// that is down is reported at start-up.
+    #[cfg(feature = "redis")]
     pub async fn redis(url: &str, prefix: &str, default_ttl: Duration) -> Result<Self> {
         let connection = crate::redis_conn::connect(url).await?;
         Ok(Self { backend: Backend::Redis { connection, prefix: prefix.to_string() }, default_ttl })
@@ -114,6 +122,7 @@ impl ResponseCache {
     pub async fn get(&self, key: &str) -> Result<Option<ChatResponse>> {
         match &self.backend {
             Backend::Memory(cache) => Ok(cache.get(key).await.map(|entry| (*entry.response).clone())),
+            #[cfg(feature = "redis")]
             Backend::Redis { connection, prefix } => {
                 let mut connection = connection.clone();
                 let text: Option<String> = connection.get(format!("{prefix}{key}")).await.map_err(Error::redis)?;
@@ -134,6 +143,7 @@ impl ResponseCache {
                 let bytes = u32::try_from(text.len()).unwrap_or(u32::MAX);
                 cache.insert(key.to_string(), Entry { response: Arc::new(response.clone()), bytes, ttl }).await;
             }
+            #[cfg(feature = "redis")]
             Backend::Redis { connection, prefix } => {
                 let mut connection = connection.clone();
                 let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);

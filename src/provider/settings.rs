@@ -182,7 +182,7 @@ impl Provider {
                 let credentials = match (&settings.auth_token, &settings.credentials) {
                     (Some(token), _) => VertexCredentials::Token(token.clone()),
                     (None, Some(key)) => VertexCredentials::service_account(key.expose_secret())?,
-                    (None, None) => VertexCredentials::Default(tokio::sync::OnceCell::new()),
+                    (None, None) => VertexCredentials::default_credentials()?,
                 };
                 Provider::VertexAi(VertexAi::new(
                     project,

@@ -10,10 +10,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+#[cfg(feature = "redis")]
 use redis::AsyncCommands as _;
+#[cfg(feature = "redis")]
 use redis::aio::ConnectionManager;
 
-use crate::error::{Error, Result};
+#[cfg(feature = "redis")]
+use crate::error::Error;
+use crate::error::Result;
 
 /// Requests and tokens counted in the current minute.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,6 +34,7 @@ pub enum SharedState {
     /// This process only.
     Memory(std::sync::Arc<MemoryState>),
     /// Redis, shared by every instance that uses the same key prefix.
+    #[cfg(feature = "redis")]
     Redis(RedisState),
 }
 
@@ -37,6 +42,7 @@ impl std::fmt::Debug for SharedState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Memory(_) => f.write_str("SharedState::Memory"),
+            #[cfg(feature = "redis")]
             Self::Redis(r) => write!(f, "SharedState::{r:?}"),
         }
     }
@@ -50,12 +56,14 @@ pub struct MemoryState {
 
 /// State in Redis. Keys are `{prefix}:{what}:{deployment}[:{minute}]` and always expire.
 #[derive(Clone)]
+#[cfg(feature = "redis")]
 pub struct RedisState {
     connection: ConnectionManager,
     prefix: String,
 }
 
 /// The current wall-clock minute, the same on every instance.
+#[cfg(feature = "redis")]
 impl std::fmt::Debug for RedisState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisState").field("prefix", &self.prefix).finish_non_exhaustive()
@@ -72,6 +80,7 @@ fn usage_keys(prefix: &str, deployment: &str, minute: u64) -> (String, String) {
     (format!("{prefix}rpm:{deployment}:{minute}"), format!("{prefix}tpm:{deployment}:{minute}"))
 }
 
+#[cfg(feature = "redis")]
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -116,6 +125,7 @@ impl SharedState {
 
     /// State in Redis at `url` (`redis://127.0.0.1:6379/0`), under `prefix`. Connects now,
     /// so a wrong URL or a Redis that is down is reported at start-up.
+    #[cfg(feature = "redis")]
     pub async fn redis(url: &str, prefix: &str) -> Result<Self> {
         let connection = crate::redis_conn::connect(url).await?;
         Ok(Self::Redis(RedisState { connection, prefix: prefix.to_string() }))
@@ -130,6 +140,7 @@ impl SharedState {
                 });
                 Ok(())
             }
+            #[cfg(feature = "redis")]
             Self::Redis(r) => {
                 let key = format!("{}:cooldown:{deployment}", r.prefix);
                 let mut c = r.connection.clone();
@@ -144,6 +155,7 @@ impl SharedState {
             Self::Memory(m) => Ok(m
                 .get(&format!("cooldown:{deployment}"))
                 .map(|(_, until)| until.saturating_duration_since(Instant::now()))),
+            #[cfg(feature = "redis")]
             Self::Redis(r) => {
                 let key = format!("{}:cooldown:{deployment}", r.prefix);
                 let mut c = r.connection.clone();
@@ -159,6 +171,7 @@ impl SharedState {
     pub async fn record_failure(&self, deployment: &str, window: Duration) -> Result<u64> {
         match self {
             Self::Memory(m) => Ok(m.add(format!("fails:{deployment}"), 1, window)),
+            #[cfg(feature = "redis")]
             Self::Redis(r) => {
                 let key = format!("{}:fails:{deployment}", r.prefix);
                 let mut c = r.connection.clone();
@@ -195,6 +208,7 @@ impl SharedState {
                 let (rpm, tpm) = usage_keys("", deployment, minute);
                 Ok(MinuteUsage { requests: m.add_signed(rpm, requests, ttl), tokens: m.add_signed(tpm, tokens, ttl) })
             }
+            #[cfg(feature = "redis")]
             Self::Redis(r) => {
                 let (rpm, tpm) = usage_keys(&format!("{}:", r.prefix), deployment, minute);
                 let mut c = r.connection.clone();
@@ -224,6 +238,7 @@ impl SharedState {
                 let count = |key: &str| m.get(key).map_or(0, |(n, _)| n);
                 Ok(MinuteUsage { requests: count(&rpm), tokens: count(&tpm) })
             }
+            #[cfg(feature = "redis")]
             Self::Redis(r) => {
                 let (rpm, tpm) = usage_keys(&format!("{}:", r.prefix), deployment, minute);
                 let mut c = r.connection.clone();
@@ -239,6 +254,7 @@ impl SharedState {
     pub async fn ping(&self) -> Result<()> {
         match self {
             Self::Memory(_) => Ok(()),
+            #[cfg(feature = "redis")]
             Self::Redis(r) => {
                 let mut c = r.connection.clone();
                 redis::cmd("PING").query_async::<String>(&mut c).await.map(drop).map_err(Error::redis)

@@ -7,7 +7,8 @@
 //! token, from a token given directly (`VERTEXAI_ACCESS_TOKEN`), from a service account's JSON
 //! key (`VERTEXAI_CREDENTIALS` or `GOOGLE_APPLICATION_CREDENTIALS`, a path or the JSON itself)
 //! through `gcp_auth`, or else from Application Default Credentials (the metadata server,
-//! `gcloud`). Tokens are cached and refreshed by `gcp_auth`.
+//! `gcloud`). Tokens are cached and refreshed by `gcp_auth`. The last two need the
+//! `gcp-auth` feature (on with the gateway); without it a token must be given.
 //!
 //! Vertex AI errors use Google's `google.rpc.Status` envelope, read by
 //! `crate::provider::gemini::error`. Failing to get an access token is an `authentication`
@@ -25,9 +26,12 @@ use std::sync::Arc;
 use futures_core::future::BoxFuture;
 use http::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
+#[cfg(feature = "gcp-auth")]
 use tokio::sync::OnceCell;
 
-use crate::error::{ApiError, Error, ErrorKind, Result};
+#[cfg(feature = "gcp-auth")]
+use crate::error::{ApiError, ErrorKind};
+use crate::error::{Error, Result};
 use crate::provider::gemini::{Endpoint, Google, Method, resource_name};
 use crate::provider::requests::bearer;
 use crate::provider::{Credentials, Ctx, ProviderKind};
@@ -45,8 +49,10 @@ pub enum VertexCredentials {
     /// A token given directly (it is not refreshed).
     Token(SecretString),
     /// A service account's JSON key.
+    #[cfg(feature = "gcp-auth")]
     ServiceAccount(Arc<gcp_auth::CustomServiceAccount>),
     /// Application Default Credentials, looked up on first use.
+    #[cfg(feature = "gcp-auth")]
     Default(OnceCell<Arc<dyn gcp_auth::TokenProvider>>),
 }
 
@@ -54,7 +60,9 @@ impl fmt::Debug for VertexCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Token(_) => "Token([REDACTED])",
+            #[cfg(feature = "gcp-auth")]
             Self::ServiceAccount(_) => "ServiceAccount([REDACTED])",
+            #[cfg(feature = "gcp-auth")]
             Self::Default(_) => "Default",
         })
     }
@@ -62,6 +70,7 @@ impl fmt::Debug for VertexCredentials {
 
 impl VertexCredentials {
     /// Credentials from a service account key: the JSON itself, or a path to it.
+    #[cfg(feature = "gcp-auth")]
     pub fn service_account(json_or_path: &str) -> Result<Self> {
         let account = if json_or_path.trim_start().starts_with('{') {
             gcp_auth::CustomServiceAccount::from_json(json_or_path)
@@ -71,9 +80,37 @@ impl VertexCredentials {
         .map_err(|e| Error::Config(format!("vertex_ai: cannot read the service account key: {e}")))?;
         Ok(Self::ServiceAccount(Arc::new(account)))
     }
+
+    /// Application Default Credentials (the metadata server, `gcloud`), looked up on first use.
+    #[cfg(feature = "gcp-auth")]
+    pub fn default_credentials() -> Result<Self> {
+        Ok(Self::Default(OnceCell::new()))
+    }
+
+    /// Credentials from a service account key: this build has no `gcp-auth` feature.
+    #[cfg(not(feature = "gcp-auth"))]
+    pub fn service_account(_json_or_path: &str) -> Result<Self> {
+        Err(without_gcp_auth())
+    }
+
+    /// Application Default Credentials: this build has no `gcp-auth` feature.
+    #[cfg(not(feature = "gcp-auth"))]
+    pub fn default_credentials() -> Result<Self> {
+        Err(without_gcp_auth())
+    }
+}
+
+#[cfg(not(feature = "gcp-auth"))]
+fn without_gcp_auth() -> Error {
+    Error::Config(
+        "vertex_ai: service accounts and default credentials need the `gcp-auth` feature; \
+         give a token (VERTEXAI_ACCESS_TOKEN) instead"
+            .into(),
+    )
 }
 
 impl Credentials for VertexCredentials {
+    #[cfg(feature = "gcp-auth")]
     fn bearer_token(&self) -> BoxFuture<'_, Result<SecretString>> {
         Box::pin(async move {
             let provider: &dyn gcp_auth::TokenProvider = match self {
@@ -85,10 +122,18 @@ impl Credentials for VertexCredentials {
             Ok(SecretString::from(token.as_str().to_string()))
         })
     }
+
+    #[cfg(not(feature = "gcp-auth"))]
+    fn bearer_token(&self) -> BoxFuture<'_, Result<SecretString>> {
+        let Self::Token(token) = self;
+        let token = token.clone();
+        Box::pin(async move { Ok(token) })
+    }
 }
 
 /// A failure to get a token: the token endpoint unreachable is a transport error (worth a
 /// retry); anything else is an authentication error.
+#[cfg(feature = "gcp-auth")]
 fn token_error(err: gcp_auth::Error) -> Error {
     let provider = ProviderKind::VertexAi;
     match err {
