@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, HeaderValue};
 
+use super::auth::Principal;
 use super::guardrails::stream::GuardedStream;
-use super::keys::Principal;
 use super::limits::{InFlightKey, Limits, Refusal, Reservation, TokenHold};
 use super::settle::Settler;
 use super::store::{KeyRecord, now_ms};

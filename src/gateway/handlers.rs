@@ -13,10 +13,10 @@ use serde_json::json;
 use axum::Extension;
 
 use super::admission::{Admission, Metered, admit, check_model, limit_headers};
+use super::auth::Principal;
 use super::coalesce::coalesce;
 use super::guardrails::stream::GuardedStream;
 use super::guardrails::{Record, Records, Requested, Session};
-use super::keys::Principal;
 use super::store::{KeyRecord, SpendRow, now_ms};
 use super::{ApiFailure, Gateway};
 use crate::cache::CacheControl;

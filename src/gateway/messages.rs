@@ -34,10 +34,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::admission::Metered;
+use super::auth::Principal;
 use super::coalesce::coalesce;
 use super::envelope::anthropic_error;
 use super::handlers::{Routed, body, route_chat};
-use super::keys::Principal;
 use super::{ApiFailure, Gateway};
 use crate::router::CallOptions;
 use crate::{ChatChunk, ChatRequest, ChatResponse};

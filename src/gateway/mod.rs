@@ -22,6 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::router::Router;
 
 mod admission;
+mod auth;
 mod build;
 mod coalesce;
 pub mod config;
@@ -236,14 +237,14 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
         .route("/v1/models", get(handlers::models))
         .route("/models", get(handlers::models))
         .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), intake::intake))
-        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), keys::authenticate));
+        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), auth::authenticate));
     let mut admin = Routes::new();
     for (_, path, route) in admin_routes() {
         admin = admin.route(path, route);
     }
     let admin = admin
         .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), intake::intake))
-        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), keys::authenticate_admin));
+        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), auth::authenticate_admin));
     let document = admin_document(&gateway);
     let mut open = Routes::new().route("/metrics", get(handlers::metrics));
     for (_, path, route) in open_routes(document) {
