@@ -319,9 +319,17 @@ pub enum Error {
     /// The client is misconfigured (missing key, bad URL, unknown provider, ...).
     #[error("configuration error: {0}")]
     Config(String),
-    /// The shared router state (Redis) could not be read or written.
+    /// The shared state (the router's cooldowns and counts, the response cache, in Redis)
+    /// could not be read or written.
     #[error("shared state unavailable: {0}")]
     State(String),
+    /// The gateway's database (keys, teams, spend rows) could not be read or written.
+    #[error("database unavailable: {0}")]
+    Store(String),
+    /// A value of our own could not be encoded (a cached answer into JSON or into chunks):
+    /// a bug, not a condition of the call.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The router could not place the call: an unknown model group, every deployment cooling
     /// down or at its limits, or a prompt larger than every deployment's context window.
     #[error("{message}")]
@@ -345,7 +353,7 @@ impl Error {
             Self::Stream { kind, .. } => *kind,
             Self::Unsupported { .. } | Self::InvalidRequest { .. } => ErrorKind::InvalidRequest,
             Self::Config(_) => ErrorKind::InvalidRequest,
-            Self::State(_) => ErrorKind::Server,
+            Self::State(_) | Self::Store(_) | Self::Internal(_) => ErrorKind::Server,
             Self::Routing { kind, .. } => *kind,
         }
     }
@@ -378,12 +386,13 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Api(api) => api.is_retryable(),
-            Self::Transport { .. } | Self::Timeout { .. } | Self::State(_) => true,
+            Self::Transport { .. } | Self::Timeout { .. } | Self::State(_) | Self::Store(_) => true,
             Self::Stream { kind, .. } | Self::Routing { kind, .. } => kind.is_retryable(),
             Self::Decode { .. }
             | Self::TooLarge { .. }
             | Self::Unsupported { .. }
             | Self::InvalidRequest { .. }
+            | Self::Internal(_)
             | Self::Config(_) => false,
         }
     }
@@ -470,3 +479,21 @@ impl From<crate::spec::ext::OutOfRange> for Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_store_and_internal_failures_are_told_apart() {
+        let state = Error::State("redis: connection refused".into());
+        let store = Error::Store("pool timed out".into());
+        let internal = Error::Internal("cache: a float that is not a number".into());
+        for err in [&state, &store, &internal] {
+            assert_eq!(err.kind(), ErrorKind::Server, "{err}");
+        }
+        assert!(state.is_retryable() && store.is_retryable(), "an unreachable backend may come back");
+        assert!(!internal.is_retryable(), "a bug does not go away by trying again");
+        assert_eq!(store.to_string(), "database unavailable: pool timed out");
+    }
+}

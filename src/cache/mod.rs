@@ -137,7 +137,7 @@ impl ResponseCache {
         if ttl.is_zero() {
             return Ok(());
         }
-        let text = serde_json::to_string(response).map_err(|e| Error::State(format!("cache: {e}")))?;
+        let text = serde_json::to_string(response).map_err(|e| Error::Internal(format!("cache: {e}")))?;
         match &self.backend {
             Backend::Memory(cache) => {
                 let bytes = u32::try_from(text.len()).unwrap_or(u32::MAX);
@@ -164,7 +164,7 @@ impl ResponseCache {
 /// A whole answer as the chunks of a stream: one content chunk per choice (tool calls with
 /// their indexes), one finish chunk per choice, then the usage chunk when asked for.
 pub fn replay_chunks(response: &ChatResponse, include_usage: bool) -> Result<Vec<ChatChunk>> {
-    let value = serde_json::to_value(response).map_err(|e| Error::State(format!("cache replay: {e}")))?;
+    let value = serde_json::to_value(response).map_err(|e| Error::Internal(format!("cache replay: {e}")))?;
     let head = |choices: Value| {
         json!({
             "id": value["id"], "object": "chat.completion.chunk", "created": value["created"],
@@ -199,7 +199,7 @@ pub fn replay_chunks(response: &ChatResponse, include_usage: bool) -> Result<Vec
     }
     chunks
         .into_iter()
-        .map(|chunk| serde_json::from_value(chunk).map_err(|e| Error::State(format!("cache replay: {e}"))))
+        .map(|chunk| serde_json::from_value(chunk).map_err(|e| Error::Internal(format!("cache replay: {e}"))))
         .collect()
 }
 

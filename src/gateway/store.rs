@@ -145,7 +145,7 @@ impl fmt::Debug for Store {
 }
 
 fn db(e: impl fmt::Display) -> Error {
-    Error::State(format!("database: {e}"))
+    Error::Store(e.to_string())
 }
 
 /// Epoch milliseconds now.
