@@ -7,9 +7,9 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::HeaderMap;
 use serde_json::json;
+use switchyard::provider::mistral::Mistral;
 use switchyard::provider::openai::OpenAi;
 use switchyard::provider::openai::stream::Decoder;
-use switchyard::provider::openai_compat::{OpenAiCompat, VENDORS};
 use switchyard::provider::{Adapter, Ctx, StreamDecode};
 use switchyard::spec::openai::{ChatCompletionTool, ChatCompletionToolChoiceOption};
 use switchyard::transport::sse::SseEvent;
@@ -62,9 +62,8 @@ fn bench(c: &mut Criterion) {
     let ctx = Ctx::new("gpt-4o-mini");
     c.bench_function("openai/encode_chat_request", |b| b.iter(|| adapter.encode_chat(black_box(&req), &ctx)));
 
-    // A vendor with quirks (renames, respellings) goes through a JSON value.
-    let mistral = VENDORS.iter().find(|v| v.id == "mistral").unwrap_or(&VENDORS[0]);
-    let quirky = OpenAiCompat::new(mistral, None, key.as_ref(), HeaderMap::new()).unwrap_or_else(|e| panic!("{e}"));
+    // A provider with quirks (renames, respellings) goes through a JSON value.
+    let quirky = Mistral::new(None, key.as_ref(), HeaderMap::new()).unwrap_or_else(|e| panic!("{e}"));
     c.bench_function("mistral/encode_chat_request", |b| b.iter(|| quirky.encode_chat(black_box(&req), &ctx)));
 
     let body = response_body();
