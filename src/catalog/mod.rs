@@ -9,8 +9,9 @@ mod native;
 mod vendors;
 
 pub use native::{
-    ANTHROPIC_FORMAT, BEDROCK_FORMAT, COHERE_FORMAT, Descriptor, Drift, FORMATS, GEMINI_FORMAT, NATIVE, OPENAI_FORMAT,
-    Schemas, SettingField, Statuses, WireFormat,
+    ANTHROPIC_BASE_URL, ANTHROPIC_FORMAT, BEDROCK_FORMAT, COHERE_BASE_URL, COHERE_FORMAT, Descriptor, Drift, FORMATS,
+    GEMINI_BASE_URL, GEMINI_FORMAT, MISTRAL_BASE_URL, NATIVE, OPENAI_BASE_URL, OPENAI_FORMAT, Schemas, SettingField,
+    Statuses, WireFormat,
 };
 pub use vendors::VENDORS;
 

@@ -110,6 +110,14 @@ pub enum SettingField {
     AwsSessionToken,
 }
 
+/// The default API bases of the native providers that have one, named once: their
+/// descriptors and their adapters (`provider::<id>::DEFAULT_BASE_URL`) both read these.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+pub const GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
+pub const COHERE_BASE_URL: &str = "https://api.cohere.com";
+pub const MISTRAL_BASE_URL: &str = "https://api.mistral.ai/v1";
+
 const DEFAULT_STATUSES: Statuses = Statuses { bad_key: &[401], unknown_model: &[404], oversize_prompt: &[400, 413] };
 
 /// OpenAI's chat completions (and every OpenAI-compatible server's).
@@ -198,8 +206,8 @@ pub static NATIVE: &[Descriptor] = &[
     Descriptor {
         kind: ProviderKind::OpenAi,
         name: "OpenAI",
-        base_url: "https://api.openai.com/v1",
-        base_shown: "https://api.openai.com/v1",
+        base_url: OPENAI_BASE_URL,
+        base_shown: OPENAI_BASE_URL,
         env: &[
             (ApiKey, &["OPENAI_API_KEY"]),
             (BaseUrl, &["OPENAI_BASE_URL", "OPENAI_API_BASE"]),
@@ -230,8 +238,8 @@ pub static NATIVE: &[Descriptor] = &[
     Descriptor {
         kind: ProviderKind::Anthropic,
         name: "Anthropic",
-        base_url: "https://api.anthropic.com",
-        base_shown: "https://api.anthropic.com",
+        base_url: ANTHROPIC_BASE_URL,
+        base_shown: ANTHROPIC_BASE_URL,
         env: &[(ApiKey, &["ANTHROPIC_API_KEY"]), (BaseUrl, &["ANTHROPIC_BASE_URL", "ANTHROPIC_API_BASE"])],
         key_shown: "ANTHROPIC_API_KEY",
         docs: "https://docs.anthropic.com/en/api/messages",
@@ -241,8 +249,8 @@ pub static NATIVE: &[Descriptor] = &[
     Descriptor {
         kind: ProviderKind::Gemini,
         name: "Google Gemini (AI Studio)",
-        base_url: "https://generativelanguage.googleapis.com/v1beta",
-        base_shown: "https://generativelanguage.googleapis.com/v1beta",
+        base_url: GEMINI_BASE_URL,
+        base_shown: GEMINI_BASE_URL,
         env: &[(ApiKey, &["GEMINI_API_KEY", "GOOGLE_API_KEY"]), (BaseUrl, &["GEMINI_API_BASE"])],
         key_shown: "GEMINI_API_KEY",
         docs: "https://ai.google.dev/api",
@@ -291,8 +299,8 @@ pub static NATIVE: &[Descriptor] = &[
     Descriptor {
         kind: ProviderKind::Cohere,
         name: "Cohere",
-        base_url: "https://api.cohere.com",
-        base_shown: "https://api.cohere.com",
+        base_url: COHERE_BASE_URL,
+        base_shown: COHERE_BASE_URL,
         env: &[(ApiKey, &["COHERE_API_KEY", "CO_API_KEY"]), (BaseUrl, &["COHERE_API_BASE"])],
         key_shown: "COHERE_API_KEY",
         docs: "https://docs.cohere.com/reference/chat",
@@ -302,8 +310,8 @@ pub static NATIVE: &[Descriptor] = &[
     Descriptor {
         kind: ProviderKind::Mistral,
         name: "Mistral AI",
-        base_url: "https://api.mistral.ai/v1",
-        base_shown: "https://api.mistral.ai/v1",
+        base_url: MISTRAL_BASE_URL,
+        base_shown: MISTRAL_BASE_URL,
         env: &[(ApiKey, &["MISTRAL_API_KEY"]), (BaseUrl, &["MISTRAL_API_BASE"])],
         key_shown: "MISTRAL_API_KEY",
         docs: "https://docs.mistral.ai/api/",

@@ -20,7 +20,7 @@ pub mod response;
 pub mod stream;
 
 /// Anthropic's API host.
-pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+pub const DEFAULT_BASE_URL: &str = crate::catalog::ANTHROPIC_BASE_URL;
 /// The `anthropic-version` header sent with every request.
 pub const API_VERSION: &str = "2023-06-01";
 

@@ -44,7 +44,7 @@ pub const UNSUPPORTED_PARAMS: &[&str] = &[
 ];
 
 /// Cohere's API host.
-pub const DEFAULT_BASE_URL: &str = "https://api.cohere.com";
+pub const DEFAULT_BASE_URL: &str = crate::catalog::COHERE_BASE_URL;
 
 /// The Cohere adapter and its settings.
 #[derive(Clone, Debug)]

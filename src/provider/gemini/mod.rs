@@ -45,7 +45,7 @@ pub const UNSUPPORTED_PARAMS: &[&str] = &[
 ];
 
 /// AI Studio's API base.
-pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
+pub const DEFAULT_BASE_URL: &str = crate::catalog::GEMINI_BASE_URL;
 
 /// A method on a model resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use crate::provider::openai::{OpenAiFormat, Operation};
 use crate::provider::requests;
 
 /// Mistral's API base.
-pub const DEFAULT_BASE_URL: &str = "https://api.mistral.ai/v1";
+pub const DEFAULT_BASE_URL: &str = crate::catalog::MISTRAL_BASE_URL;
 
 /// Where Mistral departs from OpenAI's request format (its chat-completion request schema):
 /// the seed is `random_seed`, `tool_choice: "required"` is spelled `any`, and it takes

@@ -19,7 +19,7 @@ pub mod response;
 pub mod stream;
 
 /// OpenAI's API base.
-pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+pub const DEFAULT_BASE_URL: &str = crate::catalog::OPENAI_BASE_URL;
 
 /// The OpenAI adapter and its settings.
 #[derive(Clone, Debug)]
