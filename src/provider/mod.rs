@@ -20,6 +20,7 @@ use crate::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingRes
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+pub(crate) mod blocks;
 pub(crate) mod chat_stream;
 pub mod cohere;
 pub(crate) mod convert;

@@ -9,196 +9,102 @@
 //! chunk (`choices: []`) when the caller asked for one. `ping` and event types this version
 //! does not know are skipped; an `error` event ends the stream with the error's kind.
 //!
+//! The block bookkeeping (tool indices, the JSON tool, reasoning blocks, the usage chunk) is
+//! [`crate::provider::blocks`], shared by Anthropic and Bedrock; this file reads the framing.
+//!
 //! LiteLLM numbers tool calls differently in streams and non-streams and loses the thinking
 //! signature in streams; here the indices are the stream's own, and signatures survive.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::error::classify;
 use super::request::JSON_TOOL;
 use super::response::{finish_reason, openai_usage, uses_json_tool};
 use crate::ChatChunk;
 use crate::error::{Error, ErrorKind, Result};
+use crate::provider::blocks::{BlockStream, Reasoning};
 use crate::provider::{Ctx, Flow, ProviderKind, StreamDecode};
 use crate::spec::anthropic::{
     ContentBlockDeltaEvent, ContentBlockStartEvent, ContentBlockStopEvent, ErrorResponse, MessageDeltaEvent,
     MessageStartEvent,
 };
 use crate::spec::ext::anthropic::ContentBlock;
-use crate::spec::openai::{
-    ChatCompletionMessageToolCallChunk, ChatCompletionStreamResponseDelta, ChatRole, FinishReason, FunctionCallDelta,
-    ToolType,
-};
 use crate::transport::sse::{SseEvent, SseFramer};
 
-/// What an open content block is.
-#[derive(Debug)]
-enum Block {
-    Text,
-    Tool { index: i64 },
-    JsonTool,
-    Thinking { text: String, signature: String },
-    Redacted { data: String },
-    Other,
-}
-
-/// The decoder for one Anthropic stream.
+/// The decoder for one Anthropic stream: its events read into the shared block core, and
+/// the usage, which Anthropic splits between `message_start` and `message_delta`.
 #[derive(Debug)]
 pub struct Decoder {
-    include_usage: bool,
-    json_tool: bool,
-    id: String,
-    model: String,
-    created: i64,
+    core: BlockStream,
     input_tokens: i64,
     output_tokens: i64,
     cache_read: Option<i64>,
     cache_write: Option<i64>,
-    blocks: HashMap<i64, Block>,
-    next_tool: i64,
-    finish: Option<FinishReason>,
-    answered_by_json_tool: bool,
-    usage_sent: bool,
 }
 
 impl Decoder {
     /// A decoder for a stream of the call described by `ctx`.
     pub fn new(ctx: &Ctx<'_>) -> Self {
+        let json_tool = uses_json_tool(ctx).then_some(JSON_TOOL);
         Self {
-            include_usage: ctx.include_usage,
-            json_tool: uses_json_tool(ctx),
-            id: String::new(),
-            model: ctx.model.to_string(),
-            created: crate::provider::unix_now(),
+            core: BlockStream::new(ctx, json_tool, String::new()),
             input_tokens: 0,
             output_tokens: 0,
             cache_read: None,
             cache_write: None,
-            blocks: HashMap::new(),
-            next_tool: 0,
-            finish: None,
-            answered_by_json_tool: false,
-            usage_sent: false,
         }
-    }
-
-    fn chunk(&self, delta: ChatCompletionStreamResponseDelta, finish: Option<FinishReason>) -> ChatChunk {
-        ChatChunk::for_choice(&self.id, self.created, &self.model, 0, delta, finish)
     }
 
     fn usage_chunk(&mut self, out: &mut VecDeque<ChatChunk>) {
-        if !self.include_usage || self.usage_sent {
-            return;
-        }
-        self.usage_sent = true;
         let usage = openai_usage(self.input_tokens, self.output_tokens, self.cache_read, self.cache_write);
-        out.push_back(ChatChunk::usage_only(&self.id, self.created, &self.model, usage));
+        self.core.usage(usage, out);
     }
 
-    fn text(&self, text: String) -> ChatChunk {
-        self.chunk(ChatCompletionStreamResponseDelta { content: text.into(), ..delta() }, None)
-    }
-
-    fn tool_fragment(&self, index: i64, fragment: String) -> ChatChunk {
-        let call = ChatCompletionMessageToolCallChunk {
-            index: Some(index),
-            id: None,
-            type_: None,
-            function: Some(FunctionCallDelta { name: None, arguments: Some(fragment), extra: Map::new() }),
-            extra: Map::new(),
-        };
-        self.chunk(ChatCompletionStreamResponseDelta { tool_calls: Some(vec![call]), ..delta() }, None)
+    fn on_message_start(&mut self, start: MessageStartEvent, out: &mut VecDeque<ChatChunk>) {
+        let usage = start.message.usage;
+        self.core.identify(start.message.id, Some(start.message.model));
+        self.input_tokens = usage.input_tokens;
+        self.output_tokens = usage.output_tokens;
+        self.cache_read = usage.cache_read_input_tokens.into_option();
+        self.cache_write = usage.cache_creation_input_tokens.into_option();
+        self.core.open_message(out);
     }
 
     fn on_start(&mut self, event: ContentBlockStartEvent, out: &mut VecDeque<ChatChunk>) {
-        let block = match event.content_block {
-            ContentBlock::Text(t) => {
-                if !t.text.is_empty() {
-                    out.push_back(self.text(t.text));
-                }
-                Block::Text
+        let block = event.index;
+        match event.content_block {
+            ContentBlock::Text(t) => self.core.open_text(block, t.text, out),
+            ContentBlock::ToolUse(call) => self.core.open_tool(block, call.id, call.name, out),
+            ContentBlock::Thinking(t) => self.core.open_reasoning(
+                block,
+                Reasoning { text: Some(t.thinking), signature: Some(t.signature), redacted: None },
+                out,
+            ),
+            ContentBlock::RedactedThinking(r) => {
+                self.core.open_reasoning(block, Reasoning { redacted: Some(r.data), ..Reasoning::default() }, out);
             }
-            ContentBlock::ToolUse(call) if self.json_tool && call.name == JSON_TOOL => {
-                self.answered_by_json_tool = true;
-                Block::JsonTool
-            }
-            ContentBlock::ToolUse(call) => {
-                let index = self.next_tool;
-                self.next_tool += 1;
-                let opening = ChatCompletionMessageToolCallChunk {
-                    index: Some(index),
-                    id: Some(call.id),
-                    type_: Some(ToolType::Function),
-                    function: Some(FunctionCallDelta {
-                        name: Some(call.name),
-                        arguments: Some(String::new()),
-                        extra: Map::new(),
-                    }),
-                    extra: Map::new(),
-                };
-                out.push_back(
-                    self.chunk(ChatCompletionStreamResponseDelta { tool_calls: Some(vec![opening]), ..delta() }, None),
-                );
-                Block::Tool { index }
-            }
-            ContentBlock::Thinking(t) => {
-                if !t.thinking.is_empty() {
-                    let piece =
-                        ChatCompletionStreamResponseDelta { reasoning_content: t.thinking.clone().into(), ..delta() };
-                    out.push_back(self.chunk(piece, None));
-                }
-                Block::Thinking { text: t.thinking, signature: t.signature }
-            }
-            ContentBlock::RedactedThinking(r) => Block::Redacted { data: r.data },
-            _ => Block::Other,
-        };
-        self.blocks.insert(event.index, block);
+            _ => self.core.open_other(block),
+        }
     }
 
     fn on_delta(&mut self, event: ContentBlockDeltaEvent, out: &mut VecDeque<ChatChunk>) {
-        let delta_event = event.delta;
-        let chunk = match (self.blocks.get_mut(&event.index), delta_event.type_.as_str()) {
-            (_, "text_delta") => delta_event.text.map(|t| self.text(t)),
-            (Some(Block::Tool { index }), "input_json_delta") => {
-                let index = *index;
-                delta_event.partial_json.map(|p| self.tool_fragment(index, p))
+        let (block, d) = (event.index, event.delta);
+        match d.type_.as_str() {
+            "text_delta" => d.text.into_iter().for_each(|t| self.core.text(t, out)),
+            "input_json_delta" => d.partial_json.into_iter().for_each(|p| self.core.tool_input(block, p, out)),
+            "thinking_delta" => self.core.reasoning(block, Reasoning { text: d.thinking, ..Reasoning::default() }, out),
+            "signature_delta" => {
+                self.core.reasoning(block, Reasoning { signature: d.signature, ..Reasoning::default() }, out);
             }
-            (Some(Block::JsonTool), "input_json_delta") => delta_event.partial_json.map(|p| self.text(p)),
-            (Some(Block::Thinking { text, .. }), "thinking_delta") => delta_event
-                .thinking
-                .map(|piece| {
-                    text.push_str(&piece);
-                    ChatCompletionStreamResponseDelta { reasoning_content: piece.into(), ..delta() }
-                })
-                .map(|d| self.chunk(d, None)),
-            (Some(Block::Thinking { signature, .. }), "signature_delta") => {
-                if let Some(s) = delta_event.signature {
-                    signature.push_str(&s);
-                }
-                None
-            }
-            (_, other) => {
-                tracing::debug!(delta = other, "skipping a content delta");
-                None
-            }
-        };
-        out.extend(chunk);
+            other => tracing::debug!(delta = other, "skipping a content delta"),
+        }
     }
 
     fn on_stop(&mut self, event: ContentBlockStopEvent, out: &mut VecDeque<ChatChunk>) {
-        let block = match self.blocks.remove(&event.index) {
-            Some(Block::Thinking { text, signature }) => {
-                json!({"type": "thinking", "thinking": text, "signature": signature})
-            }
-            Some(Block::Redacted { data }) => json!({"type": "redacted_thinking", "data": data}),
-            _ => return,
-        };
-        let mut d = delta();
-        d.extra.insert("thinking_blocks".into(), Value::Array(vec![block]));
-        out.push_back(self.chunk(d, None));
+        self.core.close(event.index, out);
     }
 
     fn on_message_delta(&mut self, event: MessageDeltaEvent, out: &mut VecDeque<ChatChunk>) {
@@ -214,15 +120,10 @@ impl Decoder {
             self.cache_write = Some(*write);
         }
         if let Some(reason) = event.delta.stop_reason.as_ref() {
-            let finish = finish_reason(reason, self.answered_by_json_tool);
-            self.finish = Some(finish.clone());
-            out.push_back(self.chunk(delta(), Some(finish)));
+            let finish = finish_reason(reason, self.core.answered_by_json_tool());
+            self.core.finish(finish, out);
         }
     }
-}
-
-fn delta() -> ChatCompletionStreamResponseDelta {
-    ChatCompletionStreamResponseDelta::empty()
 }
 
 fn parse<T: DeserializeOwned>(event: &SseEvent) -> Result<T> {
@@ -250,22 +151,7 @@ impl StreamDecode for Decoder {
 
     fn on_frame(&mut self, event: SseEvent, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
         match event_type(&event).as_str() {
-            "message_start" => {
-                let start: MessageStartEvent = parse(&event)?;
-                let usage = start.message.usage;
-                self.id = start.message.id;
-                self.model = start.message.model;
-                self.input_tokens = usage.input_tokens;
-                self.output_tokens = usage.output_tokens;
-                self.cache_read = usage.cache_read_input_tokens.into_option();
-                self.cache_write = usage.cache_creation_input_tokens.into_option();
-                let opening = ChatCompletionStreamResponseDelta {
-                    role: Some(ChatRole::Assistant),
-                    content: String::new().into(),
-                    ..delta()
-                };
-                out.push_back(self.chunk(opening, None));
-            }
+            "message_start" => self.on_message_start(parse(&event)?, out),
             "content_block_start" => self.on_start(parse(&event)?, out),
             "content_block_delta" => self.on_delta(parse(&event)?, out),
             "content_block_stop" => self.on_stop(parse(&event)?, out),
@@ -289,7 +175,7 @@ impl StreamDecode for Decoder {
     }
 
     fn on_eof(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<()> {
-        if self.finish.is_some() {
+        if self.core.finished() {
             self.usage_chunk(out);
             return Ok(());
         }

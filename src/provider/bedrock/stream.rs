@@ -9,14 +9,16 @@
 //! as a chunk with `choices: []` when the caller asked for it. Exception frames end the
 //! stream with an error of the right kind.
 //!
+//! The block bookkeeping (tool indices, the JSON tool, reasoning blocks, the usage chunk) is
+//! [`crate::provider::blocks`], shared by Anthropic and Bedrock; this file reads the framing.
+//!
 //! LiteLLM numbers stream tool calls by content-block position and raises a generic
 //! MidStreamFallbackError for every exception frame; here indices count tool calls only,
 //! and a throttling frame is `rate_limited`, a validation frame `invalid_request`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
 
 use super::error::classify;
 use super::request::JSON_TOOL;
@@ -24,159 +26,45 @@ use super::response::{finish_reason, request_id, uses_json_tool};
 use crate::ChatChunk;
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::anthropic::response::openai_usage;
+use crate::provider::blocks::{BlockStream, Reasoning};
 use crate::provider::{Ctx, Flow, ProviderKind, StreamDecode};
 use crate::spec::bedrock::{
     ContentBlockDeltaEvent, ContentBlockStartEvent, ContentBlockStopEvent, ErrorBody, MessageStopEvent, MetadataEvent,
 };
-use crate::spec::openai::{
-    ChatCompletionMessageToolCallChunk, ChatCompletionStreamResponseDelta, ChatRole, CompletionUsage, FinishReason,
-    FunctionCallDelta, ToolType,
-};
 use crate::transport::eventstream::{EventFrame, EventStreamFramer, FrameKind};
 
-/// What an open content block is.
-#[derive(Debug)]
-enum Block {
-    Tool { index: i64 },
-    JsonTool,
-    Reasoning { text: String, signature: String, redacted: String },
-}
-
-/// The decoder for one ConverseStream answer.
+/// The decoder for one ConverseStream answer: its frames read into the shared block core.
 #[derive(Debug)]
 pub struct Decoder {
-    include_usage: bool,
-    json_tool: bool,
-    id: String,
-    model: String,
-    created: i64,
-    blocks: HashMap<i64, Block>,
-    next_tool: i64,
-    finish: Option<FinishReason>,
-    answered_by_json_tool: bool,
-    usage: Option<CompletionUsage>,
+    core: BlockStream,
 }
 
 impl Decoder {
     /// A decoder for a stream of the call described by `ctx`.
     pub fn new(ctx: &Ctx<'_>) -> Self {
-        Self {
-            include_usage: ctx.include_usage,
-            json_tool: uses_json_tool(ctx),
-            id: format!("chatcmpl-{:016x}", fastrand::u64(..)),
-            model: ctx.model.to_string(),
-            created: crate::provider::unix_now(),
-            blocks: HashMap::new(),
-            next_tool: 0,
-            finish: None,
-            answered_by_json_tool: false,
-            usage: None,
-        }
-    }
-
-    fn chunk(&self, delta: ChatCompletionStreamResponseDelta, finish: Option<FinishReason>) -> ChatChunk {
-        ChatChunk::for_choice(&self.id, self.created, &self.model, 0, delta, finish)
-    }
-
-    fn text(&self, text: String) -> ChatChunk {
-        self.chunk(ChatCompletionStreamResponseDelta { content: text.into(), ..delta() }, None)
-    }
-
-    fn tool_chunk(&self, call: ChatCompletionMessageToolCallChunk) -> ChatChunk {
-        self.chunk(ChatCompletionStreamResponseDelta { tool_calls: Some(vec![call]), ..delta() }, None)
+        let json_tool = uses_json_tool(ctx).then_some(JSON_TOOL);
+        let id = format!("chatcmpl-{:016x}", fastrand::u64(..));
+        Self { core: BlockStream::new(ctx, json_tool, id) }
     }
 
     fn on_start(&mut self, event: ContentBlockStartEvent, out: &mut VecDeque<ChatChunk>) {
-        let Some(call) = event.start.tool_use else {
-            return;
-        };
-        if self.json_tool && call.name == JSON_TOOL {
-            self.answered_by_json_tool = true;
-            self.blocks.insert(event.content_block_index, Block::JsonTool);
-            return;
+        // Text and reasoning blocks open implicitly, with their first delta.
+        if let Some(call) = event.start.tool_use {
+            self.core.open_tool(event.content_block_index, call.tool_use_id, call.name, out);
         }
-        let index = self.next_tool;
-        self.next_tool += 1;
-        out.push_back(self.tool_chunk(ChatCompletionMessageToolCallChunk {
-            index: Some(index),
-            id: Some(call.tool_use_id),
-            type_: Some(ToolType::Function),
-            function: Some(FunctionCallDelta {
-                name: Some(call.name),
-                arguments: Some(String::new()),
-                extra: Map::new(),
-            }),
-            extra: Map::new(),
-        }));
-        self.blocks.insert(event.content_block_index, Block::Tool { index });
     }
 
     fn on_delta(&mut self, event: ContentBlockDeltaEvent, out: &mut VecDeque<ChatChunk>) {
-        let delta_event = event.delta;
-        if let Some(text) = delta_event.text {
-            out.push_back(self.text(text));
+        let (block, d) = (event.content_block_index, event.delta);
+        if let Some(text) = d.text {
+            self.core.text(text, out);
         }
-        if let Some(fragment) = delta_event.tool_use.map(|t| t.input) {
-            match self.blocks.get(&event.content_block_index) {
-                Some(Block::Tool { index }) => {
-                    let call = ChatCompletionMessageToolCallChunk {
-                        index: Some(*index),
-                        id: None,
-                        type_: None,
-                        function: Some(FunctionCallDelta { name: None, arguments: Some(fragment), extra: Map::new() }),
-                        extra: Map::new(),
-                    };
-                    out.push_back(self.tool_chunk(call));
-                }
-                Some(Block::JsonTool) => out.push_back(self.text(fragment)),
-                _ => {
-                    tracing::debug!(index = event.content_block_index, "skipping tool input for a block never started")
-                }
-            }
+        if let Some(fragment) = d.tool_use.map(|t| t.input) {
+            self.core.tool_input(block, fragment, out);
         }
-        if let Some(reasoning) = delta_event.reasoning_content {
-            let block = self.blocks.entry(event.content_block_index).or_insert_with(|| Block::Reasoning {
-                text: String::new(),
-                signature: String::new(),
-                redacted: String::new(),
-            });
-            let Block::Reasoning { text, signature, redacted } = block else {
-                return;
-            };
-            if let Some(s) = reasoning.signature {
-                signature.push_str(&s);
-            }
-            if let Some(r) = reasoning.redacted_content {
-                redacted.push_str(&r);
-            }
-            if let Some(piece) = reasoning.text {
-                text.push_str(&piece);
-                let d = ChatCompletionStreamResponseDelta { reasoning_content: piece.into(), ..delta() };
-                out.push_back(self.chunk(d, None));
-            }
-        }
-    }
-
-    fn on_stop(&mut self, event: ContentBlockStopEvent, out: &mut VecDeque<ChatChunk>) {
-        let Some(Block::Reasoning { text, signature, redacted }) = self.blocks.remove(&event.content_block_index)
-        else {
-            return;
-        };
-        let mut blocks = Vec::new();
-        if !text.is_empty() || !signature.is_empty() {
-            blocks.push(json!({"type": "thinking", "thinking": text, "signature": signature}));
-        }
-        if !redacted.is_empty() {
-            blocks.push(json!({"type": "redacted_thinking", "data": redacted}));
-        }
-        let mut d = delta();
-        d.extra.insert("thinking_blocks".into(), Value::Array(blocks));
-        out.push_back(self.chunk(d, None));
-    }
-
-    fn usage_chunk(&mut self, out: &mut VecDeque<ChatChunk>) {
-        if let (true, Some(usage)) = (self.include_usage, self.usage.take()) {
-            out.push_back(ChatChunk::usage_only(&self.id, self.created, &self.model, usage));
+        if let Some(r) = d.reasoning_content {
+            let piece = Reasoning { text: r.text, signature: r.signature, redacted: r.redacted_content };
+            self.core.reasoning(block, piece, out);
         }
     }
 
@@ -202,10 +90,6 @@ impl Decoder {
     }
 }
 
-fn delta() -> ChatCompletionStreamResponseDelta {
-    ChatCompletionStreamResponseDelta::empty()
-}
-
 fn parse<T: DeserializeOwned>(frame: &EventFrame) -> Result<T> {
     serde_json::from_slice(&frame.payload)
         .map_err(|e| Error::decode(ProviderKind::Bedrock, "stream event", e, frame.payload.clone()))
@@ -219,7 +103,7 @@ impl StreamDecode for Decoder {
     }
 
     fn on_headers(&mut self, headers: &http::HeaderMap) {
-        self.id = request_id(headers);
+        self.core.identify(request_id(headers), None);
     }
 
     fn on_frame(&mut self, frame: EventFrame, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
@@ -235,33 +119,28 @@ impl StreamDecode for Decoder {
             }
         };
         match event_type {
-            "messageStart" => {
-                let opening = ChatCompletionStreamResponseDelta {
-                    role: Some(ChatRole::Assistant),
-                    content: String::new().into(),
-                    ..delta()
-                };
-                out.push_back(self.chunk(opening, None));
-            }
+            "messageStart" => self.core.open_message(out),
             "contentBlockStart" => self.on_start(parse(&frame)?, out),
             "contentBlockDelta" => self.on_delta(parse(&frame)?, out),
-            "contentBlockStop" => self.on_stop(parse(&frame)?, out),
+            "contentBlockStop" => {
+                let stop: ContentBlockStopEvent = parse(&frame)?;
+                self.core.close(stop.content_block_index, out);
+            }
             "messageStop" => {
                 let stop: MessageStopEvent = parse(&frame)?;
-                let finish = finish_reason(&stop.stop_reason, self.answered_by_json_tool);
-                self.finish = Some(finish.clone());
-                out.push_back(self.chunk(delta(), Some(finish)));
+                let finish = finish_reason(&stop.stop_reason, self.core.answered_by_json_tool());
+                self.core.finish(finish, out);
             }
             "metadata" => {
                 let metadata: MetadataEvent = parse(&frame)?;
                 let u = metadata.usage;
-                self.usage = Some(openai_usage(
+                let usage = openai_usage(
                     u.input_tokens,
                     u.output_tokens,
                     u.cache_read_input_tokens,
                     u.cache_write_input_tokens,
-                ));
-                self.usage_chunk(out);
+                );
+                self.core.usage(usage, out);
                 return Ok(Flow::Done);
             }
             other => tracing::debug!(event = other, "skipping a Bedrock event this version does not know"),
@@ -270,7 +149,7 @@ impl StreamDecode for Decoder {
     }
 
     fn on_eof(&mut self, _out: &mut VecDeque<ChatChunk>) -> Result<()> {
-        if self.finish.is_some() {
+        if self.core.finished() {
             // The answer is complete; only the usage (the `metadata` event) is missing.
             return Ok(());
         }
