@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{ApiError, Error, Result};
-use crate::provider::requests::{get, join_url, secret_header};
+use crate::provider::requests::{get, join_url, post_json, secret_header};
 use crate::provider::{Adapter, Ctx, ProviderKind};
 use crate::{ChatRequest, ChatResponse, ModelList};
 
@@ -81,7 +81,8 @@ impl Adapter for Anthropic {
     }
 
     fn encode_chat(&self, req: &ChatRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
-        request::encode(req, ctx, &join_url(&self.base_url, "/v1/messages"), &self.headers)
+        let (body, headers) = request::chat_body(req, ctx, &self.headers)?;
+        post_json(&join_url(&self.base_url, "/v1/messages"), body, &headers)
     }
 
     fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse> {

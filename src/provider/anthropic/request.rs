@@ -25,7 +25,6 @@ use crate::ChatRequest;
 use crate::error::{Error, Result};
 use crate::provider::convert::{Thinking, any_object, data_url, parse_arguments, thinking_budget};
 use crate::provider::params::refuse_or_drop;
-use crate::provider::requests::post_json;
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::anthropic::{
     CacheControl, CreateMessageParams, DocumentBlock, DocumentBlockType, ImageBlock, ImageBlockType, ImageSource,
@@ -70,8 +69,9 @@ pub fn json_mode(format: Option<&ResponseFormat>, model: &str) -> JsonMode {
     }
 }
 
-/// Builds the HTTP request.
-pub fn encode(req: &ChatRequest, ctx: &Ctx<'_>, url: &str, headers: &HeaderMap) -> Result<http::Request<Bytes>> {
+/// The request body for a chat completion, and the headers to send it with: `headers` with
+/// the betas the request names added to any configured `anthropic-beta`.
+pub fn chat_body(req: &ChatRequest, ctx: &Ctx<'_>, headers: &HeaderMap) -> Result<(Bytes, HeaderMap)> {
     let (params, betas) = to_anthropic(req, ctx)?;
     let body = serde_json::to_vec(&params).map_err(|e| Error::invalid(e.to_string(), None))?;
     let mut headers = headers.clone();
@@ -82,7 +82,7 @@ pub fn encode(req: &ChatRequest, ctx: &Ctx<'_>, url: &str, headers: &HeaderMap) 
             .map_err(|_| Error::invalid("`anthropic_beta` holds characters not allowed in a header", None))?;
         headers.insert("anthropic-beta", value);
     }
-    post_json(url, Bytes::from(body), &headers)
+    Ok((Bytes::from(body), headers))
 }
 
 /// The Anthropic request for an OpenAI request, and the betas it names.

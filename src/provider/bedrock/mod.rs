@@ -168,7 +168,7 @@ impl Adapter for Bedrock {
     }
 
     fn encode_chat(&self, req: &ChatRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
-        let body = request::encode(req, ctx)?;
+        let body = request::chat_body(req, ctx)?;
         if ctx.stream {
             self.post(&self.url(ctx.model, "converse-stream"), body, "application/vnd.amazon.eventstream")
         } else {

@@ -52,8 +52,8 @@ pub fn json_tool_schema(format: Option<&ResponseFormat>) -> Option<Map<String, V
     }
 }
 
-/// The request body.
-pub fn encode(req: &ChatRequest, ctx: &Ctx<'_>) -> Result<Bytes> {
+/// The request body for a chat completion.
+pub fn chat_body(req: &ChatRequest, ctx: &Ctx<'_>) -> Result<Bytes> {
     let converse = to_converse(req, ctx)?;
     serde_json::to_vec(&converse).map(Bytes::from).map_err(|e| Error::invalid(e.to_string(), None))
 }

@@ -70,7 +70,7 @@ impl Adapter for Cohere {
     }
 
     fn encode_chat(&self, req: &ChatRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
-        post_json(&join_url(&self.base_url, "/v2/chat"), request::encode(req, ctx)?, &self.headers)
+        post_json(&join_url(&self.base_url, "/v2/chat"), request::chat_body(req, ctx)?, &self.headers)
     }
 
     fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse> {

@@ -36,8 +36,8 @@ use crate::{ChatRequest, EmbeddingRequest};
 /// Request fields a caller may add for Cohere, passed on as they are.
 const PASSTHROUGH: &[&str] = &["documents", "safety_mode", "strict_tools", "citation_options", "priority"];
 
-/// The request body.
-pub fn encode(req: &ChatRequest, ctx: &Ctx<'_>) -> Result<Bytes> {
+/// The request body for a chat completion.
+pub fn chat_body(req: &ChatRequest, ctx: &Ctx<'_>) -> Result<Bytes> {
     serde_json::to_vec(&to_cohere(req, ctx)?).map(Bytes::from).map_err(|e| Error::invalid(e.to_string(), None))
 }
 

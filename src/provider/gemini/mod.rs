@@ -14,7 +14,7 @@ use http::{HeaderMap, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{ApiError, Result};
-use crate::provider::requests::{get, secret_header};
+use crate::provider::requests::{get, post_json, secret_header};
 use crate::provider::{Adapter, Credentials, Ctx, ProviderKind};
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
 
@@ -176,7 +176,8 @@ impl<E: Endpoint> Adapter for Google<E> {
     fn encode_chat(&self, req: &ChatRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
         let method = if ctx.stream { Method::Stream } else { Method::Generate };
         let url = self.endpoint.url(ctx.model, method);
-        request::encode(self.kind(), req, ctx, &url, &self.endpoint.headers(ctx)?)
+        let body = request::chat_body(self.kind(), req, ctx)?;
+        post_json(&url, body, &self.endpoint.headers(ctx)?)
     }
 
     fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse> {
@@ -194,7 +195,7 @@ impl<E: Endpoint> Adapter for Google<E> {
     fn encode_embed(&self, req: &EmbeddingRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
         let (single, body) = request::embed_body(self.kind(), req, &self.endpoint.model_name(ctx.model))?;
         let method = if single { Method::Embed } else { Method::BatchEmbed };
-        crate::provider::requests::post_json(&self.endpoint.url(ctx.model, method), body, &self.endpoint.headers(ctx)?)
+        post_json(&self.endpoint.url(ctx.model, method), body, &self.endpoint.headers(ctx)?)
     }
 
     fn decode_embed(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<EmbeddingResponse> {

@@ -11,13 +11,11 @@
 use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
-use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
 use crate::provider::convert::{Thinking, embedding_texts, parse_arguments, thinking_budget};
 use crate::provider::params::refuse_or_drop;
-use crate::provider::requests::post_json;
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::ext::{ChatMessage, ContentPart, MessageContent};
 use crate::spec::gemini::{
@@ -35,17 +33,12 @@ fn unsupported(kind: ProviderKind, feature: impl Into<String>) -> Error {
     Error::Unsupported { provider: kind, feature: feature.into() }
 }
 
-/// Builds the HTTP request for `url` (`...:generateContent` or `...:streamGenerateContent?alt=sse`).
-pub fn encode(
-    kind: ProviderKind,
-    req: &ChatRequest,
-    ctx: &Ctx<'_>,
-    url: &str,
-    headers: &HeaderMap,
-) -> Result<http::Request<Bytes>> {
+/// The request body for a chat completion (`...:generateContent` or
+/// `...:streamGenerateContent?alt=sse`).
+pub fn chat_body(kind: ProviderKind, req: &ChatRequest, ctx: &Ctx<'_>) -> Result<Bytes> {
     let body = to_gemini(kind, req, ctx)?;
     let bytes = serde_json::to_vec(&body).map_err(|e| Error::invalid(e.to_string(), None))?;
-    post_json(url, Bytes::from(bytes), headers)
+    Ok(Bytes::from(bytes))
 }
 
 /// The Gemini request for an OpenAI request.
