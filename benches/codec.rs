@@ -1,4 +1,5 @@
-//! Per-call encode and decode, and per-chunk stream decode, for each adapter.
+//! Per-call encode and decode, and per-chunk stream decode, for each adapter; and, from
+//! the recorded cases, every native provider in the catalog (`cases/<id>/...`).
 
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -9,7 +10,6 @@ use http::HeaderMap;
 use serde_json::json;
 use switchyard::provider::mistral::Mistral;
 use switchyard::provider::openai::OpenAi;
-use switchyard::provider::openai::stream::Decoder;
 use switchyard::provider::{Adapter, Ctx, StreamDecode};
 use switchyard::spec::openai::{ChatCompletionTool, ChatCompletionToolChoiceOption};
 use switchyard::transport::sse::SseEvent;
@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
     });
 
     let event = chunk_event();
-    let mut decoder = Decoder::new(adapter.kind());
+    let mut decoder = adapter.stream_decoder(&ctx);
     let mut out = VecDeque::new();
     c.bench_function("openai/decode_stream_chunk", |b| {
         b.iter(|| {
@@ -239,5 +239,50 @@ fn bench_cohere(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench, bench_anthropic, bench_gemini, bench_bedrock, bench_cohere);
+/// Every native provider in the catalog, from its own recorded cases (`plain_text` and
+/// `stream_text`): a provider added to the descriptors is benchmarked here with no edit, and
+/// one without those cases stops this bench with its name.
+fn bench_every_native(c: &mut Criterion) {
+    use switchyard::conformance::case::Case;
+    use switchyard::conformance::replay::provider_settings;
+    use switchyard::{ModelRef, Provider};
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance");
+    for descriptor in switchyard::catalog::NATIVE.iter().filter(|d| d.kind != switchyard::ProviderKind::Mock) {
+        let id = descriptor.kind.id();
+        let load = |name: &str| {
+            Case::load(&root, &root.join(id).join(name)).unwrap_or_else(|e| panic!("{id} needs a `{name}` case: {e}"))
+        };
+        let (plain, stream) = (load("plain_text"), load("stream_text"));
+        let settings = provider_settings(&plain, descriptor.kind, "http://127.0.0.1:9");
+        let provider = Provider::configure(descriptor.kind, &settings).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let input = |case: &Case| -> ChatRequest {
+            serde_json::from_value(case.input.clone().unwrap_or_default()).unwrap_or_else(|e| panic!("{id}: {e}"))
+        };
+        let (req, stream_req) = (input(&plain), input(&stream));
+        let model = ModelRef::parse(&req.model).unwrap_or_else(|e| panic!("{id}: {e}")).model.to_string();
+        let ctx = Ctx::for_chat(&model, &req, false, false);
+        let stream_ctx = Ctx::for_chat(&model, &stream_req, true, false);
+        let answer = plain.response.as_ref().map(|r| Bytes::from(r.body.clone())).unwrap_or_default();
+        let events = stream.response.as_ref().map(|r| r.body.clone()).unwrap_or_default();
+
+        // What is measured must be the success path, not an early error.
+        provider.encode_chat(&req, &ctx).unwrap_or_else(|e| panic!("{id}: encode: {e}"));
+        provider.decode_answer(http::Response::new(answer.clone()), &ctx).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let (chunks, failed) = provider.decode_stream(&HeaderMap::new(), &[&events], &stream_ctx);
+        assert!(failed.is_none() && !chunks.is_empty(), "{id}: the stream decodes to {chunks:?}, {failed:?}");
+
+        let mut group = c.benchmark_group(format!("cases/{id}"));
+        group.bench_function("encode_chat_request", |b| b.iter(|| provider.encode_chat(black_box(&req), &ctx)));
+        group.bench_function("decode_chat_response", |b| {
+            b.iter(|| provider.decode_answer(http::Response::new(black_box(answer.clone())), &ctx))
+        });
+        group.bench_function("decode_stream", |b| {
+            b.iter(|| provider.decode_stream(&HeaderMap::new(), &[black_box(&events)], &stream_ctx))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench, bench_anthropic, bench_gemini, bench_bedrock, bench_cohere, bench_every_native);
 criterion_main!(benches);

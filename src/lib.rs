@@ -2,8 +2,10 @@
 // Library code returns errors; tests may panic (clippy.toml allows it in test modules).
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(feature = "admin-client")]
 pub mod admin;
 pub mod blocking;
+#[doc(hidden)] // the bounds every outside duration passes; public for the fuzz targets
 pub mod bounds;
 pub mod cache;
 pub mod catalog;
@@ -26,11 +28,25 @@ pub mod spec;
 pub mod tokens;
 pub mod transport;
 
+// What a user of the SDK needs is here at the root; the modules hold the rest (the wire
+// types in `spec`, the provider configurations in `provider`, the gateway behind its
+// feature). Provider internals (request, response, stream and error mappers, the HTTP
+// helpers, the transport's client) are crate-private.
+
+// One provider: the client, its settings, its streams.
 pub use client::{Client, ClientBuilder, ProviderSettings};
-pub use error::{ApiError, Error, ErrorKind, Result};
 pub use model_ref::ModelRef;
 pub use provider::chat_stream::{ChatStream, ChunkAccumulator, MAX_EVENT as MAX_STREAM_EVENT};
 pub use provider::{Provider, ProviderKind};
+pub use transport::{RetryPolicy, Timeouts};
+// Many deployments: routing, fallbacks, shared state.
+pub use router::{Deployment, RoutedStream, Router, RouterBuilder, SharedState, Strategy};
+// What a call costs, what it saw, what it may reuse.
+pub use cache::ResponseCache;
+pub use hooks::{CallEvent, EventKind, Hooks};
+pub use pricing::{Receipt, Registry};
+// Errors, and the request and answer types.
+pub use error::{ApiError, Error, ErrorKind, Result};
 pub use spec::ext::{ChatMessage, ContentPart, EmbeddingInput, MessageContent, Nullable};
 
 /// A chat completion request (OpenAI's `CreateChatCompletionRequest`).

@@ -1,4 +1,5 @@
-//! Golden samples: realistic bodies of every OpenAI shape must decode into the generated
+//! Golden samples: realistic bodies of every wire format (OpenAI's shapes and each native
+//! provider's, the latter taken from the recorded cases) must decode into the generated
 //! types and re-encode exactly, never gaining a field they did not have. This catches what
 //! compiles but mis-decodes (a renamed field, a value folded into a default, a dropped `null`).
 
@@ -205,4 +206,51 @@ fn gemini_requests_responses_stream_chunks_and_errors_round_trip_exactly() {
     round_trip::<g::BatchEmbedContentsRequest>("gemini/batch_embed_request");
     round_trip::<g::BatchEmbedContentsResponse>("gemini/batch_embed_response");
     round_trip::<g::ListModelsResponse>("gemini/models");
+}
+
+#[test]
+fn bedrock_requests_answers_stream_events_and_errors_round_trip_exactly() {
+    use switchyard::spec::bedrock as b;
+
+    let requests = round_trip::<b::ConverseRequest>("bedrock/request");
+    assert!(find(&requests, "reasoning").additional_model_request_fields.is_some());
+    round_trip::<b::ConverseResponse>("bedrock/response");
+    round_trip::<b::MessageStartEvent>("bedrock/message_start");
+    round_trip::<b::ContentBlockStartEvent>("bedrock/content_block_start");
+    round_trip::<b::ContentBlockDeltaEvent>("bedrock/content_block_delta");
+    round_trip::<b::ContentBlockStopEvent>("bedrock/content_block_stop");
+    round_trip::<b::MessageStopEvent>("bedrock/message_stop");
+    round_trip::<b::MetadataEvent>("bedrock/metadata");
+    round_trip::<b::ErrorBody>("bedrock/error");
+    round_trip::<b::CohereEmbedRequest>("bedrock/cohere_embed_request");
+    round_trip::<b::CohereEmbedResponse>("bedrock/cohere_embed_response");
+    round_trip::<b::TitanEmbedRequest>("bedrock/titan_embed_request");
+    round_trip::<b::TitanEmbedResponse>("bedrock/titan_embed_response");
+}
+
+#[test]
+fn cohere_requests_answers_stream_events_and_errors_round_trip_exactly() {
+    use switchyard::spec::cohere as c;
+
+    round_trip::<c::ChatRequest>("cohere/request");
+    round_trip::<c::ChatResponse>("cohere/response");
+    let events = round_trip::<c::StreamEvent>("cohere/stream_event");
+    assert!(!events.is_empty());
+    round_trip::<c::ErrorBody>("cohere/error");
+    round_trip::<c::EmbedRequest>("cohere/embed_request");
+    round_trip::<c::EmbedResponse>("cohere/embed_response");
+    round_trip::<c::ListModelsResponse>("cohere/models");
+}
+
+/// Read from the format descriptors: a wire format added there without golden samples (in
+/// `tests/golden/<format>/<kind>/`, each kind round-tripped by a test above) fails here.
+#[test]
+fn every_wire_format_has_golden_samples() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let missing: Vec<&str> = switchyard::catalog::FORMATS
+        .iter()
+        .map(|f| f.id)
+        .filter(|id| std::fs::read_dir(root.join(id)).map_or(true, |mut kinds| kinds.next().is_none()))
+        .collect();
+    assert!(missing.is_empty(), "no golden samples for {}", missing.join(", "));
 }

@@ -410,7 +410,7 @@ fn openai_format_adapters() -> Vec<(&'static str, Encode)> {
     let azure =
         Azure::new("https://r.openai.azure.com", None, &AzureAuth::ApiKey("k".to_string().into()), HeaderMap::new())
             .unwrap_or_else(|e| panic!("{e}"));
-    let vendor = |id: &str| VENDORS.iter().find(|v| v.id == id).unwrap_or(&VENDORS[0]);
+    let vendor = |id: &str| VENDORS.iter().find(|v| v.id == id).unwrap_or_else(|| panic!("no vendor row `{id}`"));
     let together = OpenAiCompat::new(vendor("together_ai"), None, key.as_ref(), HeaderMap::new())
         .unwrap_or_else(|e| panic!("{e}"));
     let openrouter =

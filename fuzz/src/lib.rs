@@ -1,6 +1,6 @@
 //! What the fuzz targets share: the providers under test, and cutting input into pieces.
 
-use switchyard::provider::settings::ProviderSettings;
+use switchyard::ProviderSettings;
 use switchyard::{Provider, ProviderKind};
 
 /// Every provider this build knows, configured with placeholder credentials (nothing is

@@ -97,6 +97,16 @@ async fn token<A: Adapter>(adapter: &A) -> Result<Option<secrecy::SecretString>>
     }
 }
 
+/// The HTTP request a chat call would send (credentials fetched per call, such as Vertex
+/// AI's OAuth token, are not in it), built with no network.
+pub(crate) fn encode_chat(
+    provider: &Provider,
+    request: &ChatRequest,
+    ctx: &Ctx<'_>,
+) -> Result<http::Request<bytes::Bytes>> {
+    with_adapter!(provider, adapter => adapter.encode_chat(request, ctx))
+}
+
 /// A whole answer (or error answer) as the provider would send it, decoded with no
 /// network: the same decoding a call does once the bytes are in.
 pub(crate) fn decode_answer(

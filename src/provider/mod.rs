@@ -25,7 +25,7 @@ pub(crate) mod chat_stream;
 pub mod cohere;
 pub(crate) mod convert;
 pub(crate) mod dispatch;
-pub mod errors;
+pub(crate) mod errors;
 pub mod gemini;
 pub(crate) mod ids;
 pub mod mistral;
@@ -33,8 +33,8 @@ pub mod mock;
 pub mod openai;
 pub mod openai_compat;
 pub mod params;
-pub mod requests;
-pub mod settings;
+pub(crate) mod requests;
+pub(crate) mod settings;
 pub mod vertex_ai;
 
 pub use crate::catalog::{CompatVendor, ProviderKind, Quirks};
@@ -85,6 +85,12 @@ impl Provider {
     /// Which provider this is.
     pub fn kind(&self) -> ProviderKind {
         dispatch::kind(self)
+    }
+
+    /// The HTTP request a chat call to this provider would send, with no network: for tools,
+    /// tests and benchmarks. Tokens fetched per call (Vertex AI's OAuth) are not in it.
+    pub fn encode_chat(&self, request: &ChatRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
+        dispatch::encode_chat(self, request, ctx)
     }
 
     /// Decodes a whole answer (or an error answer) as this provider would send it, with no

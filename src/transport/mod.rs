@@ -123,7 +123,7 @@ fn http_client(connect: Duration) -> Result<reqwest::Client> {
 
 /// The shared HTTP client with its policies. Cheap to clone.
 #[derive(Clone)]
-pub struct Transport {
+pub(crate) struct Transport {
     http: Arc<Clients>,
     timeouts: Arc<Timeouts>,
     max_body: usize,
@@ -234,7 +234,7 @@ pub(crate) fn tls_config() -> Result<rustls::ClientConfig> {
 /// The error for a redirect from a provider endpoint: it is not followed, since the request
 /// carries the provider's credential and body, and another origin's answer would reach the
 /// client as the provider's.
-pub fn redirected(provider: ProviderKind, status: StatusCode) -> Error {
+pub(crate) fn redirected(provider: ProviderKind, status: StatusCode) -> Error {
     Error::Transport {
         provider,
         message: format!(

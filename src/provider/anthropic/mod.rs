@@ -14,10 +14,10 @@ use crate::provider::requests::{get, join_url, post_json, secret_header};
 use crate::provider::{Adapter, Ctx, ProviderKind};
 use crate::{ChatRequest, ChatResponse, ModelList};
 
-pub mod error;
-pub mod request;
-pub mod response;
-pub mod stream;
+pub(crate) mod error;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod stream;
 
 /// Anthropic's API host.
 pub const DEFAULT_BASE_URL: &str = crate::catalog::ANTHROPIC_BASE_URL;

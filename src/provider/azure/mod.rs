@@ -22,10 +22,11 @@ use secrecy::SecretString;
 
 use crate::error::{ApiError, Error, Result};
 use crate::provider::ProviderKind;
-use crate::provider::openai::{OpenAiFormat, Operation, request as wire};
+use crate::provider::openai::{OpenAiFormat, Operation};
+use crate::provider::requests::{bearer, secret_header};
 
-pub mod error;
-pub mod request;
+pub(crate) mod error;
+pub(crate) mod request;
 
 /// The API version used when none is configured (the latest GA version of the data plane).
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
@@ -56,9 +57,9 @@ impl Azure {
         let mut headers = extra_headers;
         match auth {
             AzureAuth::ApiKey(key) => {
-                headers.insert("api-key", wire::secret_header(secrecy::ExposeSecret::expose_secret(key))?);
+                headers.insert("api-key", secret_header(secrecy::ExposeSecret::expose_secret(key))?);
             }
-            AzureAuth::EntraToken(token) => wire::bearer(&mut headers, Some(token))?,
+            AzureAuth::EntraToken(token) => bearer(&mut headers, Some(token))?,
         }
         Ok(Self {
             endpoint: endpoint.trim_end_matches('/').to_string(),

@@ -26,10 +26,10 @@ use crate::provider::requests::{bearer, join_url, post_json};
 use crate::provider::{Adapter, Ctx, ProviderKind};
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
 
-pub mod error;
-pub mod request;
-pub mod response;
-pub mod stream;
+pub(crate) mod error;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod stream;
 
 /// The service name requests are signed for.
 pub const SIGNING_NAME: &str = "bedrock";

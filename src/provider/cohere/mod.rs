@@ -16,10 +16,10 @@ use crate::provider::requests::{bearer, get, join_url, post_json};
 use crate::provider::{Adapter, Ctx, ProviderKind};
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
 
-pub mod error;
-pub mod request;
-pub mod response;
-pub mod stream;
+pub(crate) mod error;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod stream;
 
 /// The OpenAI chat parameters Cohere has no equivalent for ([`crate::provider::params`]):
 /// refused with `Unsupported`, or dropped with `drop_params`.

@@ -18,10 +18,10 @@ use crate::provider::requests::{get, post_json, secret_header};
 use crate::provider::{Adapter, Credentials, Ctx, ProviderKind};
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
 
-pub mod error;
-pub mod request;
-pub mod response;
-pub mod stream;
+pub(crate) mod error;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod stream;
 
 /// The OpenAI chat parameters Gemini has no equivalent for ([`crate::provider::params`]):
 /// refused with `Unsupported`, or dropped with `drop_params`.

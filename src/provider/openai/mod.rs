@@ -9,14 +9,15 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use secrecy::SecretString;
 
 use crate::error::{ApiError, Result};
+use crate::provider::requests::{bearer, get, join_url, post_json};
 use crate::provider::{Adapter, Ctx, InProcess, ProviderKind, Quirks, Upstream};
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
 
 /// Error answers: OpenAI's envelope is read by the tolerant reader every provider falls back on.
-pub use super::errors as error;
-pub mod request;
-pub mod response;
-pub mod stream;
+pub(crate) use super::errors as error;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod stream;
 
 /// OpenAI's API base.
 pub const DEFAULT_BASE_URL: &str = crate::catalog::OPENAI_BASE_URL;
@@ -39,7 +40,7 @@ impl OpenAi {
         extra_headers: HeaderMap,
     ) -> Result<Self> {
         let mut headers = extra_headers;
-        request::bearer(&mut headers, api_key)?;
+        bearer(&mut headers, api_key)?;
         for (name, value) in [("openai-organization", organization), ("openai-project", project)] {
             if let Some(value) = value {
                 let value = HeaderValue::from_str(value)
@@ -62,7 +63,7 @@ impl OpenAiFormat for OpenAi {
     }
 
     fn url(&self, operation: Operation, _model: &str) -> String {
-        request::join_url(&self.base_url, operation.path())
+        join_url(&self.base_url, operation.path())
     }
 
     fn headers(&self) -> &HeaderMap {
@@ -134,7 +135,7 @@ impl<T: OpenAiFormat> Adapter for T {
 
     fn encode_chat(&self, req: &ChatRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
         let body = request::chat_body(self.provider(), req, ctx, self.quirks())?;
-        request::post_json(&self.url(Operation::Chat, ctx.model), body, self.headers())
+        post_json(&self.url(Operation::Chat, ctx.model), body, self.headers())
     }
 
     fn decode_chat(&self, response: http::Response<Bytes>, _ctx: &Ctx<'_>) -> Result<ChatResponse> {
@@ -151,7 +152,7 @@ impl<T: OpenAiFormat> Adapter for T {
 
     fn encode_embed(&self, req: &EmbeddingRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
         let body = request::embed_body(self.provider(), req, ctx)?;
-        request::post_json(&self.url(Operation::Embeddings, ctx.model), body, self.headers())
+        post_json(&self.url(Operation::Embeddings, ctx.model), body, self.headers())
     }
 
     fn decode_embed(&self, response: http::Response<Bytes>, _ctx: &Ctx<'_>) -> Result<EmbeddingResponse> {
@@ -159,7 +160,7 @@ impl<T: OpenAiFormat> Adapter for T {
     }
 
     fn encode_models(&self) -> Result<http::Request<Bytes>> {
-        request::get(&self.url(Operation::Models, ""), self.headers())
+        get(&self.url(Operation::Models, ""), self.headers())
     }
 
     fn decode_models(&self, response: http::Response<Bytes>) -> Result<ModelList> {

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-pub use crate::provider::requests::{bearer, get, header_map, join_url, post_json, secret_header};
+
 use crate::provider::{Ctx, ProviderKind, Quirks};
 use crate::{ChatRequest, EmbeddingRequest};
 

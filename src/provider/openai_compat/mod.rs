@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 
 use crate::catalog::ProviderKind;
 use crate::error::{Error, Result};
-use crate::provider::openai::{OpenAiFormat, Operation, request};
+use crate::provider::openai::{OpenAiFormat, Operation};
+use crate::provider::requests;
 
 pub use crate::catalog::{CompatVendor, Quirks, VENDORS};
 
@@ -95,7 +96,7 @@ impl OpenAiCompat {
         let base_url =
             if suffix.is_empty() || base.ends_with(suffix) { base.to_string() } else { format!("{base}{suffix}") };
         let mut headers = extra_headers;
-        request::bearer(&mut headers, api_key)?;
+        requests::bearer(&mut headers, api_key)?;
         Ok(Self { vendor, base_url, headers })
     }
 
@@ -111,7 +112,7 @@ impl OpenAiFormat for OpenAiCompat {
     }
 
     fn url(&self, operation: Operation, _model: &str) -> String {
-        request::join_url(&self.base_url, operation.path())
+        requests::join_url(&self.base_url, operation.path())
     }
 
     fn headers(&self) -> &HeaderMap {
@@ -130,7 +131,7 @@ mod tests {
 
     #[test]
     fn unsupported_parameter_fails_unless_dropped() {
-        let groq = VENDORS.iter().find(|v| v.id == "groq").unwrap_or(&VENDORS[0]);
+        let groq = VENDORS.iter().find(|v| v.id == "groq").unwrap_or_else(|| panic!("no vendor row `groq`"));
         let Value::Object(body) = json!({"logit_bias": {"1": 2}, "model": "m"}) else { unreachable!() };
         let err = groq.quirks.apply(ProviderKind::Compat(groq), &mut body.clone(), false);
         assert!(
@@ -144,7 +145,7 @@ mod tests {
 
     #[test]
     fn ollama_base_without_v1_gets_it() -> Result<()> {
-        let ollama = VENDORS.iter().find(|v| v.id == "ollama").unwrap_or(&VENDORS[0]);
+        let ollama = VENDORS.iter().find(|v| v.id == "ollama").unwrap_or_else(|| panic!("no vendor row `ollama`"));
         let adapter = OpenAiCompat::new(ollama, Some("http://localhost:11434"), None, HeaderMap::new())?;
         assert_eq!(adapter.base_url(), "http://localhost:11434/v1");
         Ok(())

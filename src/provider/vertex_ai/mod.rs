@@ -36,7 +36,7 @@ use crate::provider::gemini::{Endpoint, Google, Method, resource_name};
 use crate::provider::requests::bearer;
 use crate::provider::{Credentials, Ctx, ProviderKind};
 
-pub mod request;
+pub(crate) mod request;
 
 /// The OAuth scope Vertex AI needs.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
