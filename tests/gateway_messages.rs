@@ -296,6 +296,12 @@ async fn errors_come_back_in_anthropics_envelope() {
     };
     let (status, bytes) = post(&app, &json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]})).await;
     check(status, &bytes, 400, "invalid_request_error");
+    // What happens on Anthropic's side (remote MCP servers) cannot be translated: refused, named.
+    let mcp = json!({"model": "echo", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+        "mcp_servers": [{"type": "url", "url": "https://mcp.example.com/sse", "name": "example"}]});
+    let (status, bytes) = post(&app, &mcp).await;
+    check(status, &bytes, 400, "invalid_request_error");
+    assert!(String::from_utf8_lossy(&bytes).contains("mcp_servers"), "{}", String::from_utf8_lossy(&bytes));
     let (status, bytes) =
         post(&app, &json!({"model": "nope", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})).await;
     check(status, &bytes, 404, "not_found_error");
@@ -316,4 +322,132 @@ async fn errors_come_back_in_anthropics_envelope() {
     let message: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     assert_eq!(message["content"], json!([{"type": "text", "text": "hello"}]));
     assert!(message["id"].as_str().is_some_and(|i| i.starts_with("msg_")));
+}
+
+/// Claude Code's first request, in the shape its 2.1 releases send (a system-role message
+/// among the messages, adaptive thinking with its display omitted, an effort, context
+/// management, metadata, cache markers, betas and `?beta=true`): accepted, and translated for
+/// an OpenAI-format upstream with the hints dropped and the effort kept.
+#[tokio::test]
+async fn claude_codes_first_request_is_accepted_and_translated_for_an_openai_upstream() {
+    let server = wiremock::MockServer::start().await;
+    let sse = concat!(
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hello.\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":40,\"completion_tokens\":2,\"total_tokens\":42}}\n\n",
+        "data: [DONE]\n\n",
+    );
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(sse),
+        )
+        .mount(&server)
+        .await;
+    let config = Config::parse(&format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{}/v1', api_key: sk-up}}\n",
+        server.uri()
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let app = app(Arc::new(Gateway::from_config(&config, &env).await.unwrap_or_else(|e| panic!("{e}"))));
+    let cached = json!({"type": "ephemeral"});
+    let body = json!({
+        "model": "m", "max_tokens": 32000, "stream": true,
+        "system": [
+            {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."},
+            {"type": "text", "text": "You are an interactive CLI tool.", "cache_control": cached}
+        ],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "<system-reminder>Context.</system-reminder>"}, {"type": "text", "text": "say hello", "cache_control": cached}]},
+            {"role": "system", "content": [{"type": "text", "text": "The user's working directory is /tmp/project."}]},
+            {"role": "user", "content": [{"type": "text", "text": "and nothing else"}]}
+        ],
+        "thinking": {"type": "adaptive", "display": "omitted"},
+        "output_config": {"effort": "high"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "metadata": {"user_id": "user_abc_account__session_1"},
+        "tools": [
+            {"name": "Read", "description": "Reads a file.", "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}},
+            {"name": "Bash", "description": "Runs a command.", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}, "defer_loading": false, "cache_control": cached}
+        ]
+    });
+    let request = Request::post("/v1/messages?beta=true")
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01")
+        .header(
+            "anthropic-beta",
+            "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,effort-2025-11-24",
+        )
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = app.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
+    let status = response.status();
+    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap_or_else(|e| panic!("{e}")).to_vec();
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let message = assemble(&events(&bytes), "claude code");
+    assert_eq!(message["content"], json!([{"type": "text", "text": "Hello."}]));
+    assert_eq!(message["stop_reason"], "end_turn");
+
+    let sent: Value =
+        serde_json::from_slice(&server.received_requests().await.unwrap_or_default()[0].body).unwrap_or(Value::Null);
+    let roles: Vec<&str> =
+        sent["messages"].as_array().into_iter().flatten().filter_map(|m| m["role"].as_str()).collect();
+    assert_eq!(roles, ["system", "user", "system", "user"], "{sent}");
+    assert_eq!(
+        sent["messages"][2]["content"],
+        json!([{"type": "text", "text": "The user's working directory is /tmp/project."}])
+    );
+    assert_eq!(sent["reasoning_effort"], "high");
+    assert_eq!(sent["user"], "user_abc_account__session_1");
+    for hint in ["context_management", "thinking", "output_config", "metadata"] {
+        assert!(sent.get(hint).is_none(), "`{hint}` is not sent to an OpenAI upstream: {sent}");
+    }
+    let tools: Vec<&str> =
+        sent["tools"].as_array().into_iter().flatten().filter_map(|t| t["function"]["name"].as_str()).collect();
+    assert_eq!(tools, ["Read", "Bash"]);
+}
+
+/// An Anthropic client (it sends `anthropic-version`) gets the model list in Anthropic's
+/// shape, with its paging; an OpenAI client the OpenAI list.
+#[tokio::test]
+async fn the_model_list_answers_in_the_shape_the_client_speaks() {
+    let gateway = Gateway::with_defaults(&env).await.unwrap_or_else(|e| panic!("{e}"));
+    let app = app(Arc::new(gateway));
+    let get = |path: &str, anthropic: bool| {
+        let mut request = Request::get(path).header("x-api-key", KEY);
+        if anthropic {
+            request = request.header("anthropic-version", "2023-06-01");
+        }
+        let request = request.body(Body::empty()).unwrap_or_else(|e| panic!("{e}"));
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.unwrap_or_else(|e| match e {});
+            let status = response.status();
+            let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap_or_else(|e| panic!("{e}"));
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+        }
+    };
+    let (status, openai) = get("/v1/models", false).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(openai["object"], "list", "{openai}");
+    let ids: Vec<&str> = openai["data"].as_array().into_iter().flatten().filter_map(|m| m["id"].as_str()).collect();
+    assert!(ids.len() >= 2, "the default gateway has several mock models: {openai}");
+
+    let (status, first) = get("/v1/models?limit=1", true).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["data"][0]["type"], "model", "{first}");
+    assert_eq!(first["data"][0]["id"], ids[0]);
+    assert!(first["data"][0]["display_name"].is_string() && first["data"][0]["created_at"].is_string());
+    assert_eq!((first["first_id"].as_str(), first["has_more"].as_bool()), (Some(ids[0]), Some(true)));
+    let (_, next) = get(&format!("/v1/models?limit=1&after_id={}", ids[0]), true).await;
+    assert_eq!(next["data"][0]["id"], ids[1], "{next}");
+
+    let (status, refused) = get("/v1/models?limit=0", true).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (refused["type"].as_str(), refused["error"]["type"].as_str()),
+        (Some("error"), Some("invalid_request_error"))
+    );
 }

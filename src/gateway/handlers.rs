@@ -308,22 +308,6 @@ pub(super) async fn embeddings(
     Ok(response)
 }
 
-pub(super) async fn models(
-    State(gateway): State<Arc<Gateway>>,
-    Extension(principal): Extension<Principal>,
-) -> Response {
-    let allowed =
-        |group: &&str| principal.key().is_none_or(|k| k.models.is_empty() || k.models.iter().any(|m| m == group));
-    let data: Vec<_> = gateway
-        .router
-        .groups()
-        .into_iter()
-        .filter(allowed)
-        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"}))
-        .collect();
-    axum::Json(json!({"object": "list", "data": data})).into_response()
-}
-
 pub(super) async fn liveness() -> Response {
     axum::Json(json!({"status": "healthy"})).into_response()
 }

@@ -36,6 +36,7 @@ pub mod limits;
 pub mod messages;
 pub mod metrics;
 pub mod mock_upstream;
+mod models;
 mod server;
 mod settle;
 pub mod spend;
@@ -234,8 +235,8 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
         .route("/v1/embeddings", post(handlers::embeddings))
         .route("/embeddings", post(handlers::embeddings))
         .route("/v1/messages", post(messages::messages))
-        .route("/v1/models", get(handlers::models))
-        .route("/models", get(handlers::models))
+        .route("/v1/models", get(models::models))
+        .route("/models", get(models::models))
         .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), intake::intake))
         .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), auth::authenticate));
     let mut admin = Routes::new();
