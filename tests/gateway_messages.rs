@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use switchyard::ProviderKind;
 use switchyard::conformance::replay::{provider_settings, upstream};
 use switchyard::conformance::{Case, discover};
+use switchyard::gateway::messages::COUNT_HEADER;
 use switchyard::gateway::{Config, Gateway, app};
 use switchyard::router::Deployment;
 use tower::ServiceExt as _;
@@ -450,4 +451,44 @@ async fn the_model_list_answers_in_the_shape_the_client_speaks() {
         (refused["type"].as_str(), refused["error"]["type"].as_str()),
         (Some("error"), Some("invalid_request_error"))
     );
+}
+
+#[tokio::test]
+async fn count_tokens_estimates_with_the_tokenizer_and_says_so() {
+    let gateway = Gateway::with_defaults(&env).await.unwrap_or_else(|e| panic!("{e}"));
+    let app = app(Arc::new(gateway));
+    let count = |body: Value| {
+        let request = Request::post("/v1/messages/count_tokens?beta=true")
+            .header("x-api-key", KEY)
+            .header("anthropic-version", "2023-06-01")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.unwrap_or_else(|e| match e {});
+            let (status, how) = (response.status(), response.headers().get(COUNT_HEADER).cloned());
+            let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap_or_else(|e| panic!("{e}"));
+            (status, how, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+        }
+    };
+    let short = json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]});
+    let long_text = "the quick brown fox jumps over the lazy dog ".repeat(50);
+    let long = json!({"model": "echo", "system": "be brief",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": long_text}]}]});
+    let (status, how, small) = count(short).await;
+    assert_eq!(status, StatusCode::OK, "{small}");
+    assert_eq!(how.as_ref().and_then(|h| h.to_str().ok()), Some("estimate"));
+    let (_, _, large) = count(long).await;
+    let (small, large) = (small["input_tokens"].as_u64(), large["input_tokens"].as_u64());
+    assert!(small.is_some_and(|n| n > 0), "{small:?}");
+    // Fifty repetitions of nine words: hundreds of tokens, whatever the tokenizer.
+    assert!(large.is_some_and(|n| n > 300 && n > small.unwrap_or(0) * 20), "{small:?} {large:?}");
+
+    let (status, _, unknown) = count(json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");
+    assert_eq!((unknown["type"].as_str(), unknown["error"]["type"].as_str()), (Some("error"), Some("not_found_error")));
+    let (status, _, bad) = count(json!({"model": "echo", "messages": "hi"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    assert_eq!(bad["error"]["type"], "invalid_request_error");
 }

@@ -235,6 +235,7 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
         .route("/v1/embeddings", post(handlers::embeddings))
         .route("/embeddings", post(handlers::embeddings))
         .route("/v1/messages", post(messages::messages))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/models", get(models::models))
         .route("/models", get(models::models))
         .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), intake::intake))

@@ -38,6 +38,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 mod answer;
+mod count;
 
 use super::auth::Principal;
 use super::coalesce::coalesce;
@@ -48,6 +49,8 @@ use crate::ChatRequest;
 use crate::router::CallOptions;
 use answer::events;
 pub use answer::{StreamTranslator, from_openai};
+pub use count::COUNT_HEADER;
+pub(super) use count::count_tokens;
 
 pub(super) async fn messages(
     State(gateway): State<Arc<Gateway>>,
@@ -65,18 +68,8 @@ async fn handle(
     principal: &Principal,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiFailure> {
-    let bytes = body(raw)?;
-    if bytes.is_empty() {
-        return Err(ApiFailure::bad_request("the request body is empty; send a JSON object"));
-    }
-    let value: Value = super::intake::strict_json(&bytes).map_err(|e| {
-        let what = if e.is_syntax() || e.is_eof() { "the request body is not valid JSON" } else { "invalid request" };
-        ApiFailure::bad_request(format!("{what}: {e}"))
-    })?;
-    // Checked against our description of Anthropic's format first, for its error messages.
-    <crate::spec::anthropic::CreateMessageParams as serde::Deserialize>::deserialize(&value)
-        .map_err(|e| ApiFailure::bad_request(format!("invalid request: {e}")))?;
-    let mut request = to_openai(&value)?;
+    let value = parse_body(raw)?;
+    let mut request = checked(&value)?;
     // The guardrails a request asks for, as on the OpenAI route (ours; not Anthropic's).
     for field in ["guardrails", "disable_guardrails"] {
         if let Some(names) = value.get(field) {
@@ -92,6 +85,26 @@ async fn handle(
             (StatusCode::OK, headers, Body::from_stream(coalesce(events(stream, group)))).into_response()
         }
     })
+}
+
+/// The body as JSON (objects without duplicate keys), or the error that says what is wrong.
+fn parse_body(raw: Result<Bytes, BytesRejection>) -> Result<Value, ApiFailure> {
+    let bytes = body(raw)?;
+    if bytes.is_empty() {
+        return Err(ApiFailure::bad_request("the request body is empty; send a JSON object"));
+    }
+    super::intake::strict_json(&bytes).map_err(|e| {
+        let what = if e.is_syntax() || e.is_eof() { "the request body is not valid JSON" } else { "invalid request" };
+        ApiFailure::bad_request(format!("{what}: {e}"))
+    })
+}
+
+/// The request checked against our description of Anthropic's format (for its error
+/// messages), then translated.
+fn checked(value: &Value) -> Result<ChatRequest, ApiFailure> {
+    <crate::spec::anthropic::CreateMessageParams as serde::Deserialize>::deserialize(value)
+        .map_err(|e| ApiFailure::bad_request(format!("invalid request: {e}")))?;
+    to_openai(value)
 }
 
 fn bad(message: impl Into<String>) -> ApiFailure {

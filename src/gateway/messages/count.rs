@@ -1,0 +1,63 @@
+//! `POST /v1/messages/count_tokens`: the input tokens a Messages request would use.
+//!
+//! Counted with the tokenizers the router has for the group's deployments (the largest
+//! count over them, as admission counts), and marked as an estimate with
+//! `x-switchyard-token-count: estimate`: no deployment's upstream is asked, so the count
+//! costs nothing and works for every provider. The body is a Messages request without
+//! `max_tokens`; authentication, the key's model list and the errors (Anthropic's envelope)
+//! are those of `/v1/messages`.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::super::admission::check_model;
+use super::super::auth::Principal;
+use super::super::envelope::anthropic_error;
+use super::super::{ApiFailure, Gateway};
+use crate::error::ErrorKind;
+
+/// The header that says how the count was made.
+pub const COUNT_HEADER: &str = "x-switchyard-token-count";
+
+pub(in super::super) async fn count_tokens(
+    State(gateway): State<Arc<Gateway>>,
+    Extension(principal): Extension<Principal>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    match count(&gateway, &principal, raw).await {
+        Ok(response) => response,
+        Err(failure) => anthropic_error(&failure),
+    }
+}
+
+async fn count(
+    gateway: &Gateway,
+    principal: &Principal,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiFailure> {
+    let mut value = super::parse_body(raw)?;
+    // A count has no output: `max_tokens` is not part of its body, and the description we
+    // check against requires it, so a placeholder stands in (it does not change the count).
+    if let Some(object) = value.as_object_mut() {
+        object.entry("max_tokens").or_insert(json!(1));
+    }
+    let request = super::checked(&value)?;
+    check_model(principal, &request.model)?;
+    let Some(estimate) = gateway.router.estimate(&request).await else {
+        return Err(ApiFailure::new(
+            ErrorKind::NotFound,
+            format!("no deployment serves the model `{}`", crate::bounds::shown(&request.model)),
+        )
+        .code("model_not_found"));
+    };
+    let mut response = (StatusCode::OK, axum::Json(json!({"input_tokens": estimate.prompt_tokens}))).into_response();
+    response.headers_mut().insert(COUNT_HEADER, HeaderValue::from_static("estimate"));
+    Ok(response)
+}
