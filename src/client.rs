@@ -67,14 +67,14 @@ impl Client {
     /// A chat completion.
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
         let (provider, model) = self.resolve(&request.model)?;
-        self.inner.engine.call(&engine::Chat(request), &provider, model).await
+        self.inner.engine.call(&engine::Chat(request, None), &provider, model).await
     }
 
     /// A streamed chat completion. Errors before the first chunk (including retries) are
     /// returned here; later ones end the stream.
     pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream> {
         let (provider, model) = self.resolve(&request.model)?;
-        self.inner.engine.call(&engine::Stream(request), &provider, model).await
+        self.inner.engine.call(&engine::Stream(request, None), &provider, model).await
     }
 
     /// Embeddings.

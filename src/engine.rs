@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, TimeoutPhase};
 use crate::provider::chat_stream::ChatStream;
+use crate::provider::native::Native;
 use crate::provider::{Ctx, Provider, dispatch};
 use crate::transport::{RetryPolicy, Timeouts, Transport};
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
@@ -44,10 +45,11 @@ pub(crate) trait Operation: Sync {
     ) -> impl Future<Output = Result<Self::Output>> + Send + 'a;
 }
 
-/// A chat completion.
-pub(crate) struct Chat<'r>(pub &'r ChatRequest);
+/// A chat completion (and the caller's own request, to send as it came where the provider
+/// speaks its format).
+pub(crate) struct Chat<'r>(pub &'r ChatRequest, pub Option<&'r Native>);
 /// A streamed chat completion, open once its head arrived.
-pub(crate) struct Stream<'r>(pub &'r ChatRequest);
+pub(crate) struct Stream<'r>(pub &'r ChatRequest, pub Option<&'r Native>);
 /// Embeddings.
 pub(crate) struct Embed<'r>(pub &'r EmbeddingRequest);
 /// The provider's models (the model argument is not used).
@@ -64,7 +66,7 @@ impl Operation for Chat<'_> {
         model: &str,
         drop: bool,
     ) -> Result<ChatResponse> {
-        dispatch::chat(provider, transport, self.0, &Ctx::for_chat(model, self.0, false, drop)).await
+        dispatch::chat(provider, transport, self.0, &Ctx::for_chat(model, self.0, false, drop), self.1).await
     }
 }
 
@@ -73,7 +75,7 @@ impl Operation for Stream<'_> {
     const STREAM: bool = true;
 
     async fn attempt(&self, provider: &Provider, transport: &Transport, model: &str, drop: bool) -> Result<ChatStream> {
-        dispatch::chat_stream(provider, transport, self.0, &Ctx::for_chat(model, self.0, true, drop)).await
+        dispatch::chat_stream(provider, transport, self.0, &Ctx::for_chat(model, self.0, true, drop), self.1).await
     }
 }
 

@@ -68,6 +68,7 @@ pub(super) fn take_cache_control(request: &mut ChatRequest) -> Result<CallOption
     Ok(CallOptions {
         cache: CacheControl { no_cache: flag("no-cache")?, no_store: flag("no-store")?, ttl },
         context: None,
+        native: None,
     })
 }
 
@@ -167,6 +168,8 @@ pub(super) async fn route_chat(
         Some(_) => (request.model.clone(), principal.key().map(|k| k.id.clone())),
         None => (String::new(), None),
     };
+    // A request sent as the client wrote it must be the one the guardrails passed.
+    let before = options.native.is_some().then(|| session.as_ref().map(|_| request.clone())).flatten();
     if let Some(session) = session.as_mut()
         && let Err(failure) = session.pre_call(&mut request, &group, key_id.as_deref()).await
     {
@@ -189,6 +192,14 @@ pub(super) async fn route_chat(
         }
     };
     options.context = Some(admission.clone());
+    if let Some(session) = &session
+        && (before.as_ref().is_some_and(|before| *before != request)
+            || (request.stream == Some(true) && session.works_on_answers()))
+    {
+        // Changed by a guardrail, or read by one as it streams: translated both ways.
+        options.native = None;
+    }
+    let native = options.native.clone();
     let mut headers = HeaderMap::new();
     if request.stream == Some(true) {
         let stream = gateway.router.chat_stream_with(&request, options).await?;
@@ -207,7 +218,15 @@ pub(super) async fn route_chat(
     limit_headers(&mut headers, principal.key(), usage);
     if let Some(mut session) = session {
         let checked = if session.works_on_answers() {
-            session.post_call(&request, &mut answer.response, &group, key_id.as_deref()).await
+            let before = native.as_ref().map(|_| serde_json::to_value(&answer.response).ok());
+            let checked = session.post_call(&request, &mut answer.response, &group, key_id.as_deref()).await;
+            if let (Some(native), Some(before)) = (&native, before)
+                && before != serde_json::to_value(&answer.response).ok()
+            {
+                // A guardrail changed the answer: the upstream's bytes no longer say it.
+                native.abandon();
+            }
+            checked
         } else {
             Ok(())
         };

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use futures_core::Stream;
 use serde_json::Map;
 
 use crate::error::{Error, Result};
+use crate::provider::native::Tap;
 use crate::provider::{Flow, Framer, ProviderKind, StreamDecode};
 use crate::spec::ext::Nullable;
 use crate::spec::openai::{
@@ -41,15 +43,19 @@ impl fmt::Debug for ChatStream {
 }
 
 impl ChatStream {
+    /// A stream of `body` decoded by `decoder`; with a `tap`, the body's pieces are kept in
+    /// it as they arrive (for a native request's caller, who serves them as they are).
     pub(crate) fn new<D: StreamDecode>(
         provider: ProviderKind,
         body: Body,
         decoder: D,
-        idle: Duration,
-        max_stream: usize,
+        limits: (Duration, usize),
+        tap: Option<Arc<Tap>>,
     ) -> Self {
+        let (idle, max_stream) = limits;
         let state = Decoding {
             provider,
+            tap,
             pump: Pump::new(provider, decoder, max_stream),
             body,
             idle,
@@ -187,6 +193,7 @@ impl<D: StreamDecode> Pump<D> {
 
 struct Decoding<D: StreamDecode> {
     provider: ProviderKind,
+    tap: Option<Arc<Tap>>,
     pump: Pump<D>,
     body: Body,
     idle: Duration,
@@ -215,7 +222,12 @@ impl<D: StreamDecode> Decoding<D> {
             }
             let deadline = self.last_progress.1.checked_add(self.idle);
             match self.body.next_chunk_by(self.provider, deadline, self.idle).await {
-                Ok(Some(bytes)) => self.pump.push(&bytes),
+                Ok(Some(bytes)) => {
+                    if let Some(tap) = &self.tap {
+                        tap.push(&bytes);
+                    }
+                    self.pump.push(&bytes);
+                }
                 Ok(None) => self.pump.end(),
                 Err(err) => self.pump.fail(err),
             }
@@ -438,7 +450,7 @@ mod tests {
     async fn a_stream_past_its_total_size_ends_with_a_typed_error_after_what_came_before() {
         let body = Body::Chunks((0..100).map(|_| chunk("0123456789")).collect());
         let decoder = crate::provider::openai::stream::Decoder::new(ProviderKind::OpenAi);
-        let mut stream = ChatStream::new(ProviderKind::OpenAi, body, decoder, Duration::from_secs(1), 1000);
+        let mut stream = ChatStream::new(ProviderKind::OpenAi, body, decoder, (Duration::from_secs(1), 1000), None);
         let mut chunks = 0;
         let mut last = None;
         while let Some(item) = stream.next_chunk().await {

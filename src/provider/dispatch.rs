@@ -7,6 +7,9 @@
 
 use crate::error::{Error, Result};
 use crate::provider::chat_stream::ChatStream;
+use std::sync::Arc;
+
+use crate::provider::native::{Native, Tap};
 use crate::provider::{Adapter, Ctx, Provider};
 use crate::transport::Transport;
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
@@ -29,39 +32,71 @@ macro_rules! with_adapter {
     };
 }
 
-/// A chat completion.
+/// A chat completion; `native`, when the caller has the request in its own format too, goes
+/// out as it came to a provider of that format, and the answer's bytes are kept in its tap.
 pub(crate) async fn chat(
     provider: &Provider,
     transport: &Transport,
     request: &ChatRequest,
     ctx: &Ctx<'_>,
+    native: Option<&Native>,
 ) -> Result<ChatResponse> {
     with_adapter!(provider, adapter => {
         let token = token(adapter).await?;
         let ctx = Ctx { auth_token: token.as_ref(), ..*ctx };
-        let http_request = adapter.encode_chat(request, &ctx)?;
+        let (http_request, tap, ctx) = encode(adapter, request, &ctx, native)?;
         let response = send_whole(adapter, transport, http_request).await?;
+        if let Some(tap) = tap {
+            tap.push(response.body());
+        }
         adapter.decode_chat(response, &ctx)
     })
 }
 
 /// A chat stream: resolves once the response head arrived (so errors before the first chunk
-/// surface here), then yields chunks.
+/// surface here), then yields chunks; a native request's stream bytes go to its tap as they
+/// arrive.
 pub(crate) async fn chat_stream(
     provider: &Provider,
     transport: &Transport,
     request: &ChatRequest,
     ctx: &Ctx<'_>,
+    native: Option<&Native>,
 ) -> Result<ChatStream> {
     with_adapter!(provider, adapter => {
         let token = token(adapter).await?;
         let ctx = Ctx { auth_token: token.as_ref(), ..*ctx };
-        let http_request = adapter.encode_chat(request, &ctx)?;
+        let (http_request, tap, ctx) = encode(adapter, request, &ctx, native)?;
         let raw = execute(adapter, transport, http_request, true).await?;
         let mut decoder = adapter.stream_decoder(&ctx);
         crate::provider::StreamDecode::on_headers(&mut decoder, &raw.headers);
-        Ok(ChatStream::new(adapter.kind(), raw.body, decoder, transport.timeouts().idle, transport.max_body()))
+        let limits = (transport.timeouts().idle, transport.max_body());
+        Ok(ChatStream::new(adapter.kind(), raw.body, decoder, limits, tap.cloned()))
     })
+}
+
+/// One attempt's request, the tap its answer goes to, and the context to decode it with.
+type Encoded<'c, 'n> = (http::Request<bytes::Bytes>, Option<&'n Arc<Tap>>, Ctx<'c>);
+
+/// The request for one attempt: the native body where the adapter speaks its format (with
+/// the tap to keep the answer in, and a context that undoes nothing the translation would
+/// have done), else the translated request, unless the native one cannot be translated.
+fn encode<'c, 'n, A: Adapter>(
+    adapter: &A,
+    request: &ChatRequest,
+    ctx: &Ctx<'c>,
+    native: Option<&'n Native>,
+) -> Result<Encoded<'c, 'n>> {
+    let Some(native) = native else { return Ok((adapter.encode_chat(request, ctx)?, None, *ctx)) };
+    if let Some(encoded) = adapter.encode_native(native, ctx) {
+        native.tap.begin(true);
+        return Ok((encoded?, Some(&native.tap), Ctx { response_format: None, ..*ctx }));
+    }
+    native.tap.begin(false);
+    if let Some(why) = native.untranslatable_reason() {
+        return Err(Error::Unsupported { provider: adapter.kind(), feature: why.to_string() });
+    }
+    Ok((adapter.encode_chat(request, ctx)?, None, *ctx))
 }
 
 /// Embeddings.

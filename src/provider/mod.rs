@@ -30,6 +30,7 @@ pub mod gemini;
 pub(crate) mod ids;
 pub mod mistral;
 pub mod mock;
+pub mod native;
 pub mod openai;
 pub mod openai_compat;
 pub mod params;
@@ -184,6 +185,14 @@ pub trait Adapter: Send + Sync {
 
     /// Builds the HTTP request for a chat completion (streaming when `ctx.stream`).
     fn encode_chat(&self, request: &ChatRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>>;
+
+    /// Builds the HTTP request for a client's own request body in this provider's wire
+    /// format ([`native::Native`]), sent as it came with only `ctx.model` and the credentials
+    /// put in; `None` when the body is not in this provider's format (the translated
+    /// request is sent instead).
+    fn encode_native(&self, _native: &native::Native, _ctx: &Ctx<'_>) -> Option<Result<http::Request<Bytes>>> {
+        None
+    }
 
     /// Reads a successful chat completion.
     fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse>;

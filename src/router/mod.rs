@@ -30,6 +30,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::hooks::Hooks;
 use crate::model_ref::ModelRef;
 use crate::pricing::{Receipt, Registry};
+use crate::provider::native::Native;
 use crate::provider::{Provider, ProviderKind};
 use crate::transport::{RetryPolicy, Timeouts};
 
@@ -117,6 +118,9 @@ pub struct CallOptions {
     /// The caller's own context, handed to the hooks in [`crate::hooks::CallEvent::context`]
     /// (the gateway passes the key and its budget reservation this way).
     pub context: Option<CallContext>,
+    /// The caller's own request in a provider's format (the gateway's `/v1/messages`
+    /// body): sent as it came to deployments of that format, translated for the rest.
+    pub native: Option<Arc<Native>>,
 }
 
 /// Routes calls over groups of deployments. Cheap to clone; share one per process.

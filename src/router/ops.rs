@@ -7,6 +7,7 @@ use crate::engine::{self, Operation};
 use crate::error::Result;
 use crate::provider::Provider;
 use crate::provider::chat_stream::ChatStream;
+use crate::provider::native::Native;
 use crate::transport::Transport;
 use crate::{ChatChunk, ChatRequest};
 
@@ -36,7 +37,7 @@ impl Routable for engine::Embed<'_> {
 
 /// A stream, attempted until its first chunk: a failure before it is retried and falls back
 /// like any other.
-pub(super) struct FirstChunk<'r>(pub(super) &'r ChatRequest);
+pub(super) struct FirstChunk<'r>(pub(super) &'r ChatRequest, pub(super) Option<&'r Native>);
 
 /// A stream that has started.
 pub(super) struct Opened {
@@ -52,7 +53,7 @@ impl Operation for FirstChunk<'_> {
     const STREAM: bool = true;
 
     async fn attempt(&self, provider: &Provider, transport: &Transport, model: &str, drop: bool) -> Result<Opened> {
-        let mut stream = engine::Stream(self.0).attempt(provider, transport, model, drop).await?;
+        let mut stream = engine::Stream(self.0, self.1).attempt(provider, transport, model, drop).await?;
         let first = stream.next_chunk().await.transpose()?;
         Ok(Opened { stream, first, at: Instant::now() })
     }

@@ -63,7 +63,7 @@ impl Router {
                 call.end(EventKind::Success, &report, hit.usage.clone(), None);
                 return Ok(Routed { response: hit, report });
             }
-            let placed = match inner.run(&mut call, &engine::Chat(request)).await {
+            let placed = match inner.run(&mut call, &engine::Chat(request, options.native.as_deref())).await {
                 Ok(placed) => placed,
                 Err(err) => return Err(inner.failed(&mut call, err)),
             };
@@ -116,7 +116,7 @@ impl Router {
                 };
                 return Ok(RoutedStream::replay(self.inner.clone(), call, report, chunks, hit.usage));
             }
-            let placed = match inner.run(&mut call, &FirstChunk(request)).await {
+            let placed = match inner.run(&mut call, &FirstChunk(request, options.native.as_deref())).await {
                 Ok(placed) => placed,
                 Err(err) => return Err(inner.failed(&mut call, err)),
             };

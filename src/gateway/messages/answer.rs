@@ -92,7 +92,7 @@ impl StreamTranslator {
     }
 
     /// Writes one event into `out`, the data serialized in place.
-    fn event(out: &mut Vec<u8>, name: &str, data: &impl serde::Serialize) {
+    pub(super) fn event(out: &mut Vec<u8>, name: &str, data: &impl serde::Serialize) {
         let start = out.len();
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(name.as_bytes());

@@ -42,13 +42,14 @@ async fn count(
     principal: &Principal,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiFailure> {
-    let mut value = super::parse_body(raw)?;
+    let bytes = super::body(raw)?;
+    let mut value = super::parse_json(&bytes)?;
     // A count has no output: `max_tokens` is not part of its body, and the description we
     // check against requires it, so a placeholder stands in (it does not change the count).
     if let Some(object) = value.as_object_mut() {
         object.entry("max_tokens").or_insert(json!(1));
     }
-    let request = super::checked(&value)?;
+    let (request, _) = super::checked(&value)?;
     check_model(principal, &request.model)?;
     let Some(estimate) = gateway.router.estimate(&request).await else {
         return Err(ApiFailure::new(

@@ -10,6 +10,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{ApiError, Error, Result};
+use crate::provider::native::Native;
 use crate::provider::requests::{get, join_url, post_json, secret_header};
 use crate::provider::{Adapter, Ctx, ProviderKind};
 use crate::{ChatRequest, ChatResponse, ModelList};
@@ -85,6 +86,30 @@ impl Adapter for Anthropic {
         post_json(&join_url(&self.base_url, "/v1/messages"), body, &headers)
     }
 
+    /// The client's Messages body as it came, with the deployment's model, our credentials,
+    /// the client's `anthropic-version` (else ours) and its betas after the configured ones;
+    /// `?beta=true` is kept.
+    fn encode_native(&self, native: &Native, ctx: &Ctx<'_>) -> Option<Result<http::Request<Bytes>>> {
+        Some(native.body_for(ctx.model).and_then(|body| {
+            let mut headers = self.headers.clone();
+            if let Some(version) = native.version_header() {
+                headers.insert("anthropic-version", version.clone());
+            }
+            if let Some(betas) = native.beta_header() {
+                let joined = match headers.get("anthropic-beta") {
+                    Some(configured) => merge_betas(configured, betas)?,
+                    None => betas.clone(),
+                };
+                headers.insert("anthropic-beta", joined);
+            }
+            let mut url = join_url(&self.base_url, "/v1/messages");
+            if native.beta_query_kept() {
+                url.push_str("?beta=true");
+            }
+            post_json(&url, body, &headers)
+        }))
+    }
+
     fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse> {
         response::decode(response, ctx)
     }
@@ -104,6 +129,20 @@ impl Adapter for Anthropic {
     fn decode_models(&self, response: http::Response<Bytes>) -> Result<ModelList> {
         response::decode_models(response)
     }
+}
+
+/// The configured betas and the client's, each once, in that order.
+fn merge_betas(configured: &HeaderValue, client: &HeaderValue) -> Result<HeaderValue> {
+    let mut all: Vec<&str> = Vec::new();
+    for value in [configured, client] {
+        let text = value.to_str().map_err(|_| Error::invalid("`anthropic-beta` is not text", None))?;
+        for beta in text.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+            if !all.contains(&beta) {
+                all.push(beta);
+            }
+        }
+    }
+    HeaderValue::from_str(&all.join(",")).map_err(|_| Error::invalid("`anthropic-beta` is not a valid header", None))
 }
 
 /// The OpenAI chat parameters Anthropic has no equivalent for ([`crate::provider::params`]):

@@ -1,0 +1,318 @@
+//! Anthropic's Messages request as the OpenAI-shaped request the router speaks.
+//!
+//! What cannot be translated without changing the answer (a server tool, an MCP server, a
+//! code-execution container, a block type this version does not know) is noted, not
+//! refused, by the lenient translation: the request may still go to an Anthropic upstream
+//! as it came, and only a provider of another format refuses it, naming what it cannot take.
+
+use serde_json::{Map, Value, json};
+
+use super::super::ApiFailure;
+use super::super::envelope::shown;
+use crate::ChatRequest;
+
+fn bad(message: impl Into<String>) -> ApiFailure {
+    ApiFailure::bad_request(message)
+}
+
+/// Anthropic's request as the OpenAI-shaped request the router speaks; what it cannot carry
+/// without changing the answer is an error naming it.
+pub fn to_openai(body: &Value) -> Result<ChatRequest, ApiFailure> {
+    let (request, untranslatable) = to_openai_lenient(body)?;
+    match untranslatable {
+        Some(what) => Err(bad(format!("{what} cannot be translated for this model's provider"))),
+        None => Ok(request),
+    }
+}
+
+/// The first thing a translation had to leave out whose loss would change the answer.
+#[derive(Default)]
+struct Untranslatable(Option<String>);
+
+impl Untranslatable {
+    fn note(&mut self, what: impl FnOnce() -> String) {
+        if self.0.is_none() {
+            self.0 = Some(what());
+        }
+    }
+}
+
+/// Anthropic's request as the OpenAI-shaped request the router speaks, and the first thing
+/// left out of it whose loss would change the answer (what only Anthropic's side can do):
+/// the request can still be sent as it came to an Anthropic upstream.
+pub fn to_openai_lenient(body: &Value) -> Result<(ChatRequest, Option<String>), ApiFailure> {
+    let mut lost = Untranslatable::default();
+    let obj = body.as_object().ok_or_else(|| bad("the request body must be a JSON object"))?;
+    let mut out = Map::new();
+    out.insert("model".into(), obj.get("model").cloned().unwrap_or(Value::Null));
+    let mut messages = Vec::new();
+    match obj.get("system") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(text)) => messages.push(json!({"role": "system", "content": text})),
+        Some(Value::Array(blocks)) => {
+            let parts: Vec<Value> = blocks.iter().map(text_part).collect::<Result<_, _>>()?;
+            messages.push(json!({"role": "system", "content": parts}));
+        }
+        Some(_) => return Err(bad("`system` must be a string or a list of text blocks")),
+    }
+    for (i, message) in obj.get("messages").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let role = message.get("role").and_then(Value::as_str).unwrap_or_default();
+        match (role, message.get("content")) {
+            (_, Some(Value::String(text))) => messages.push(json!({"role": role, "content": text})),
+            ("user", Some(Value::Array(blocks))) => user_blocks(blocks, i, &mut messages, &mut lost)?,
+            // A system-role message among the messages (Claude Code sends them) stays a
+            // system message where it stands; providers with one system prompt join it there.
+            ("system", Some(Value::Array(blocks))) => {
+                let parts: Vec<Value> = blocks.iter().map(text_part).collect::<Result<_, _>>()?;
+                messages.push(json!({"role": "system", "content": parts}));
+            }
+            ("assistant", Some(Value::Array(blocks))) => messages.push(assistant_blocks(blocks, i, &mut lost)),
+            _ => {
+                return Err(bad(format!(
+                    "messages[{i}]: `role` must be user, assistant or system, with string or block content"
+                )));
+            }
+        }
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    if let Some(max) = obj.get("max_tokens") {
+        out.insert("max_tokens".into(), max.clone());
+    }
+    for (from, to) in
+        [("temperature", "temperature"), ("top_p", "top_p"), ("stop_sequences", "stop"), ("top_k", "top_k")]
+    {
+        if let Some(v) = obj.get(from).filter(|v| !v.is_null()) {
+            out.insert(to.into(), v.clone());
+        }
+    }
+    if let Some(user) = obj.get("metadata").and_then(|m| m.get("user_id")).filter(|u| u.is_string()) {
+        out.insert("user".into(), user.clone());
+    }
+    if obj.get("stream").and_then(Value::as_bool) == Some(true) {
+        out.insert("stream".into(), Value::Bool(true));
+        out.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+    if let Some(tools) = obj.get("tools").and_then(Value::as_array) {
+        let tools: Vec<Value> = tools.iter().filter_map(|t| tool(t, &mut lost)).collect();
+        out.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(choice) = obj.get("tool_choice") {
+        let kind = choice.get("type").and_then(Value::as_str).unwrap_or_default();
+        let mapped = match kind {
+            "auto" => json!("auto"),
+            "any" => json!("required"),
+            "none" => json!("none"),
+            "tool" => {
+                json!({"type": "function", "function": {"name": choice.get("name").cloned().unwrap_or(Value::Null)}})
+            }
+            other => {
+                return Err(bad(format!("tool_choice type `{}` is not one of auto, any, tool, none", shown(other))));
+            }
+        };
+        out.insert("tool_choice".into(), mapped);
+        if choice.get("disable_parallel_tool_use").and_then(Value::as_bool) == Some(true) {
+            out.insert("parallel_tool_calls".into(), Value::Bool(false));
+        }
+    }
+    if let Some(thinking) = obj.get("thinking")
+        && thinking.get("type").and_then(Value::as_str) == Some("enabled")
+    {
+        let budget = thinking.get("budget_tokens").and_then(Value::as_i64).unwrap_or(0);
+        let effort = if budget <= 1024 {
+            "low"
+        } else if budget <= 2048 {
+            "medium"
+        } else {
+            "high"
+        };
+        out.insert("reasoning_effort".into(), json!(effort));
+    }
+    if let Some(config) = obj.get("output_config") {
+        if let Some(schema) = config.get("format").and_then(|f| f.get("schema")) {
+            out.insert(
+                "response_format".into(),
+                json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": true}}),
+            );
+        }
+        if let Some(effort) = config.get("effort").filter(|e| e.is_string()) {
+            out.insert("reasoning_effort".into(), effort.clone());
+        }
+    }
+    check_untranslated(obj, &mut lost);
+    let request = serde_json::from_value(Value::Object(out)).map_err(|e| bad(format!("invalid request: {e}")))?;
+    Ok((request, lost.0))
+}
+
+/// The Messages fields the translation reads (and ours: the guardrails a request asks for).
+const TRANSLATED: &[&str] = &[
+    "model",
+    "messages",
+    "system",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+    "metadata",
+    "stream",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "output_config",
+    "guardrails",
+    "disable_guardrails",
+];
+
+/// Fields whose loss would change the answer: what they ask for happens on Anthropic's side
+/// (remote MCP servers, a code-execution container), so a translated call refuses them.
+const REFUSED: &[&str] = &["mcp_servers", "container"];
+
+/// Notes the fields a translated call cannot honour; every other field the translation
+/// does not read is a hint (`context_management`, `service_tier`, fields newer than this
+/// version) and is dropped, each named in a debug log.
+fn check_untranslated(obj: &Map<String, Value>, lost: &mut Untranslatable) {
+    for key in obj.keys().filter(|k| !TRANSLATED.contains(&k.as_str())) {
+        if REFUSED.contains(&key.as_str()) {
+            lost.note(|| format!("`{key}` (it runs on Anthropic's side)"));
+        } else {
+            tracing::debug!(field = %shown(key), "dropping a Messages field the translation does not carry");
+        }
+    }
+}
+
+fn text_part(block: &Value) -> Result<Value, ApiFailure> {
+    let text = block.get("text").and_then(Value::as_str).ok_or_else(|| bad("a text block needs `text`"))?;
+    let mut part = json!({"type": "text", "text": text});
+    if let Some(cc) = block.get("cache_control") {
+        part["cache_control"] = cc.clone();
+    }
+    Ok(part)
+}
+
+fn user_blocks(
+    blocks: &[Value],
+    i: usize,
+    messages: &mut Vec<Value>,
+    lost: &mut Untranslatable,
+) -> Result<(), ApiFailure> {
+    let mut parts = Vec::new();
+    for block in blocks {
+        match block.get("type").and_then(Value::as_str).unwrap_or_default() {
+            "text" => parts.push(text_part(block)?),
+            "image" => {
+                let source =
+                    block.get("source").ok_or_else(|| bad(format!("messages[{i}]: an image needs `source`")))?;
+                let url = match source.get("type").and_then(Value::as_str) {
+                    Some("base64") => format!(
+                        "data:{};base64,{}",
+                        source.get("media_type").and_then(Value::as_str).unwrap_or("image/png"),
+                        source.get("data").and_then(Value::as_str).unwrap_or_default()
+                    ),
+                    Some("url") => source.get("url").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    other => {
+                        let kind = shown(other.unwrap_or("none"));
+                        lost.note(|| format!("messages[{i}]: an image with a `{kind}` source"));
+                        continue;
+                    }
+                };
+                parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
+            }
+            "document" => {
+                let source = block.get("source").cloned().unwrap_or(Value::Null);
+                match source.get("type").and_then(Value::as_str) {
+                    Some("base64") => parts.push(json!({"type": "file", "file": {
+                        "file_data": format!("data:{};base64,{}",
+                            source.get("media_type").and_then(Value::as_str).unwrap_or("application/pdf"),
+                            source.get("data").and_then(Value::as_str).unwrap_or_default()),
+                    }})),
+                    Some("text") => {
+                        parts.push(json!({"type": "text", "text": source.get("data").cloned().unwrap_or(Value::Null)}))
+                    }
+                    other => {
+                        let kind = shown(other.unwrap_or("none"));
+                        lost.note(|| format!("messages[{i}]: a document with a `{kind}` source"));
+                    }
+                }
+            }
+            "tool_result" => {
+                // Tool results answer the calls before them; other parts follow them.
+                let content = match block.get("content") {
+                    None | Some(Value::Null) => Value::String(String::new()),
+                    Some(Value::String(s)) => Value::String(s.clone()),
+                    Some(Value::Array(items)) => Value::String(
+                        items
+                            .iter()
+                            .filter_map(|b| b.get("text").and_then(Value::as_str))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    ),
+                    Some(_) => {
+                        return Err(bad(format!("messages[{i}]: tool_result content must be a string or blocks")));
+                    }
+                };
+                let id = block.get("tool_use_id").cloned().unwrap_or(Value::Null);
+                messages.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
+            }
+            other => lost.note(|| format!("messages[{i}]: a user `{}` block", shown(other))),
+        }
+    }
+    if !parts.is_empty() {
+        messages.push(json!({"role": "user", "content": parts}));
+    }
+    Ok(())
+}
+
+fn assistant_blocks(blocks: &[Value], i: usize, lost: &mut Untranslatable) -> Value {
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    let mut thinking = Vec::new();
+    let mut reasoning = String::new();
+    for block in blocks {
+        match block.get("type").and_then(Value::as_str).unwrap_or_default() {
+            "text" => text.push_str(block.get("text").and_then(Value::as_str).unwrap_or_default()),
+            "tool_use" => {
+                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
+                calls.push(json!({
+                    "id": block.get("id").cloned().unwrap_or(Value::Null),
+                    "type": "function",
+                    "function": {"name": block.get("name").cloned().unwrap_or(Value::Null), "arguments": input.to_string()},
+                }));
+            }
+            "thinking" => {
+                reasoning.push_str(block.get("thinking").and_then(Value::as_str).unwrap_or_default());
+                thinking.push(block.clone());
+            }
+            "redacted_thinking" => thinking.push(block.clone()),
+            other => lost.note(|| format!("messages[{i}]: an assistant `{}` block", shown(other))),
+        }
+    }
+    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    if !thinking.is_empty() {
+        message["thinking_blocks"] = Value::Array(thinking);
+        message["reasoning_content"] = Value::String(reasoning);
+    }
+    message
+}
+
+/// A client tool as a function tool; a server tool (web search and the like) is noted.
+fn tool(tool: &Value, lost: &mut Untranslatable) -> Option<Value> {
+    if let Some(kind) = tool.get("type").and_then(Value::as_str).filter(|t| *t != "custom") {
+        lost.note(|| format!("the server tool `{}` (it runs on Anthropic's side)", shown(kind)));
+        return None;
+    }
+    let mut function = json!({
+        "name": tool.get("name").cloned().unwrap_or(Value::Null),
+        "parameters": tool.get("input_schema").cloned().unwrap_or_else(|| json!({"type": "object"})),
+    });
+    if let Some(description) = tool.get("description") {
+        function["description"] = description.clone();
+    }
+    let mut out = json!({"type": "function", "function": function});
+    if let Some(cc) = tool.get("cache_control") {
+        out["cache_control"] = cc.clone();
+    }
+    Some(out)
+}

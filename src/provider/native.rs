@@ -1,0 +1,228 @@
+//! A request in a provider's own wire format, passed through to deployments of that format.
+//!
+//! The gateway's `/v1/messages` route builds a [`Native`] from the client's body next to the
+//! OpenAI-shaped request the router speaks. On each attempt, a provider whose format the
+//! body is in (Anthropic's Messages) sends it as the client wrote it, with only the model
+//! and the credentials replaced, and the answer's bytes are kept (the [`Tap`]) as they pass
+//! through the decoder, which still reads usage for receipts, budgets and spend. Any other
+//! provider gets the translated request, and the answer is translated back.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderValue;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::{Error, Result};
+
+/// A client's own request body, sent as it came to providers of its format.
+#[derive(Debug)]
+pub struct Native {
+    body: Bytes,
+    /// Where the model's value (a JSON string, quotes included) is in `body`.
+    model: Range<usize>,
+    version: Option<HeaderValue>,
+    betas: Option<HeaderValue>,
+    beta_query: bool,
+    untranslatable: Option<String>,
+    pub(crate) tap: Arc<Tap>,
+}
+
+#[derive(Deserialize)]
+struct ModelOnly<'a> {
+    #[serde(borrow)]
+    model: &'a RawValue,
+}
+
+impl Native {
+    /// A Messages request body: a JSON object with a string `model` at its top level.
+    pub fn messages(body: Bytes) -> Result<Self> {
+        let found: ModelOnly<'_> =
+            serde_json::from_slice(&body).map_err(|e| Error::invalid(format!("invalid request: {e}"), None))?;
+        let raw = found.model.get();
+        if !raw.starts_with('"') {
+            return Err(Error::invalid("`model` must be a string", Some("model")));
+        }
+        // The raw value borrows from `body`: its offset is where the model stands.
+        let start = (raw.as_ptr() as usize).saturating_sub(body.as_ptr() as usize);
+        let model = start..start + raw.len();
+        if body.get(model.clone()) != Some(raw.as_bytes()) {
+            return Err(Error::invalid("cannot locate `model` in the request body", Some("model")));
+        }
+        Ok(Self {
+            body,
+            model,
+            version: None,
+            betas: None,
+            beta_query: false,
+            untranslatable: None,
+            tap: Arc::default(),
+        })
+    }
+
+    /// The client's `anthropic-version` header, sent in place of the configured one.
+    #[must_use]
+    pub fn version(mut self, version: Option<HeaderValue>) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The client's `anthropic-beta` header, sent with the configured betas.
+    #[must_use]
+    pub fn betas(mut self, betas: Option<HeaderValue>) -> Self {
+        self.betas = betas;
+        self
+    }
+
+    /// Whether the client called with `?beta=true` (kept on the upstream URL).
+    #[must_use]
+    pub fn beta_query(mut self, beta: bool) -> Self {
+        self.beta_query = beta;
+        self
+    }
+
+    /// Why the translated request cannot stand for this one (a server tool, an MCP server:
+    /// something that only the native format carries, and whose loss would change the
+    /// answer). A provider of another format then refuses the call with this reason.
+    #[must_use]
+    pub fn untranslatable(mut self, why: Option<String>) -> Self {
+        self.untranslatable = why;
+        self
+    }
+
+    pub(crate) fn untranslatable_reason(&self) -> Option<&str> {
+        self.untranslatable.as_deref()
+    }
+
+    pub(crate) fn version_header(&self) -> Option<&HeaderValue> {
+        self.version.as_ref()
+    }
+
+    pub(crate) fn beta_header(&self) -> Option<&HeaderValue> {
+        self.betas.as_ref()
+    }
+
+    pub(crate) fn beta_query_kept(&self) -> bool {
+        self.beta_query
+    }
+
+    /// The body with `model` in place of the client's model.
+    pub(crate) fn body_for(&self, model: &str) -> Result<Bytes> {
+        let quoted = serde_json::to_string(model).map_err(|e| Error::invalid(e.to_string(), Some("model")))?;
+        let (head, tail) = (&self.body[..self.model.start], &self.body[self.model.end..]);
+        let mut out = BytesMut::with_capacity(head.len() + quoted.len() + tail.len());
+        out.extend_from_slice(head);
+        out.extend_from_slice(quoted.as_bytes());
+        out.extend_from_slice(tail);
+        Ok(out.freeze())
+    }
+
+    /// Whether the last attempt went out in the native format: the answer's bytes are then
+    /// the provider's, unchanged, and [`Native::take`] hands them over.
+    pub fn answered(&self) -> bool {
+        self.tap.state().native
+    }
+
+    /// The answer's bytes that arrived since the last take (a stream's, as they come).
+    pub fn take(&self) -> Bytes {
+        let mut state = self.tap.state();
+        match state.pieces.len() {
+            0 => Bytes::new(),
+            1 => state.pieces.pop_front().unwrap_or_default(),
+            _ => {
+                let mut out = BytesMut::with_capacity(state.pieces.iter().map(Bytes::len).sum());
+                for piece in state.pieces.drain(..) {
+                    out.extend_from_slice(&piece);
+                }
+                out.freeze()
+            }
+        }
+    }
+
+    /// Serves the translated answer instead (a guardrail changed it).
+    pub fn abandon(&self) {
+        let mut state = self.tap.state();
+        state.native = false;
+        state.pieces.clear();
+    }
+}
+
+/// The answer's bytes as they pass, for the caller of a native request.
+#[derive(Debug, Default)]
+pub(crate) struct Tap {
+    state: Mutex<TapState>,
+}
+
+#[derive(Debug, Default)]
+struct TapState {
+    native: bool,
+    pieces: VecDeque<Bytes>,
+}
+
+impl Tap {
+    fn state(&self) -> std::sync::MutexGuard<'_, TapState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A new attempt: what an earlier one kept is dropped.
+    pub(crate) fn begin(&self, native: bool) {
+        let mut state = self.state();
+        state.native = native;
+        state.pieces.clear();
+    }
+
+    /// Keeps a piece of the answer (a clone of a reference-counted buffer).
+    pub(crate) fn push(&self, piece: &Bytes) {
+        let mut state = self.state();
+        if state.native && !piece.is_empty() {
+            state.pieces.push_back(piece.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_model_changes_and_everything_else_is_byte_for_byte() {
+        let body = r#"{ "max_tokens":5,"model" : "claude-x" ,"messages":[{"role":"user","content":"model"}],"z":{"model":"inner"}}"#;
+        let native = Native::messages(Bytes::from(body)).unwrap();
+        let out = native.body_for("claude-sonnet-4-5-20250929").unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            body.replacen("\"claude-x\"", "\"claude-sonnet-4-5-20250929\"", 1)
+        );
+        // A model name that needs escaping is escaped.
+        let out = native.body_for("a\"b").unwrap();
+        assert!(std::str::from_utf8(&out).unwrap().contains(r#""model" : "a\"b" ,"#));
+    }
+
+    #[test]
+    fn a_missing_or_non_string_model_is_refused() {
+        assert!(Native::messages(Bytes::from_static(b"{\"messages\":[]}")).is_err());
+        assert!(Native::messages(Bytes::from_static(b"{\"model\":5}")).is_err());
+        assert!(Native::messages(Bytes::from_static(b"[1]")).is_err());
+    }
+
+    #[test]
+    fn the_tap_keeps_only_native_attempts_and_each_attempt_starts_clean() {
+        let native = Native::messages(Bytes::from_static(b"{\"model\":\"m\"}")).unwrap();
+        native.tap.push(&Bytes::from_static(b"ignored"));
+        assert!(!native.answered());
+        assert!(native.take().is_empty());
+        native.tap.begin(true);
+        native.tap.push(&Bytes::from_static(b"first "));
+        native.tap.begin(true);
+        native.tap.push(&Bytes::from_static(b"a"));
+        native.tap.push(&Bytes::from_static(b"b"));
+        assert!(native.answered());
+        assert_eq!(&native.take()[..], b"ab");
+        assert!(native.take().is_empty());
+        native.abandon();
+        assert!(!native.answered());
+    }
+}

@@ -1,0 +1,268 @@
+//! `/v1/messages` to an Anthropic upstream (wiremock): the request goes out as the client
+//! sent it with only the model and the credentials replaced, the client's version and betas
+//! go with it (`?beta=true` kept), and the answer and every stream event come back as the
+//! upstream sent them, while usage still reaches the spend log. A group that falls back to
+//! an OpenAI-format deployment is translated there, and what only Anthropic can do is
+//! refused by name.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{HeaderMap, Request, StatusCode};
+use serde_json::{Value, json};
+use switchyard::gateway::{Config, Gateway, app};
+use tower::ServiceExt as _;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const MASTER: &str = "sk-master-for-passthrough";
+
+/// A whole Anthropic answer with what this version does not know: a server tool's blocks, a
+/// top-level field from the future.
+const ANSWER: &str = r#"{"id":"msg_01PT","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{"query":"paris"}},{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[]},{"type":"text","text":"Sunny in Paris."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1200,"output_tokens":34,"cache_read_input_tokens":1000,"server_tool_use":{"web_search_requests":1}},"container":null,"context_management":{"applied_edits":[]}}"#;
+
+/// A stream with an event type and a delta type this version does not know.
+const STREAM: &str = concat!(
+    "event: message_start\n",
+    "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01ST\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5-20250929\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":900,\"output_tokens\":1}}}\n\n",
+    "event: ping\n",
+    "data: {\"type\":\"ping\"}\n\n",
+    "event: content_block_start\n",
+    "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+    "event: content_block_delta\n",
+    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Sunny\"}}\n\n",
+    "event: content_block_delta\n",
+    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"citations_delta\",\"citation\":{\"type\":\"char_location\"}}}\n\n",
+    "event: future_event\n",
+    "data: {\"type\":\"future_event\",\"anything\":[1,2,3]}\n\n",
+    "event: content_block_stop\n",
+    "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+    "event: message_delta\n",
+    "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":40}}\n\n",
+    "event: message_stop\n",
+    "data: {\"type\":\"message_stop\"}\n\n",
+);
+
+/// Claude Code's kind of request: a system-role message, adaptive thinking, effort,
+/// context management, cache markers, a server tool; written oddly (spacing, key order) so
+/// any re-serialisation would show.
+const REQUEST: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":32000,
+  "messages":[{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]},
+              {"role":"system","content":[{"type":"text","text":"Be brief."}]}],
+  "thinking":{"type":"adaptive","display":"omitted"},"output_config":{"effort":"high"},
+  "context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]},
+  "metadata":{"user_id":"user_abc"},"zeta_future_field":{"b":2,"a":1},
+  "tools":[{"type":"web_search_20250305","name":"web_search","max_uses":2}],
+  "stream":STREAM}"#;
+
+fn request(stream: bool) -> String {
+    REQUEST.replace("STREAM", if stream { "true" } else { "false" })
+}
+
+async fn anthropic_upstream() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(wiremock::matchers::body_string_contains("\"stream\":true"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_raw(STREAM, "text/event-stream"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(ANSWER, "application/json"))
+        .mount(&server)
+        .await;
+    server
+}
+
+async fn gateway(yaml: &str) -> axum::Router {
+    let config = Config::parse(yaml).unwrap_or_else(|e| panic!("{e}"));
+    let path = std::env::temp_dir().join(format!("switchyard-passthrough-{:016x}.db", fastrand::u64(..)));
+    let database = format!("sqlite://{}", path.display());
+    let env = move |name: &str| match name {
+        "SWITCHYARD_MASTER_KEY" => Some(MASTER.to_string()),
+        "SWITCHYARD_DATABASE_URL" => Some(database.clone()),
+        _ => None,
+    };
+    app(Arc::new(Gateway::from_config(&config, &env).await.unwrap_or_else(|e| panic!("{e}"))))
+}
+
+fn config(anthropic: &str) -> String {
+    format!(
+        "model_list:\n  - model_name: claude-sonnet-4-5\n    litellm_params: {{model: anthropic/claude-sonnet-4-5-20250929, api_base: '{anthropic}', api_key: sk-ant-upstream, input_cost_per_token: 0.000003, output_cost_per_token: 0.000015, extra_headers: {{anthropic-beta: configured-beta-1}}}}\n"
+    )
+}
+
+async fn post(app: &axum::Router, uri: &str, body: String) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let request = Request::post(uri)
+        .header("authorization", format!("Bearer {MASTER}"))
+        .header("anthropic-version", "2099-01-01")
+        .header("anthropic-beta", "claude-code-20250219,interleaved-thinking-2025-05-14")
+        .header("anthropic-beta", "context-management-2025-06-27")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = app.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
+    let (status, headers) = (response.status(), response.headers().clone());
+    (status, headers, to_bytes(response.into_body(), usize::MAX).await.unwrap_or_else(|e| panic!("{e}")).to_vec())
+}
+
+async fn spend_rows(app: &axum::Router, at_least: usize) -> Vec<Value> {
+    for _ in 0..250 {
+        let request = Request::get("/spend/logs")
+            .header("authorization", format!("Bearer {MASTER}"))
+            .body(Body::empty())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let response = app.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
+        let rows: Value = serde_json::from_slice(&to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default())
+            .unwrap_or_default();
+        if rows.as_array().is_some_and(|r| r.len() >= at_least) {
+            return rows.as_array().cloned().unwrap_or_default();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("fewer than {at_least} spend rows");
+}
+
+/// What the upstream received, in order.
+async fn received(server: &MockServer) -> Vec<wiremock::Request> {
+    server.received_requests().await.unwrap_or_default()
+}
+
+fn header<'a>(request: &'a wiremock::Request, name: &str) -> Option<&'a str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn a_whole_answer_passes_through_both_ways_and_is_still_metered() {
+    let server = anthropic_upstream().await;
+    let app = gateway(&config(&server.uri())).await;
+    let (status, headers, body) = post(&app, "/v1/messages?beta=true", request(false)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    // The upstream's bytes, unchanged: blocks and fields this version does not know included.
+    assert_eq!(String::from_utf8_lossy(&body), ANSWER);
+    assert_eq!(headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
+
+    let sent = received(&server).await;
+    assert_eq!(sent.len(), 1);
+    let upstream = &sent[0];
+    assert_eq!(upstream.url.query(), Some("beta=true"));
+    // Byte for byte but the model: the deployment's id in place of the client's name.
+    let expected = request(false).replacen("\"claude-sonnet-4-5\"", "\"claude-sonnet-4-5-20250929\"", 1);
+    assert_eq!(String::from_utf8_lossy(&upstream.body), expected);
+    assert_eq!(header(upstream, "x-api-key"), Some("sk-ant-upstream"));
+    assert_eq!(header(upstream, "authorization"), None, "the gateway's own key never goes upstream");
+    assert_eq!(header(upstream, "anthropic-version"), Some("2099-01-01"));
+    assert_eq!(
+        header(upstream, "anthropic-beta"),
+        Some("configured-beta-1,claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27")
+    );
+
+    // Usage read from the same bytes: the spend row has the tokens and the cost.
+    let rows = spend_rows(&app, 1).await;
+    let row = &rows[0];
+    assert_eq!(row["status"], "success", "{row}");
+    assert_eq!(row["prompt_tokens"], 2200, "input plus cache reads: {row}");
+    assert_eq!(row["completion_tokens"], 34, "{row}");
+    assert!(row["spend"].as_f64().is_some_and(|s| s > 0.0), "{row}");
+}
+
+#[tokio::test]
+async fn every_stream_event_passes_through_as_it_came() {
+    let server = anthropic_upstream().await;
+    let app = gateway(&config(&server.uri())).await;
+    let (status, headers, body) = post(&app, "/v1/messages", request(true)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers.get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"));
+    assert_eq!(String::from_utf8_lossy(&body), STREAM);
+    let sent = received(&server).await;
+    assert_eq!(sent[0].url.query(), None, "no `?beta=true` when the client did not send it");
+    let expected = request(true).replacen("\"claude-sonnet-4-5\"", "\"claude-sonnet-4-5-20250929\"", 1);
+    assert_eq!(String::from_utf8_lossy(&sent[0].body), expected);
+
+    let rows = spend_rows(&app, 1).await;
+    assert_eq!(rows[0]["prompt_tokens"], 900, "{}", rows[0]);
+    assert_eq!(rows[0]["completion_tokens"], 40, "{}", rows[0]);
+}
+
+#[tokio::test]
+async fn our_guardrail_fields_are_taken_out_before_the_body_goes_upstream() {
+    let server = anthropic_upstream().await;
+    let app = gateway(&config(&server.uri())).await;
+    let body = request(false).replacen("{\"model\"", "{\"disable_guardrails\":[],\"model\"", 1);
+    let (status, _, answer) = post(&app, "/v1/messages", body).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    let sent: Value = serde_json::from_slice(&received(&server).await[0].body).unwrap_or_default();
+    assert!(sent.get("disable_guardrails").is_none(), "{sent}");
+    assert_eq!(sent["model"], "claude-sonnet-4-5-20250929");
+    assert_eq!(sent["zeta_future_field"], json!({"a": 1, "b": 2}));
+}
+
+/// A group whose Anthropic deployment fails over to an OpenAI-format one.
+async fn falling_back(anthropic: &MockServer, openai: &MockServer) -> axum::Router {
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "From OpenAI."}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+        })))
+        .mount(openai)
+        .await;
+    let yaml = format!(
+        "model_list:\n  - model_name: claude-sonnet-4-5\n    litellm_params: {{model: anthropic/claude-sonnet-4-5-20250929, api_base: '{}', api_key: sk-ant}}\n  - model_name: backup\n    litellm_params: {{model: openai/gpt-4o, api_base: '{}/v1', api_key: sk-oa}}\nrouter_settings: {{num_retries: 0, fallbacks: [{{claude-sonnet-4-5: [backup]}}]}}\n",
+        anthropic.uri(),
+        openai.uri()
+    );
+    gateway(&yaml).await
+}
+
+#[tokio::test]
+async fn a_fallback_to_another_format_is_translated_and_answers_in_anthropics_shape() {
+    let (anthropic, openai) = (MockServer::start().await, MockServer::start().await);
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(529).set_body_raw(
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            "application/json",
+        ))
+        .mount(&anthropic)
+        .await;
+    let app = falling_back(&anthropic, &openai).await;
+    // No server tool: everything left out of the translation is a hint.
+    let body = request(false).replace(r#"{"type":"web_search_20250305","name":"web_search","max_uses":2}"#, "");
+    let (status, _, answer) = post(&app, "/v1/messages", body.replace("\"tools\":[],", "")).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    let answer: Value = serde_json::from_slice(&answer).unwrap_or_default();
+    assert_eq!(answer["type"], "message", "{answer}");
+    assert_eq!(answer["content"][0]["text"], "From OpenAI.", "{answer}");
+    let sent: Value = serde_json::from_slice(&received(&openai).await[0].body).unwrap_or_default();
+    assert_eq!(sent["model"], "gpt-4o");
+    assert_eq!(sent["messages"][1]["role"], "system", "the system-role message stays where it stood: {sent}");
+    assert!(sent.get("context_management").is_none(), "{sent}");
+}
+
+#[tokio::test]
+async fn what_only_anthropic_can_do_is_refused_by_name_where_it_would_be_translated() {
+    let (anthropic, openai) = (MockServer::start().await, MockServer::start().await);
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(529).set_body_raw(
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            "application/json",
+        ))
+        .mount(&anthropic)
+        .await;
+    let app = falling_back(&anthropic, &openai).await;
+    let (status, _, answer) = post(&app, "/v1/messages", request(false)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&answer));
+    let answer: Value = serde_json::from_slice(&answer).unwrap_or_default();
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert_eq!(answer["error"]["type"], "invalid_request_error", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("web_search_20250305"), "{message}");
+    assert!(received(&openai).await.is_empty(), "nothing was sent to the OpenAI deployment");
+}
