@@ -3,7 +3,7 @@
 //! The gateway's `/v1/messages` route builds a [`Native`] from the client's body next to the
 //! OpenAI-shaped request the router speaks. On each attempt, a provider whose format the
 //! body is in (Anthropic's Messages) sends it as the client wrote it, with only the model
-//! and the credentials replaced, and the answer's bytes are kept (the [`Tap`]) as they pass
+//! and the credentials replaced, and the answer's bytes are kept (a tap) as they pass
 //! through the decoder, which still reads usage for receipts, budgets and spend. Any other
 //! provider gets the translated request, and the answer is translated back.
 
