@@ -52,6 +52,8 @@ pub(crate) struct Chat<'r>(pub &'r ChatRequest, pub Option<&'r Native>);
 pub(crate) struct Stream<'r>(pub &'r ChatRequest, pub Option<&'r Native>);
 /// Embeddings.
 pub(crate) struct Embed<'r>(pub &'r EmbeddingRequest);
+/// The exact input tokens of a native body.
+pub(crate) struct CountNative<'r>(pub &'r Native);
 /// The provider's models (the model argument is not used).
 pub(crate) struct Models;
 
@@ -91,6 +93,15 @@ impl Operation for Embed<'_> {
         drop: bool,
     ) -> Result<EmbeddingResponse> {
         dispatch::embed(provider, transport, self.0, &Ctx::for_embed(model, self.0, drop)).await
+    }
+}
+
+impl Operation for CountNative<'_> {
+    type Output = u64;
+    const STREAM: bool = false;
+
+    async fn attempt(&self, provider: &Provider, transport: &Transport, model: &str, _: bool) -> Result<u64> {
+        dispatch::count_native(provider, transport, self.0, model).await
     }
 }
 

@@ -266,3 +266,41 @@ async fn what_only_anthropic_can_do_is_refused_by_name_where_it_would_be_transla
     assert!(message.contains("web_search_20250305"), "{message}");
     assert!(received(&openai).await.is_empty(), "nothing was sent to the OpenAI deployment");
 }
+
+#[tokio::test]
+async fn count_tokens_is_forwarded_for_an_exact_count_and_estimated_when_the_upstream_fails() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages/count_tokens"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"input_tokens": 4321})))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages/count_tokens"))
+        .respond_with(ResponseTemplate::new(500).set_body_raw(
+            r#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#,
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let app = gateway(&config(&server.uri())).await;
+    let body = r#"{"model":"claude-sonnet-4-5", "messages":[{"role":"user","content":"count me"}],"system":"s"}"#;
+    let (status, headers, answer) = post(&app, "/v1/messages/count_tokens?beta=true", body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(serde_json::from_slice::<Value>(&answer).unwrap_or_default(), json!({"input_tokens": 4321}));
+    assert_eq!(headers.get("x-switchyard-token-count").and_then(|v| v.to_str().ok()), Some("exact"));
+    let sent = received(&server).await;
+    assert_eq!(sent[0].url.path(), "/v1/messages/count_tokens");
+    assert_eq!(sent[0].url.query(), Some("beta=true"));
+    assert_eq!(String::from_utf8_lossy(&sent[0].body), body.replace("claude-sonnet-4-5", "claude-sonnet-4-5-20250929"));
+    assert_eq!(header(&sent[0], "x-api-key"), Some("sk-ant-upstream"));
+    assert_eq!(header(&sent[0], "anthropic-version"), Some("2099-01-01"));
+
+    // The upstream fails: the tokenizer's count, marked as such, rather than an error.
+    let (status, headers, answer) = post(&app, "/v1/messages/count_tokens", body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(headers.get("x-switchyard-token-count").and_then(|v| v.to_str().ok()), Some("estimate"));
+    let counted = serde_json::from_slice::<Value>(&answer).unwrap_or_default()["input_tokens"].as_u64();
+    assert!(counted.is_some_and(|n| n > 0 && n < 100), "{counted:?}");
+}

@@ -99,6 +99,36 @@ fn encode<'c, 'n, A: Adapter>(
     Ok((adapter.encode_chat(request, ctx)?, None, *ctx))
 }
 
+/// The exact input tokens of a native body, counted by the provider; an `Unsupported`
+/// error where it has no count for the format.
+pub(crate) async fn count_native(
+    provider: &Provider,
+    transport: &Transport,
+    native: &Native,
+    model: &str,
+) -> Result<u64> {
+    with_adapter!(provider, adapter => {
+        let token = token(adapter).await?;
+        let ctx = Ctx { auth_token: token.as_ref(), ..Ctx::new(model) };
+        let Some(http_request) = adapter.encode_native_count(native, &ctx) else {
+            return Err(Error::Unsupported { provider: adapter.kind(), feature: "counting tokens".into() });
+        };
+        let response = send_whole(adapter, transport, http_request?).await?;
+        #[derive(serde::Deserialize)]
+        struct Count {
+            input_tokens: u64,
+        }
+        serde_json::from_slice::<Count>(response.body())
+            .map(|c| c.input_tokens)
+            .map_err(|e| Error::decode(adapter.kind(), "token count", e, response.body().clone()))
+    })
+}
+
+/// Whether the provider counts native bodies exactly.
+pub(crate) fn counts_native(provider: &Provider) -> bool {
+    matches!(provider, Provider::Anthropic(_))
+}
+
 /// Embeddings.
 pub(crate) async fn embed(
     provider: &Provider,

@@ -194,6 +194,16 @@ pub trait Adapter: Send + Sync {
         None
     }
 
+    /// Builds the request that counts a native body's input tokens exactly (Anthropic's
+    /// `count_tokens`); `None` where the provider has no such count for the format.
+    fn encode_native_count(
+        &self,
+        _native: &native::Native,
+        _ctx: &Ctx<'_>,
+    ) -> Option<Result<http::Request<Bytes>>> {
+        None
+    }
+
     /// Reads a successful chat completion.
     fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse>;
 

@@ -10,6 +10,8 @@ use super::ops::{FirstChunk, Opened};
 use super::{CallOptions, Inner, Routed, RoutedStream, Router};
 use crate::cache::{ResponseCache, replay_chunks};
 use crate::engine;
+use crate::provider::dispatch;
+use crate::provider::native::Native;
 use crate::error::{Error, Result};
 use crate::hooks::EventKind;
 use crate::pricing::Receipt;
@@ -175,6 +177,15 @@ impl Router {
 }
 
 impl Router {
+    /// The exact input tokens of a request in a provider's own format, counted by the
+    /// group's first deployment whose provider counts that format (Anthropic's
+    /// `count_tokens`), with the engine's retries; `None` when no deployment does. A count
+    /// is free: no receipt, no hook event, no limits.
+    pub async fn count_native(&self, group: &str, native: &Native) -> Option<Result<u64>> {
+        let live = self.inner.groups.get(group)?.iter().find(|l| dispatch::counts_native(&l.provider))?;
+        Some(self.inner.engine.call(&engine::CountNative(native), &live.provider, &live.model).await)
+    }
+
     /// The price of `usage` on a deployment (by id), for calls whose usage is known only
     /// in part (a stream cut by a budget).
     pub fn price_on(&self, deployment: &str, usage: &CompletionUsage) -> Option<Receipt> {

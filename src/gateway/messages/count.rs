@@ -1,11 +1,13 @@
 //! `POST /v1/messages/count_tokens`: the input tokens a Messages request would use.
 //!
-//! Counted with the tokenizers the router has for the group's deployments (the largest
-//! count over them, as admission counts), and marked as an estimate with
-//! `x-switchyard-token-count: estimate`: no deployment's upstream is asked, so the count
-//! costs nothing and works for every provider. The body is a Messages request without
-//! `max_tokens`; authentication, the key's model list and the errors (Anthropic's envelope)
-//! are those of `/v1/messages`.
+//! Where the group has an Anthropic deployment, the body is forwarded to its
+//! `count_tokens` as it came (the model and credentials replaced, the client's version and
+//! betas with it), and the count is exact (`x-switchyard-token-count: exact`). Elsewhere, or
+//! when that upstream cannot answer (it is down, overloaded), the tokenizers the router has
+//! for the group's deployments count it (the largest count over them, as admission counts),
+//! marked `x-switchyard-token-count: estimate`. A count is free: no spend row, no limits.
+//! The body is a Messages request without `max_tokens`; authentication, the key's model list
+//! and the errors (Anthropic's envelope) are those of `/v1/messages`.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -29,9 +31,11 @@ pub const COUNT_HEADER: &str = "x-switchyard-token-count";
 pub(in super::super) async fn count_tokens(
     State(gateway): State<Arc<Gateway>>,
     Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    uri: Uri,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match count(&gateway, &principal, raw).await {
+    match count(&gateway, &principal, &headers, &uri, raw).await {
         Ok(response) => response,
         Err(failure) => anthropic_error(&failure),
     }
@@ -40,10 +44,13 @@ pub(in super::super) async fn count_tokens(
 async fn count(
     gateway: &Gateway,
     principal: &Principal,
+    headers: &HeaderMap,
+    uri: &Uri,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiFailure> {
     let bytes = super::body(raw)?;
     let mut value = super::parse_json(&bytes)?;
+    let native = super::native::request(bytes, &value, headers, uri, None)?;
     // A count has no output: `max_tokens` is not part of its body, and the description we
     // check against requires it, so a placeholder stands in (it does not change the count).
     if let Some(object) = value.as_object_mut() {
@@ -51,6 +58,13 @@ async fn count(
     }
     let (request, _) = super::checked(&value)?;
     check_model(principal, &request.model)?;
+    match gateway.router.count_native(&request.model, &native).await {
+        Some(Ok(tokens)) => return Ok(answer(tokens, "exact")),
+        // The client's mistake, as the upstream saw it.
+        Some(Err(err)) if err.kind() == ErrorKind::InvalidRequest => return Err(err.into()),
+        Some(Err(err)) => tracing::warn!(error = %err, "the upstream could not count tokens; estimating"),
+        None => {}
+    }
     let Some(estimate) = gateway.router.estimate(&request).await else {
         return Err(ApiFailure::new(
             ErrorKind::NotFound,
@@ -58,7 +72,11 @@ async fn count(
         )
         .code("model_not_found"));
     };
-    let mut response = (StatusCode::OK, axum::Json(json!({"input_tokens": estimate.prompt_tokens}))).into_response();
-    response.headers_mut().insert(COUNT_HEADER, HeaderValue::from_static("estimate"));
-    Ok(response)
+    Ok(answer(estimate.prompt_tokens, "estimate"))
+}
+
+fn answer(tokens: u64, how: &'static str) -> Response {
+    let mut response = (StatusCode::OK, axum::Json(json!({"input_tokens": tokens}))).into_response();
+    response.headers_mut().insert(COUNT_HEADER, HeaderValue::from_static(how));
+    response
 }

@@ -44,6 +44,31 @@ impl Anthropic {
     }
 }
 
+impl Anthropic {
+    fn native_post(&self, native: &Native, ctx: &Ctx<'_>, path: &str) -> Result<http::Request<Bytes>> {
+        let body = native.body_for(ctx.model)?;
+        let mut headers = self.headers.clone();
+        if let Some(version) = native.version_header() {
+            headers.insert("anthropic-version", version.clone());
+        }
+        if let Some(betas) = native.beta_header() {
+            let joined = match headers.get("anthropic-beta") {
+                Some(configured) => merge_betas(configured, betas)?,
+                None => betas.clone(),
+            };
+            headers.insert("anthropic-beta", joined);
+        }
+        // The base may end with `/v1/messages` (LiteLLM's `api_base` rule); the count's path
+        // goes after the messages path.
+        let mut url = join_url(&self.base_url, "/v1/messages");
+        url.push_str(path.trim_start_matches("/v1/messages"));
+        if native.beta_query_kept() {
+            url.push_str("?beta=true");
+        }
+        post_json(&url, body, &headers)
+    }
+}
+
 /// What the mapping needs to know about a Claude model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelFacts {
@@ -90,24 +115,12 @@ impl Adapter for Anthropic {
     /// the client's `anthropic-version` (else ours) and its betas after the configured ones;
     /// `?beta=true` is kept.
     fn encode_native(&self, native: &Native, ctx: &Ctx<'_>) -> Option<Result<http::Request<Bytes>>> {
-        Some(native.body_for(ctx.model).and_then(|body| {
-            let mut headers = self.headers.clone();
-            if let Some(version) = native.version_header() {
-                headers.insert("anthropic-version", version.clone());
-            }
-            if let Some(betas) = native.beta_header() {
-                let joined = match headers.get("anthropic-beta") {
-                    Some(configured) => merge_betas(configured, betas)?,
-                    None => betas.clone(),
-                };
-                headers.insert("anthropic-beta", joined);
-            }
-            let mut url = join_url(&self.base_url, "/v1/messages");
-            if native.beta_query_kept() {
-                url.push_str("?beta=true");
-            }
-            post_json(&url, body, &headers)
-        }))
+        Some(self.native_post(native, ctx, "/v1/messages"))
+    }
+
+    /// `POST /v1/messages/count_tokens` with the client's body, as [`Self::encode_native`].
+    fn encode_native_count(&self, native: &Native, ctx: &Ctx<'_>) -> Option<Result<http::Request<Bytes>>> {
+        Some(self.native_post(native, ctx, "/v1/messages/count_tokens"))
     }
 
     fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse> {
