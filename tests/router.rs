@@ -640,3 +640,30 @@ async fn a_calls_owner_is_told_its_end_before_the_hooks_and_comes_back_typed_in_
     assert_eq!(ended, vec![(EventKind::Success, 0), (EventKind::Failure, 1), (EventKind::StreamEnd, 2)]);
     assert!(*typed.lock().unwrap_or_else(|e| e.into_inner()), "a hook gets the owner back as its own type");
 }
+
+#[tokio::test]
+async fn wildcard_groups_serve_the_names_they_match_and_exact_names_come_first() {
+    let (claude, exact, any) = (ok_upstream("claude").await, ok_upstream("exact").await, ok_upstream("any").await);
+    let router = builder()
+        .deployment("claude-*", at(&claude))
+        .deployment("claude-opus-4", at(&exact))
+        .deployment("*", at(&any))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (name, served_by, group) in [
+        ("claude-sonnet-4-5-20250929", "claude", "claude-*"),
+        ("claude-opus-4", "exact", "claude-opus-4"),
+        ("llama-3", "any", "*"),
+    ] {
+        let answer = router
+            .chat(&ChatRequest::new(name, vec![ChatMessage::user("hi")]))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(answer.response.text(), Some(served_by), "{name}");
+        assert_eq!(answer.report.group, group, "{name}");
+        assert_eq!(router.resolve(name), Some(group));
+    }
+    let without_catch_all = builder().deployment("claude-*", at(&claude)).build().unwrap_or_else(|e| panic!("{e}"));
+    let err = without_catch_all.chat(&ChatRequest::new("gpt-4o", vec![ChatMessage::user("hi")])).await.err();
+    assert_eq!(err.map(|e| e.kind()), Some(ErrorKind::NotFound));
+}

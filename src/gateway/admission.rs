@@ -155,9 +155,15 @@ impl Drop for Admission {
 }
 
 /// The model check of [`admit`], made before the guardrails run too.
+/// Whether a key's model entry allows a name: the name itself, or a wildcard (`claude-*`)
+/// that matches it.
+fn allows(entry: &str, name: &str) -> bool {
+    entry == name || (entry.contains('*') && crate::router::name_matches(entry, name))
+}
+
 pub(super) fn check_model(principal: &Principal, group: &str) -> Result<(), ApiFailure> {
     match principal.key() {
-        Some(key) if !key.models.is_empty() && !key.models.iter().any(|m| m == group) => Err(ApiFailure::new(
+        Some(key) if !key.models.is_empty() && !key.models.iter().any(|m| allows(m, group)) => Err(ApiFailure::new(
             ErrorKind::PermissionDenied,
             format!(
                 "the key {} may not use the model `{}` (it may use: {})",

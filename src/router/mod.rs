@@ -37,6 +37,7 @@ use crate::transport::{RetryPolicy, Timeouts};
 mod call;
 mod deployment;
 mod group;
+mod names;
 mod ops;
 pub mod policy;
 mod route;
@@ -48,6 +49,7 @@ pub use crate::hooks::CallContext;
 #[cfg(feature = "gateway")]
 pub(crate) use call::call_id;
 pub use deployment::Deployment;
+pub use names::matches as name_matches;
 pub use policy::Strategy;
 pub use sizing::{DEFAULT_RESERVED_OUTPUT, Estimate};
 pub use state::SharedState;
@@ -131,6 +133,7 @@ pub struct Router {
 
 pub(crate) struct Inner {
     groups: HashMap<String, Vec<Arc<Live>>>,
+    patterns: names::Patterns,
     strategy: Strategy,
     allowed_fails: u64,
     cooldown: Duration,
@@ -144,6 +147,19 @@ pub(crate) struct Inner {
     hooks: Hooks,
     engine: Engine,
     rng: Mutex<fastrand::Rng>,
+}
+
+impl Inner {
+    /// The group serving `name` (see [`Router::resolve`]).
+    pub(crate) fn resolve<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        if self.groups.contains_key(name) { Some(name) } else { self.patterns.find(name) }
+    }
+
+    /// The group serving `name`, or the name itself (the routing loop then says no group
+    /// serves it).
+    pub(crate) fn group_for<'a>(&'a self, name: &'a str) -> &'a str {
+        self.resolve(name).unwrap_or(name)
+    }
 }
 
 impl fmt::Debug for Router {
@@ -171,6 +187,12 @@ impl Router {
         let mut names: Vec<&str> = self.inner.groups.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
+    }
+
+    /// The group that serves a model name: the group of that name, else the most specific
+    /// wildcard group matching it (`claude-*`); `None` when none does.
+    pub fn resolve<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.inner.resolve(name)
     }
 
     /// The deployment ids of a group.
@@ -400,6 +422,7 @@ impl RouterBuilder {
         let engine = Engine::new(self.retry, self.timeouts, self.drop_params)?;
         Ok(Router {
             inner: Arc::new(Inner {
+                patterns: names::Patterns::new(groups.keys()),
                 groups,
                 strategy: self.strategy,
                 allowed_fails: self.allowed_fails,

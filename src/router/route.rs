@@ -50,7 +50,7 @@ impl Router {
     /// A chat completion with per-call options (cache control).
     pub async fn chat_with(&self, request: &ChatRequest, options: CallOptions) -> Result<Routed<ChatResponse>> {
         let inner = &self.inner;
-        let mut call = Call::new(inner, &request.model, false, options.context.clone());
+        let mut call = Call::new(inner, inner.group_for(&request.model), false, options.context.clone());
         let span = tracing::info_span!("switchyard.call", call_id = %call.id, group = %call.group, stream = false);
         async {
             let cache_key = match inner.cache_key(request, &options) {
@@ -98,7 +98,7 @@ impl Router {
     /// A streamed chat completion with per-call options.
     pub async fn chat_stream_with(&self, request: &ChatRequest, options: CallOptions) -> Result<RoutedStream> {
         let inner = &self.inner;
-        let mut call = Call::new(inner, &request.model, true, options.context.clone());
+        let mut call = Call::new(inner, inner.group_for(&request.model), true, options.context.clone());
         let span = tracing::info_span!("switchyard.call", call_id = %call.id, group = %call.group, stream = true);
         let include_usage = request.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false);
         async {
@@ -155,7 +155,7 @@ impl Router {
         options: CallOptions,
     ) -> Result<Routed<EmbeddingResponse>> {
         let inner = &self.inner;
-        let mut call = Call::new(inner, &request.model, false, options.context);
+        let mut call = Call::new(inner, inner.group_for(&request.model), false, options.context);
         let span = tracing::info_span!("switchyard.call", call_id = %call.id, group = %call.group, stream = false);
         async {
             let placed = match inner.run(&mut call, &engine::Embed(request)).await {
@@ -182,7 +182,7 @@ impl Router {
     /// `count_tokens`), with the engine's retries; `None` when no deployment does. A count
     /// is free: no receipt, no hook event, no limits.
     pub async fn count_native(&self, group: &str, native: &Native) -> Option<Result<u64>> {
-        let live = self.inner.groups.get(group)?.iter().find(|l| dispatch::counts_native(&l.provider))?;
+        let live = self.inner.groups.get(self.inner.resolve(group)?)?.iter().find(|l| dispatch::counts_native(&l.provider))?;
         Some(self.inner.engine.call(&engine::CountNative(native), &live.provider, &live.model).await)
     }
 

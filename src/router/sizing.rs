@@ -84,7 +84,7 @@ impl Router {
     /// What this request can be expected to use on its group ([`Estimate`]); `None` when
     /// the group is unknown. Large prompts are counted off the event loop.
     pub async fn estimate(&self, request: &ChatRequest) -> Option<Estimate> {
-        let deployments = self.inner.groups.get(&request.model)?;
+        let deployments = self.inner.groups.get(self.inner.resolve(&request.model)?)?;
         let mut sizing = Sizing::new(Some(request));
         let mut estimate = Estimate::default();
         // Each of `n` choices has its own output.
