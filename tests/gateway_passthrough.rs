@@ -278,10 +278,10 @@ async fn count_tokens_is_forwarded_for_an_exact_count_and_estimated_when_the_ups
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/messages/count_tokens"))
-        .respond_with(ResponseTemplate::new(500).set_body_raw(
-            r#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#,
-            "application/json",
-        ))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_raw(r#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#, "application/json"),
+        )
         .mount(&server)
         .await;
     let app = gateway(&config(&server.uri())).await;

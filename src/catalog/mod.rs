@@ -161,6 +161,10 @@ pub struct Quirks {
     /// Parameters always removed before sending (a config-declared provider's `drop_params`:
     /// the operator chose to drop them).
     pub dropped: &'static [&'static str],
+    /// The vendor reads Anthropic's `cache_control` markers (on content parts and tools) and
+    /// thinking blocks (on assistant messages); everywhere else they are taken out, as
+    /// OpenAI-format APIs reject them.
+    pub keeps_cache_control: bool,
 }
 
 impl Quirks {
@@ -172,5 +176,6 @@ impl Quirks {
         max_tokens_only: false,
         base_suffix: "",
         dropped: &[],
+        keeps_cache_control: false,
     };
 }

@@ -50,7 +50,8 @@ pub static VENDORS: &[CompatVendor] = &[
         base_url: "https://openrouter.ai/api/v1",
         key_env: &["OPENROUTER_API_KEY"],
         key_required: true,
-        quirks: Quirks::NONE,
+        // It passes them on to Anthropic's (and Gemini's) models.
+        quirks: Quirks { keeps_cache_control: true, ..Quirks::NONE },
         docs: "https://openrouter.ai/docs/api-reference/overview",
     },
     CompatVendor {

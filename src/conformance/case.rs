@@ -302,7 +302,9 @@ pub fn discover(root: &Path) -> Result<Vec<Case>> {
         Ok(paths)
     };
     for provider_dir in entries(root)? {
-        if provider_dir.file_name().is_some_and(|n| n == "inputs") {
+        // Shared inputs, and the recorded ingress cases (clients' own requests to the
+        // gateway, replayed by tests/ingress.rs), are not provider cases.
+        if provider_dir.file_name().is_some_and(|n| n == "inputs" || n == "ingress") {
             continue;
         }
         for case_dir in entries(&provider_dir)? {

@@ -196,11 +196,7 @@ pub trait Adapter: Send + Sync {
 
     /// Builds the request that counts a native body's input tokens exactly (Anthropic's
     /// `count_tokens`); `None` where the provider has no such count for the format.
-    fn encode_native_count(
-        &self,
-        _native: &native::Native,
-        _ctx: &Ctx<'_>,
-    ) -> Option<Result<http::Request<Bytes>>> {
+    fn encode_native_count(&self, _native: &native::Native, _ctx: &Ctx<'_>) -> Option<Result<http::Request<Bytes>>> {
         None
     }
 

@@ -10,11 +10,11 @@ use super::ops::{FirstChunk, Opened};
 use super::{CallOptions, Inner, Routed, RoutedStream, Router};
 use crate::cache::{ResponseCache, replay_chunks};
 use crate::engine;
-use crate::provider::dispatch;
-use crate::provider::native::Native;
 use crate::error::{Error, Result};
 use crate::hooks::EventKind;
 use crate::pricing::Receipt;
+use crate::provider::dispatch;
+use crate::provider::native::Native;
 use crate::spec::openai::CompletionUsage;
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
 
@@ -182,7 +182,8 @@ impl Router {
     /// `count_tokens`), with the engine's retries; `None` when no deployment does. A count
     /// is free: no receipt, no hook event, no limits.
     pub async fn count_native(&self, group: &str, native: &Native) -> Option<Result<u64>> {
-        let live = self.inner.groups.get(self.inner.resolve(group)?)?.iter().find(|l| dispatch::counts_native(&l.provider))?;
+        let live =
+            self.inner.groups.get(self.inner.resolve(group)?)?.iter().find(|l| dispatch::counts_native(&l.provider))?;
         Some(self.inner.engine.call(&engine::CountNative(native), &live.provider, &live.model).await)
     }
 

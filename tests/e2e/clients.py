@@ -182,17 +182,38 @@ def test_guardrails_through_the_sdks():
         assert "injection" in e.body["error"]["message"], e.body
 
 
+def who(name):
+    """The client and route a check exercises, for the client matrix."""
+    if name.startswith("test_anthropic"):
+        return f"Anthropic Python SDK {anthropic.__version__}", "/v1/messages → mock (translated)"
+    route = {
+        "test_embeddings": "/v1/embeddings → mock",
+        "test_models": "/v1/models",
+        "test_guardrails_through_the_sdks": "guardrails on /v1/chat/completions and /v1/messages",
+    }.get(name, "/v1/chat/completions → mock and an OpenAI-format upstream")
+    return f"OpenAI Python SDK {openai.__version__}", route
+
+
 def main():
     tests = [(name, fn) for name, fn in sorted(globals().items()) if name.startswith("test_") and callable(fn)]
     failed = 0
+    results = []
     for name, fn in tests:
+        ok = True
         try:
             fn()
             print(f"ok      {name}")
         except Exception:  # noqa: BLE001 - report every failure, then exit non-zero
             failed += 1
+            ok = False
             print(f"FAILED  {name}")
             traceback.print_exc()
+        client, route = who(name)
+        results.append({"client": client, "route": route, "check": name.removeprefix("test_").replace("_", " "), "ok": ok})
+    if os.environ.get("RESULTS"):
+        with open(os.environ["RESULTS"], "a", encoding="utf-8") as f:
+            for r in results:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
     print(f"{len(tests) - failed} passed, {failed} failed (openai {openai.__version__}, anthropic {anthropic.__version__})")
     sys.exit(1 if failed else 0)
 

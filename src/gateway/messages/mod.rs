@@ -10,7 +10,7 @@
 //!   them back.
 //! - `tools` to function tools (`input_schema` as parameters), `tool_choice` auto / any / tool
 //!   / none to auto / required / the named function / none (`disable_parallel_tool_use` to
-//!   `parallel_tool_calls: false`), `stop_sequences` to `stop`, `metadata.user_id` to `user`,
+//!   `parallel_tool_calls: false`), `stop_sequences` to `stop` (`metadata.user_id`, a hint, is dropped),
 //!   `thinking.budget_tokens` to `reasoning_effort` (up to 1024 low, 2048 medium, more high:
 //!   the budget is rounded to a level), `output_config.format` to a JSON-schema
 //!   `response_format`. Server tools (web search and the like), `mcp_servers` and

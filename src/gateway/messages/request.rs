@@ -85,9 +85,9 @@ pub fn to_openai_lenient(body: &Value) -> Result<(ChatRequest, Option<String>), 
             out.insert(to.into(), v.clone());
         }
     }
-    if let Some(user) = obj.get("metadata").and_then(|m| m.get("user_id")).filter(|u| u.is_string()) {
-        out.insert("user".into(), user.clone());
-    }
+    // `metadata.user_id` is Anthropic's abuse-tracking id: a hint. It is not made OpenAI's
+    // `user` (deprecated there; Gemini, Bedrock and Cohere refuse it, so Claude Code's
+    // requests would fail on them); it goes to Anthropic upstreams with the body as it came.
     if obj.get("stream").and_then(Value::as_bool) == Some(true) {
         out.insert("stream".into(), Value::Bool(true));
         out.insert("stream_options".into(), json!({"include_usage": true}));

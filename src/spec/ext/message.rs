@@ -315,6 +315,30 @@ pub enum ContentPart {
 }
 
 impl ContentPart {
+    /// The fields beyond the part's own (extensions such as Anthropic's `cache_control`).
+    pub fn extra(&self) -> &Map<String, Value> {
+        match self {
+            Self::Text(p) => &p.extra,
+            Self::ImageUrl(p) => &p.extra,
+            Self::InputAudio(p) => &p.extra,
+            Self::File(p) => &p.extra,
+            Self::Refusal(p) => &p.extra,
+            Self::Other(map) => map,
+        }
+    }
+
+    /// The same, to change.
+    pub fn extra_mut(&mut self) -> &mut Map<String, Value> {
+        match self {
+            Self::Text(p) => &mut p.extra,
+            Self::ImageUrl(p) => &mut p.extra,
+            Self::InputAudio(p) => &mut p.extra,
+            Self::File(p) => &mut p.extra,
+            Self::Refusal(p) => &mut p.extra,
+            Self::Other(map) => map,
+        }
+    }
+
     /// A text part.
     pub fn text(text: impl Into<String>) -> Self {
         Self::Text(ChatCompletionRequestMessageContentPartText {
