@@ -109,7 +109,10 @@ def main():
             config = os.path.join(work, f"config-{latency}.yaml")
             with open(config, "w") as f:
                 f.write("model_list:\n  - model_name: fast\n    litellm_params: "
-                        f"{{model: openai/echo, api_base: 'http://127.0.0.1:{mock_port}/v1', api_key: sk-mock}}\n")
+                        f"{{model: openai/echo, api_base: 'http://127.0.0.1:{mock_port}/v1', api_key: sk-mock}}\n"
+                        # Anthropic-format upstream (the mock's /v1/messages): /v1/messages passes through.
+                        "  - model_name: native\n    litellm_params: "
+                        f"{{model: anthropic/echo, api_base: 'http://127.0.0.1:{mock_port}', api_key: sk-mock}}\n")
                 if args.general:
                     f.write(f"general_settings: {{{args.general}}}\n")
             env = dict(os.environ, SWITCHYARD_MASTER_KEY=KEY, SWITCHYARD_DATABASE_URL=f"sqlite://{work}/db-{latency}.db")
@@ -124,7 +127,11 @@ def main():
             urllib.request.urlopen(req).read()
             first_answer_ms = (time.monotonic() - started) * 1000
             auth = [f"Authorization: Bearer {KEY}"]
+            messages = lambda stream, text: json.dumps(  # noqa: E731
+                {"model": "native", "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": text}]})
             scenarios = [
+                ("anthropic pass-through", False, messages(False, "hello"), "/v1/messages"),
+                ("anthropic pass-through", True, messages(True, WORDS20), "/v1/messages"),
                 ("openai", False, json.dumps({"model": "fast", "messages": [{"role": "user", "content": "hello"}]}),
                  "/v1/chat/completions"),
                 ("openai", True, json.dumps({"model": "fast", "stream": True, "messages": [{"role": "user", "content": WORDS20}]}),
@@ -140,9 +147,14 @@ def main():
                                   "/v1/chat/completions"))
             for route, stream, body, path in scenarios:
                 chunks = len(json.loads(body)["messages"][0]["content"].split()) if stream else 0
-                direct_body = body if route == "openai" else json.dumps(
-                    {"model": "echo", "stream": stream, "messages": json.loads(body)["messages"]})
-                direct_body = direct_body.replace('"fast"', '"echo"')
+                # The direct leg: the mock's own route in the same format (its /v1/messages for
+                # the pass-through rows), so "added" is what the gateway adds.
+                passthrough = route == "anthropic pass-through"
+                direct_path = "/v1/messages" if passthrough else "/v1/chat/completions"
+                if route == "anthropic":
+                    direct_body = json.dumps({"model": "echo", "stream": stream, "messages": json.loads(body)["messages"]})
+                else:
+                    direct_body = body.replace('"fast"', '"echo"').replace('"native"', '"echo"')
                 loads = [(c, None) for c in ([1, 64] if args.quick else [1, 16, 64])]
                 if latency == 0 and chunks <= 20:
                     loads += [(64, "quarter"), (64, "half")]
@@ -153,11 +165,11 @@ def main():
                         rate = max(1, int(saturated * (0.25 if share == "quarter" else 0.5)))
                     # A second of warm-up first (not measured): the connections at this
                     # concurrency are opened, on both legs, before the clock runs.
-                    oha(f"http://127.0.0.1:{mock_port}/v1/chat/completions", direct_body, c, 1, [], rate)
+                    oha(f"http://127.0.0.1:{mock_port}{direct_path}", direct_body, c, 1, [], rate)
                     oha(f"http://127.0.0.1:{gw_port}{path}", body, c, 1, auth, rate)
                     runs = []
                     for _ in range(args.repeat):
-                        direct = oha(f"http://127.0.0.1:{mock_port}/v1/chat/completions", direct_body, c, args.seconds, [], rate)
+                        direct = oha(f"http://127.0.0.1:{mock_port}{direct_path}", direct_body, c, args.seconds, [], rate)
                         cpu0 = cpu_seconds(gw.pid)
                         through = oha(f"http://127.0.0.1:{gw_port}{path}", body, c, args.seconds, auth, rate)
                         cpu = cpu_seconds(gw.pid) - cpu0

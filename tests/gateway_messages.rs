@@ -46,6 +46,16 @@ async fn gateway_for(case: &Case) -> (axum::Router, wiremock::MockServer) {
     (app(Arc::new(gateway)), server)
 }
 
+/// A gateway whose model `m` is `openai/gpt-4o-mini` at `server`.
+async fn openai_gateway(server: &wiremock::MockServer) -> axum::Router {
+    let config = Config::parse(&format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{}/v1', api_key: sk-up}}\n",
+        server.uri()
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    app(Arc::new(Gateway::from_config(&config, &env).await.unwrap_or_else(|e| panic!("{e}"))))
+}
+
 fn weather_request(stream: bool) -> Value {
     json!({
         "model": "m", "max_tokens": 2048, "stream": stream,
@@ -250,12 +260,7 @@ async fn a_tool_result_turn_reaches_the_upstream_as_tool_messages() {
         })))
         .mount(&server)
         .await;
-    let config = Config::parse(&format!(
-        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{}/v1', api_key: sk-up}}\n",
-        server.uri()
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
-    let app = app(Arc::new(Gateway::from_config(&config, &env).await.unwrap_or_else(|e| panic!("{e}"))));
+    let app = openai_gateway(&server).await;
     let body = json!({
         "model": "m", "max_tokens": 512, "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
         "tool_choice": {"type": "any", "disable_parallel_tool_use": true},
@@ -355,12 +360,7 @@ async fn claude_codes_first_request_is_accepted_and_translated_for_an_openai_ups
         )
         .mount(&server)
         .await;
-    let config = Config::parse(&format!(
-        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{}/v1', api_key: sk-up}}\n",
-        server.uri()
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
-    let app = app(Arc::new(Gateway::from_config(&config, &env).await.unwrap_or_else(|e| panic!("{e}"))));
+    let app = openai_gateway(&server).await;
     let cached = json!({"type": "ephemeral"});
     let body = json!({
         "model": "m", "max_tokens": 32000, "stream": true,

@@ -304,3 +304,54 @@ async fn count_tokens_is_forwarded_for_an_exact_count_and_estimated_when_the_ups
     let counted = serde_json::from_slice::<Value>(&answer).unwrap_or_default()["input_tokens"].as_u64();
     assert!(counted.is_some_and(|n| n > 0 && n < 100), "{counted:?}");
 }
+
+#[tokio::test]
+async fn the_mock_upstream_speaks_anthropic_on_v1_messages_for_the_pass_through_route() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move { axum::serve(listener, switchyard::gateway::mock_upstream::app(Duration::ZERO)).await });
+    let yaml = format!(
+        "model_list:\n  - model_name: fast\n    litellm_params: {{model: anthropic/echo, api_base: 'http://{addr}', api_key: sk-mock}}\n"
+    );
+    let app = gateway(&yaml).await;
+    let body = |stream: bool| {
+        json!({"model": "fast", "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "one two three"}]})
+            .to_string()
+    };
+    let (status, _, answer) = post(&app, "/v1/messages", body(false)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    let answer: Value = serde_json::from_slice(&answer).unwrap_or_default();
+    assert_eq!(answer["content"][0]["text"], "one two three", "{answer}");
+    assert_eq!(answer["model"], "echo", "the upstream's own answer, passed through: {answer}");
+    let (status, _, stream) = post(&app, "/v1/messages", body(true)).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&stream);
+    assert!(
+        text.starts_with("event: message_start") && text.trim_end().ends_with("{\"type\":\"message_stop\"}"),
+        "{text}"
+    );
+    let rows = spend_rows(&app, 2).await;
+    assert!(rows.iter().all(|r| r["completion_tokens"].as_i64().is_some_and(|n| n > 0)), "{rows:?}");
+}
+
+#[tokio::test]
+async fn a_block_type_this_version_does_not_know_passes_through_and_is_named_where_it_cannot() {
+    let server = anthropic_upstream().await;
+    let app = gateway(&config(&server.uri())).await;
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what does it say?"},
+        {"type": "search_result", "source": "https://example.com", "title": "t", "content": [{"type": "text", "text": "x"}]},
+    ]}]})
+    .to_string();
+    let (status, _, answer) = post(&app, "/v1/messages", body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    let sent = received(&server).await;
+    assert_eq!(String::from_utf8_lossy(&sent[0].body), body.replace("claude-sonnet-4-5", "claude-sonnet-4-5-20250929"));
+
+    let (anthropic, openai) = (MockServer::start().await, MockServer::start().await);
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(529)).mount(&anthropic).await;
+    let app = falling_back(&anthropic, &openai).await;
+    let (status, _, answer) = post(&app, "/v1/messages", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&answer));
+    assert!(String::from_utf8_lossy(&answer).contains("search_result"), "{}", String::from_utf8_lossy(&answer));
+}

@@ -1,5 +1,6 @@
-//! `switchyard mock-upstream`: the built-in mock provider as an OpenAI-format HTTP server,
-//! for load tests and end-to-end tests that want a real upstream process. An optional fixed
+//! `switchyard mock-upstream`: the built-in mock provider as an OpenAI-format HTTP server
+//! (and an Anthropic-format one on `POST /v1/messages`), for load tests and end-to-end tests
+//! that want a real upstream process. An optional fixed
 //! latency is added before each answer (first byte), and it can be told to misbehave: in
 //! what it says, so that the live conformance checks can be shown to catch each fault, or
 //! on the wire (hangs, stalls, drips, resets, oversize lines, redirects, huge
@@ -12,6 +13,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::Value;
 
+mod anthropic;
 mod wire;
 
 /// A fault the mock upstream can be told to commit.
@@ -138,6 +140,9 @@ async fn answer(State(settings): State<Settings>, request: Request) -> Response 
     }
     if let Some(fault) = settings.misbehaviour.filter(|m| m.on_the_wire()) {
         return wire::answer(fault, request).await;
+    }
+    if request.uri().path().ends_with("/v1/messages") && settings.misbehaviour.is_none() {
+        return anthropic::answer(request).await;
     }
     let raw = crate::provider::mock::serve(request).await;
     let mut response = Response::builder().status(raw.status);
