@@ -355,3 +355,26 @@ async fn a_block_type_this_version_does_not_know_passes_through_and_is_named_whe
     assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&answer));
     assert!(String::from_utf8_lossy(&answer).contains("search_result"), "{}", String::from_utf8_lossy(&answer));
 }
+
+#[tokio::test]
+async fn a_guardrail_that_masks_the_request_makes_the_call_translated_so_nothing_unmasked_leaves() {
+    let server = anthropic_upstream().await;
+    let yaml = format!(
+        "{}guardrails:\n  - guardrail_name: pii\n    litellm_params: {{guardrail: pii, mode: pre_call, action: mask}}\n",
+        config(&server.uri())
+    );
+    let app = gateway(&yaml).await;
+    let email = "jane.doe@example.com";
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "guardrails": ["pii"],
+        "messages": [{"role": "user", "content": format!("mail {email} please")}]})
+    .to_string();
+    let (status, headers, answer) = post(&app, "/v1/messages", body).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    assert!(headers.get("x-switchyard-guardrails").is_some(), "{headers:?}");
+    let sent = received(&server).await;
+    let upstream = String::from_utf8_lossy(&sent[0].body);
+    assert!(!upstream.contains(email), "the masked request went upstream, not the client's bytes: {upstream}");
+    // Translated back: the answer is in Anthropic's shape, under the name asked for.
+    let answer: Value = serde_json::from_slice(&answer).unwrap_or_default();
+    assert_eq!(answer["model"], "claude-sonnet-4-5", "{answer}");
+}
