@@ -203,8 +203,15 @@ async fn our_guardrail_fields_are_taken_out_before_the_body_goes_upstream() {
     assert_eq!(sent["zeta_future_field"], json!({"a": 1, "b": 2}));
 }
 
-/// A group whose Anthropic deployment fails over to an OpenAI-format one.
+/// A group whose Anthropic deployment is overloaded and falls back to an OpenAI-format one.
 async fn falling_back(anthropic: &MockServer, openai: &MockServer) -> axum::Router {
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(529).set_body_raw(
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            "application/json",
+        ))
+        .mount(anthropic)
+        .await;
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -225,13 +232,6 @@ async fn falling_back(anthropic: &MockServer, openai: &MockServer) -> axum::Rout
 #[tokio::test]
 async fn a_fallback_to_another_format_is_translated_and_answers_in_anthropics_shape() {
     let (anthropic, openai) = (MockServer::start().await, MockServer::start().await);
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(529).set_body_raw(
-            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-            "application/json",
-        ))
-        .mount(&anthropic)
-        .await;
     let app = falling_back(&anthropic, &openai).await;
     // No server tool: everything left out of the translation is a hint.
     let body = request(false).replace(r#"{"type":"web_search_20250305","name":"web_search","max_uses":2}"#, "");
@@ -249,13 +249,6 @@ async fn a_fallback_to_another_format_is_translated_and_answers_in_anthropics_sh
 #[tokio::test]
 async fn what_only_anthropic_can_do_is_refused_by_name_where_it_would_be_translated() {
     let (anthropic, openai) = (MockServer::start().await, MockServer::start().await);
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(529).set_body_raw(
-            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-            "application/json",
-        ))
-        .mount(&anthropic)
-        .await;
     let app = falling_back(&anthropic, &openai).await;
     let (status, _, answer) = post(&app, "/v1/messages", request(false)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&answer));
@@ -349,7 +342,6 @@ async fn a_block_type_this_version_does_not_know_passes_through_and_is_named_whe
     assert_eq!(String::from_utf8_lossy(&sent[0].body), body.replace("claude-sonnet-4-5", "claude-sonnet-4-5-20250929"));
 
     let (anthropic, openai) = (MockServer::start().await, MockServer::start().await);
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(529)).mount(&anthropic).await;
     let app = falling_back(&anthropic, &openai).await;
     let (status, _, answer) = post(&app, "/v1/messages", body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&answer));

@@ -38,8 +38,16 @@ pub(super) fn request(
         _ => bytes,
     };
     let native = Native::messages(body).map_err(|e| ApiFailure::bad_request(e.to_string()))?;
-    let betas: Vec<&str> = headers.get_all("anthropic-beta").iter().filter_map(|v| v.to_str().ok()).collect();
-    let betas = (!betas.is_empty()).then(|| HeaderValue::from_str(&betas.join(","))).transpose().ok().flatten();
+    // One header is sent on as it is; several are joined into one.
+    let mut values = headers.get_all("anthropic-beta").iter();
+    let betas = match (values.next(), values.next()) {
+        (None, _) => None,
+        (Some(one), None) => one.to_str().is_ok().then(|| one.clone()),
+        (Some(_), Some(_)) => {
+            let all: Vec<&str> = headers.get_all("anthropic-beta").iter().filter_map(|v| v.to_str().ok()).collect();
+            HeaderValue::from_str(&all.join(",")).ok()
+        }
+    };
     let beta_query =
         uri.query().is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "beta" && v == "true"));
     Ok(native

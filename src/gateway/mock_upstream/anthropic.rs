@@ -38,7 +38,7 @@ pub(super) async fn answer(request: http::Request<Bytes>) -> Response {
     let raw = crate::provider::mock::serve(inner).await;
     let RawBody::Chunks(chunks) = raw.body else { return error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "") };
     if !raw.status.is_success() {
-        let text: Vec<u8> = chunks.iter().flat_map(|c| c.bytes.iter().copied()).collect();
+        let text = joined(&chunks);
         let message = serde_json::from_slice::<Value>(&text)
             .ok()
             .and_then(|v| v.pointer("/error/message").and_then(Value::as_str).map(str::to_string))
@@ -58,7 +58,7 @@ pub(super) async fn answer(request: http::Request<Bytes>) -> Response {
         response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/event-stream"));
         response
     } else {
-        let text: Vec<u8> = chunks.iter().flat_map(|c| c.bytes.iter().copied()).collect();
+        let text = joined(&chunks);
         let Ok(answer) = serde_json::from_slice::<crate::ChatResponse>(&text) else {
             return error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "the mock's answer did not decode");
         };
@@ -68,6 +68,11 @@ pub(super) async fn answer(request: http::Request<Bytes>) -> Response {
     };
     *response.status_mut() = StatusCode::OK;
     response
+}
+
+/// A whole body's pieces, joined.
+fn joined(chunks: &VecDeque<Chunk>) -> Vec<u8> {
+    chunks.iter().flat_map(|c| c.bytes.iter().copied()).collect()
 }
 
 /// The mock's OpenAI stream (one `data:` event per chunk) as Anthropic's events, each with

@@ -369,24 +369,13 @@ fn content_blocks(content: &MessageContent, index: usize) -> Result<Vec<ContentB
                 if let Some(block) = part_block(part, index, j)? {
                     blocks.push(block);
                 }
-                if wants_cache_point(part_extra(part)) {
+                // `part_block` refused an unknown part type before its fields are read here.
+                if wants_cache_point(part.extra()) {
                     blocks.push(ContentBlock { cache_point: Some(cache_point()), ..ContentBlock::default() });
                 }
             }
             Ok(blocks)
         }
-    }
-}
-
-fn part_extra(part: &ContentPart) -> &Map<String, Value> {
-    static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
-    match part {
-        ContentPart::Text(p) => &p.extra,
-        ContentPart::ImageUrl(p) => &p.extra,
-        ContentPart::File(p) => &p.extra,
-        ContentPart::InputAudio(p) => &p.extra,
-        ContentPart::Refusal(p) => &p.extra,
-        ContentPart::Other(_) => &EMPTY,
     }
 }
 
