@@ -370,3 +370,128 @@ async fn a_guardrail_that_masks_the_request_makes_the_call_translated_so_nothing
     let answer: Value = serde_json::from_slice(&answer).unwrap_or_default();
     assert_eq!(answer["model"], "claude-sonnet-4-5", "{answer}");
 }
+
+/// Where Claude on Vertex AI answers (project `p`, location `us-east5`).
+const VERTEX: &str = "/v1/projects/p/locations/us-east5/publishers/anthropic/models";
+
+/// A gateway whose `claude-sonnet-4-5` is Claude on Vertex AI (wiremock), signed in with a
+/// service account whose token comes from the same server.
+async fn vertex_gateway(server: &MockServer) -> axum::Router {
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "ya29.vertex", "expires_in": 3599, "token_type": "Bearer"
+        })))
+        .mount(server)
+        .await;
+    let key =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vertex/service_account.json"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .replace("{TOKEN_URI}", &format!("{}/token", server.uri()));
+    let key_path = std::env::temp_dir().join(format!("switchyard-vertex-key-{:016x}.json", fastrand::u64(..)));
+    std::fs::write(&key_path, key).unwrap_or_else(|e| panic!("{e}"));
+    gateway(&format!(
+        "model_list:\n  - model_name: claude-sonnet-4-5\n    litellm_params: {{model: vertex_ai/claude-sonnet-4-5@20250929, api_base: '{}', vertex_project: p, vertex_location: us-east5, vertex_credentials: '{}', input_cost_per_token: 0.000003, output_cost_per_token: 0.000015}}\n",
+        server.uri(),
+        key_path.display()
+    ))
+    .await
+}
+
+/// What went to Vertex AI's model paths (the token exchange left out).
+async fn model_calls(server: &MockServer) -> Vec<wiremock::Request> {
+    received(server).await.into_iter().filter(|r| r.url.path() != "/token").collect()
+}
+
+/// The client's body as Vertex AI takes it: the model member gives way to the version.
+fn as_vertex_sends_it(body: &str) -> String {
+    body.replacen(r#""model":"claude-sonnet-4-5""#, r#""anthropic_version":"vertex-2023-10-16""#, 1)
+}
+
+#[tokio::test]
+async fn claude_on_vertex_ai_gets_the_clients_body_with_the_model_in_the_url_and_answers_unchanged() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("{VERTEX}/claude-sonnet-4-5@20250929:rawPredict")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(ANSWER, "application/json"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{VERTEX}/claude-sonnet-4-5@20250929:streamRawPredict")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(STREAM, "text/event-stream"))
+        .mount(&server)
+        .await;
+    let app = vertex_gateway(&server).await;
+
+    let (status, _, body) = post(&app, "/v1/messages?beta=true", request(false)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(String::from_utf8_lossy(&body), ANSWER);
+    let (status, _, body) = post(&app, "/v1/messages", request(true)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(String::from_utf8_lossy(&body), STREAM);
+
+    let sent = model_calls(&server).await;
+    assert_eq!(sent.len(), 2);
+    for (call, stream) in sent.iter().zip([false, true]) {
+        assert_eq!(String::from_utf8_lossy(&call.body), as_vertex_sends_it(&request(stream)));
+        assert_eq!(call.url.query(), None, "`?beta=true` is Anthropic's, not Vertex AI's");
+        assert_eq!(header(call, "authorization"), Some("Bearer ya29.vertex"));
+        assert_eq!(header(call, "x-api-key"), None);
+        assert_eq!(header(call, "anthropic-version"), None, "the version is in the body");
+        assert_eq!(
+            header(call, "anthropic-beta"),
+            Some("claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27")
+        );
+    }
+    let rows = spend_rows(&app, 2).await;
+    let mut tokens: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|r| (r["prompt_tokens"].as_i64().unwrap_or(-1), r["completion_tokens"].as_i64().unwrap_or(-1)))
+        .collect();
+    tokens.sort_unstable();
+    assert_eq!(tokens, [(900, 40), (2200, 34)], "{rows:?}");
+    assert!(rows.iter().all(|r| r["spend"].as_f64().is_some_and(|s| s > 0.0)), "{rows:?}");
+}
+
+#[tokio::test]
+async fn claude_on_vertex_ai_counts_tokens_exactly_and_takes_translated_chat_calls() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("{VERTEX}/count-tokens:rawPredict")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"input_tokens": 77})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{VERTEX}/claude-sonnet-4-5@20250929:rawPredict")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(ANSWER, "application/json"))
+        .mount(&server)
+        .await;
+    let app = vertex_gateway(&server).await;
+    let body = r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"count me"}]}"#;
+    let (status, headers, answer) = post(&app, "/v1/messages/count_tokens", body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(serde_json::from_slice::<Value>(&answer).unwrap_or_default(), json!({"input_tokens": 77}));
+    assert_eq!(headers.get("x-switchyard-token-count").and_then(|v| v.to_str().ok()), Some("exact"));
+    let counted = &model_calls(&server).await[0];
+    assert_eq!(
+        String::from_utf8_lossy(&counted.body),
+        r#"{"anthropic_version":"vertex-2023-10-16","model":"claude-sonnet-4-5@20250929","messages":[{"role":"user","content":"count me"}]}"#
+    );
+
+    // The OpenAI route to the same deployment: translated to Anthropic's body, Vertex's way.
+    let chat = json!({"model": "claude-sonnet-4-5", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]});
+    let request = Request::post("/v1/chat/completions")
+        .header("authorization", format!("Bearer {MASTER}"))
+        .header("content-type", "application/json")
+        .body(Body::from(chat.to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = app.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = serde_json::from_slice(&to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default())
+        .unwrap_or_default();
+    assert_eq!(answer["choices"][0]["message"]["content"], "Sunny in Paris.", "{answer}");
+    let sent: Value = serde_json::from_slice(&model_calls(&server).await[1].body).unwrap_or_default();
+    assert_eq!(sent["anthropic_version"], "vertex-2023-10-16", "{sent}");
+    assert_eq!(sent.get("model"), None, "{sent}");
+    assert_eq!(sent["messages"][0]["content"], json!([{"type": "text", "text": "hi"}]), "{sent}");
+}

@@ -248,6 +248,13 @@ impl Registry {
         self.models
             .get(&format!("{provider}/{model}"))
             .or_else(|| if provider == "azure" { self.models.get(&format!("openai/{model}")) } else { None })
+            // Claude on Vertex AI (`claude-sonnet-4-5@20250929`) is priced as Anthropic's own.
+            .or_else(|| match model.split_once('@') {
+                Some((name, date)) if provider == "vertex_ai" && name.starts_with("claude-") => {
+                    self.models.get(&format!("anthropic/{name}-{date}"))
+                }
+                _ => None,
+            })
             .or_else(|| self.models.get(model))
     }
 

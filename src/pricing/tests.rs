@@ -26,6 +26,15 @@ fn the_builtin_registry_loads_and_is_dated() {
     assert_eq!(mini.context_window, Some(128_000));
 }
 
+#[test]
+fn claude_on_vertex_ai_is_priced_as_anthropics_own_model() {
+    let registry = builtin();
+    let own = registry.get("anthropic", "claude-sonnet-4-5-20250929").unwrap_or_else(|| panic!("priced"));
+    assert_eq!(registry.get("vertex_ai", "claude-sonnet-4-5@20250929"), Some(own));
+    assert_eq!(registry.get("vertex_ai", "claude-sonnet-4-5@20990101"), None);
+    assert_eq!(registry.get("bedrock", "claude-sonnet-4-5@20250929"), None);
+}
+
 /// OpenAI counts cached and reasoning tokens inside prompt and completion tokens; each is
 /// billed once, at its own price. Hand-computed: 800 x $0.15/M + 200 x $0.075/M +
 /// 400 x $0.60/M + 100 x $0.60/M = $0.000120 + $0.000015 + $0.000240 + $0.000060.

@@ -124,9 +124,9 @@ pub(crate) async fn count_native(
     })
 }
 
-/// Whether the provider counts native bodies exactly.
-pub(crate) fn counts_native(provider: &Provider) -> bool {
-    matches!(provider, Provider::Anthropic(_))
+/// Whether the provider counts native bodies for `model` exactly.
+pub(crate) fn counts_native(provider: &Provider, model: &str) -> bool {
+    with_adapter!(provider, adapter => adapter.counts_native(model))
 }
 
 /// Embeddings.

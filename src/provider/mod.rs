@@ -200,6 +200,12 @@ pub trait Adapter: Send + Sync {
         None
     }
 
+    /// Whether [`Adapter::encode_native_count`] counts a native body for `model` exactly.
+    fn counts_native(&self, model: &str) -> bool {
+        let _ = model;
+        false
+    }
+
     /// Reads a successful chat completion.
     fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse>;
 

@@ -24,6 +24,12 @@ pub struct Native {
     body: Bytes,
     /// Where the model's value (a JSON string, quotes included) is in `body`.
     model: Range<usize>,
+    /// Where the whole `"model": "..."` member is, when its key is spelled plainly (no
+    /// escapes): what a format that takes the model in its URL cuts out.
+    member: Option<Range<usize>>,
+    /// Whether the body names an `anthropic_version` of its own (a client written for
+    /// Vertex AI or Bedrock).
+    has_version_field: bool,
     version: Option<HeaderValue>,
     betas: Option<HeaderValue>,
     beta_query: bool,
@@ -35,6 +41,8 @@ pub struct Native {
 struct ModelOnly<'a> {
     #[serde(borrow)]
     model: &'a RawValue,
+    #[serde(borrow, default)]
+    anthropic_version: Option<&'a RawValue>,
 }
 
 impl Native {
@@ -52,9 +60,13 @@ impl Native {
         if body.get(model.clone()) != Some(raw.as_bytes()) {
             return Err(Error::invalid("cannot locate `model` in the request body", Some("model")));
         }
+        let member = member_start(&body, model.start).map(|start| start..model.end);
+        let has_version_field = found.anthropic_version.is_some();
         Ok(Self {
-            body,
             model,
+            member,
+            has_version_field,
+            body,
             version: None,
             betas: None,
             beta_query: false,
@@ -120,6 +132,54 @@ impl Native {
         Ok(out.freeze())
     }
 
+    /// The body with `fields` in place of its `model` member, for formats that take the
+    /// model in the URL and the version in the body (Claude on Vertex AI and Bedrock:
+    /// `anthropic_version`). Everything else is byte for byte the client's, unless the
+    /// client named `anthropic_version` itself or spelled `model` with escapes: the body is
+    /// then re-written from its parsed form (members sorted, values alike, the client's
+    /// fields kept over ours).
+    pub(crate) fn body_without_model(&self, fields: &[(&str, serde_json::Value)]) -> Result<Bytes> {
+        let invalid = |e: serde_json::Error| Error::invalid(e.to_string(), None);
+        match (&self.member, self.has_version_field) {
+            (Some(span), false) if !fields.is_empty() => {
+                let members = members(fields)?;
+                let (head, tail) = (&self.body[..span.start], &self.body[span.end..]);
+                let mut out = BytesMut::with_capacity(head.len() + members.len() + tail.len());
+                out.extend_from_slice(head);
+                out.extend_from_slice(members.as_bytes());
+                out.extend_from_slice(tail);
+                Ok(out.freeze())
+            }
+            _ => {
+                let mut object: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_slice(&self.body).map_err(invalid)?;
+                object.remove("model");
+                for (key, value) in fields {
+                    object.entry(*key).or_insert_with(|| value.clone());
+                }
+                serde_json::to_vec(&object).map(Bytes::from).map_err(invalid)
+            }
+        }
+    }
+
+    /// The body with `model` in place of the client's model and `fields` first among its
+    /// members (none of them where the client named `anthropic_version` itself).
+    pub(crate) fn body_with_fields(&self, model: &str, fields: &[(&str, serde_json::Value)]) -> Result<Bytes> {
+        let body = self.body_for(model)?;
+        if self.has_version_field || fields.is_empty() {
+            return Ok(body);
+        }
+        let members = members(fields)?;
+        // `Native::messages` checked that the body is an object: it opens with `{`.
+        let open = body.iter().position(|b| *b == b'{').map_or(0, |at| at + 1);
+        let mut out = BytesMut::with_capacity(body.len() + members.len() + 1);
+        out.extend_from_slice(&body[..open]);
+        out.extend_from_slice(members.as_bytes());
+        out.extend_from_slice(b",");
+        out.extend_from_slice(&body[open..]);
+        Ok(out.freeze())
+    }
+
     /// Whether the last attempt went out in the native format: the answer's bytes are then
     /// the provider's, unchanged, and [`Native::take`] hands them over.
     pub fn answered(&self) -> bool {
@@ -148,6 +208,36 @@ impl Native {
         state.native = false;
         state.pieces.clear();
     }
+}
+
+/// `"a":1,"b":2`: members to splice into an object.
+fn members(fields: &[(&str, serde_json::Value)]) -> Result<String> {
+    let mut out = String::new();
+    for (key, value) in fields {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        let pair = serde_json::to_string(&serde_json::json!({ *key: value }))
+            .map_err(|e| Error::invalid(e.to_string(), None))?;
+        out.push_str(&pair[1..pair.len() - 1]);
+    }
+    Ok(out)
+}
+
+/// Where the `"model"` key whose value starts at `value` begins; `None` when the key is not
+/// spelled plainly. Replacing the span from there to the value's end with another member
+/// keeps the object valid: the commas around it stay where they are.
+fn member_start(body: &[u8], value: usize) -> Option<usize> {
+    const KEY: &[u8] = b"\"model\"";
+    let before = body.get(..value)?;
+    let colon = before.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if before[colon] != b':' {
+        return None;
+    }
+    let key_end = before[..colon].iter().rposition(|b| !b.is_ascii_whitespace())? + 1;
+    let key_start = key_end.checked_sub(KEY.len())?;
+    let prev = before[..key_start].iter().rposition(|b| !b.is_ascii_whitespace())?;
+    (&before[key_start..key_end] == KEY && matches!(before[prev], b',' | b'{')).then_some(key_start)
 }
 
 /// The answer's bytes as they pass, for the caller of a native request.
@@ -199,6 +289,43 @@ mod tests {
         // A model name that needs escaping is escaped.
         let out = native.body_for("a\"b").unwrap();
         assert!(std::str::from_utf8(&out).unwrap().contains(r#""model" : "a\"b" ,"#));
+    }
+
+    #[test]
+    fn the_model_member_gives_way_to_the_version_and_the_rest_stays_byte_for_byte() {
+        let version = [("anthropic_version", serde_json::json!("vertex-2023-10-16"))];
+        for (body, want) in [
+            (r#"{"model":"m", "max_tokens":5}"#, r#"{"anthropic_version":"vertex-2023-10-16", "max_tokens":5}"#),
+            (
+                r#"{ "max_tokens":5 ,  "model" :  "m"}"#,
+                r#"{ "max_tokens":5 ,  "anthropic_version":"vertex-2023-10-16"}"#,
+            ),
+            (
+                r#"{"a":{"model":"inner"},"model":"m","b":1}"#,
+                r#"{"a":{"model":"inner"},"anthropic_version":"vertex-2023-10-16","b":1}"#,
+            ),
+        ] {
+            let native = Native::messages(Bytes::from(body)).unwrap();
+            assert_eq!(std::str::from_utf8(&native.body_without_model(&version).unwrap()).unwrap(), want);
+        }
+        // A key with escapes, or a version of the client's own: re-written, the client's kept.
+        for body in
+            [r#"{"mod\u0065l":"m","max_tokens":5}"#, r#"{"model":"m","anthropic_version":"mine","max_tokens":5}"#]
+        {
+            let native = Native::messages(Bytes::from(body)).unwrap();
+            let out: serde_json::Value = serde_json::from_slice(&native.body_without_model(&version).unwrap()).unwrap();
+            assert_eq!(out.get("model"), None, "{body}");
+            assert_eq!(out["max_tokens"], 5);
+            let want = if body.contains("mine") { "mine" } else { "vertex-2023-10-16" };
+            assert_eq!(out["anthropic_version"], want);
+        }
+        // Counting keeps the model and puts the version first.
+        let native = Native::messages(Bytes::from_static(br#" {"model":"m","max_tokens":5}"#)).unwrap();
+        let out = native.body_with_fields("claude-x", &version).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#" {"anthropic_version":"vertex-2023-10-16","model":"claude-x","max_tokens":5}"#
+        );
     }
 
     #[test]

@@ -182,8 +182,12 @@ impl Router {
     /// `count_tokens`), with the engine's retries; `None` when no deployment does. A count
     /// is free: no receipt, no hook event, no limits.
     pub async fn count_native(&self, group: &str, native: &Native) -> Option<Result<u64>> {
-        let live =
-            self.inner.groups.get(self.inner.resolve(group)?)?.iter().find(|l| dispatch::counts_native(&l.provider))?;
+        let live = self
+            .inner
+            .groups
+            .get(self.inner.resolve(group)?)?
+            .iter()
+            .find(|l| dispatch::counts_native(&l.provider, &l.model))?;
         Some(self.inner.engine.call(&engine::CountNative(native), &live.provider, &live.model).await)
     }
 

@@ -51,13 +51,18 @@ impl Anthropic {
         if let Some(version) = native.version_header() {
             headers.insert("anthropic-version", version.clone());
         }
-        if let Some(betas) = native.beta_header() {
-            let joined = match headers.get("anthropic-beta") {
-                Some(configured) => merge_betas(configured, betas)?,
-                None => betas.clone(),
-            };
-            headers.insert("anthropic-beta", joined);
-        }
+        let headers = match native.beta_header() {
+            // The common case, a client's header and none configured, is sent as it came.
+            Some(betas) if !headers.contains_key("anthropic-beta") => {
+                headers.insert("anthropic-beta", betas.clone());
+                headers
+            }
+            Some(betas) => {
+                let text = betas.to_str().map_err(|_| Error::invalid("`anthropic-beta` is not text", None))?;
+                with_betas(headers, text.split(','))?
+            }
+            None => headers,
+        };
         // The base may end with `/v1/messages` (LiteLLM's `api_base` rule); the count's path
         // goes after the messages path.
         let mut url = join_url(&self.base_url, "/v1/messages");
@@ -123,6 +128,10 @@ impl Adapter for Anthropic {
         Some(self.native_post(native, ctx, "/v1/messages/count_tokens"))
     }
 
+    fn counts_native(&self, _model: &str) -> bool {
+        true
+    }
+
     fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse> {
         response::decode(response, ctx)
     }
@@ -144,18 +153,26 @@ impl Adapter for Anthropic {
     }
 }
 
-/// The configured betas and the client's, each once, in that order.
-fn merge_betas(configured: &HeaderValue, client: &HeaderValue) -> Result<HeaderValue> {
+/// `headers` with `betas` after the `anthropic-beta` it holds, each beta once.
+pub(crate) fn with_betas<'b>(mut headers: HeaderMap, betas: impl IntoIterator<Item = &'b str>) -> Result<HeaderMap> {
+    let configured = match headers.get("anthropic-beta") {
+        Some(value) => value.to_str().map_err(|_| Error::invalid("`anthropic-beta` is not text", None))?.to_string(),
+        None => String::new(),
+    };
     let mut all: Vec<&str> = Vec::new();
-    for value in [configured, client] {
-        let text = value.to_str().map_err(|_| Error::invalid("`anthropic-beta` is not text", None))?;
-        for beta in text.split(',').map(str::trim).filter(|b| !b.is_empty()) {
-            if !all.contains(&beta) {
-                all.push(beta);
-            }
+    let theirs = betas.into_iter().map(|b: &'b str| -> &str { b });
+    for beta in configured.split(',').chain(theirs).map(str::trim).filter(|b| !b.is_empty()) {
+        if !all.contains(&beta) {
+            all.push(beta);
         }
     }
-    HeaderValue::from_str(&all.join(",")).map_err(|_| Error::invalid("`anthropic-beta` is not a valid header", None))
+    if all.is_empty() {
+        return Ok(headers);
+    }
+    let value = HeaderValue::from_str(&all.join(","))
+        .map_err(|_| Error::invalid("`anthropic-beta` holds characters not allowed in a header", None))?;
+    headers.insert("anthropic-beta", value);
+    Ok(headers)
 }
 
 /// The OpenAI chat parameters Anthropic has no equivalent for ([`crate::provider::params`]):

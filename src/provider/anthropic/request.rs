@@ -17,7 +17,7 @@
 //!   not know, the caller is asked for `max_tokens` rather than given a small default.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::{model_facts, unsupported};
@@ -74,14 +74,7 @@ pub fn json_mode(format: Option<&ResponseFormat>, model: &str) -> JsonMode {
 pub fn chat_body(req: &ChatRequest, ctx: &Ctx<'_>, headers: &HeaderMap) -> Result<(Bytes, HeaderMap)> {
     let (params, betas) = to_anthropic(req, ctx)?;
     let body = serde_json::to_vec(&params).map_err(|e| Error::invalid(e.to_string(), None))?;
-    let mut headers = headers.clone();
-    if !betas.is_empty() {
-        let configured = headers.get("anthropic-beta").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let all: Vec<String> = configured.into_iter().chain(betas).collect();
-        let value = HeaderValue::from_str(&all.join(","))
-            .map_err(|_| Error::invalid("`anthropic_beta` holds characters not allowed in a header", None))?;
-        headers.insert("anthropic-beta", value);
-    }
+    let headers = super::with_betas(headers.clone(), betas.iter().map(String::as_str))?;
     Ok((Bytes::from(body), headers))
 }
 

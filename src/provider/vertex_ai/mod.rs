@@ -1,4 +1,5 @@
-//! Gemini on Vertex AI (`vertex_ai/...`, aiplatform v1, Google's publisher models).
+//! Gemini on Vertex AI (`vertex_ai/...`, aiplatform v1, Google's publisher models), and
+//! Claude on Vertex AI (`vertex_ai/claude-...`, Anthropic's publisher models: see `claude`).
 //!
 //! Upstream docs: <https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest>.
 //! The wire format is Gemini's (`crate::provider::gemini`); what differs is the URL
@@ -23,19 +24,27 @@
 use std::fmt;
 use std::sync::Arc;
 
+use std::collections::VecDeque;
+
+use bytes::Bytes;
 use futures_core::future::BoxFuture;
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 #[cfg(feature = "gcp-auth")]
 use tokio::sync::OnceCell;
 
+use crate::error::ApiError;
 #[cfg(feature = "gcp-auth")]
-use crate::error::{ApiError, ErrorKind};
+use crate::error::ErrorKind;
 use crate::error::{Error, Result};
 use crate::provider::gemini::{Endpoint, Google, Method, resource_name};
+use crate::provider::native::Native;
 use crate::provider::requests::bearer;
-use crate::provider::{Credentials, Ctx, ProviderKind};
+use crate::provider::{Adapter, Credentials, Ctx, Flow, ProviderKind, StreamDecode, anthropic, gemini};
+use crate::transport::sse::{SseEvent, SseFramer};
+use crate::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
 
+pub mod claude;
 pub(crate) mod request;
 
 /// The OAuth scope Vertex AI needs.
@@ -162,8 +171,13 @@ pub struct Vertex {
     headers: HeaderMap,
 }
 
-/// The Vertex AI adapter.
-pub type VertexAi = Google<Arc<Vertex>>;
+/// The Vertex AI adapter: Google's models in Gemini's format, Anthropic's (`claude-...`) in
+/// Anthropic's.
+#[derive(Clone, Debug)]
+pub struct VertexAi {
+    gemini: Google<Arc<Vertex>>,
+    vertex: Arc<Vertex>,
+}
 
 impl VertexAi {
     /// An adapter for `project` in `location` (`us-central1` unless given); `base_url`
@@ -183,13 +197,127 @@ impl VertexAi {
             Some(base) => base.trim_end_matches('/').to_string(),
             None => request::default_host(&location),
         };
-        Ok(Google::with_endpoint(Arc::new(Vertex {
-            base_url,
-            project: project.to_string(),
-            location,
-            credentials,
-            headers,
-        })))
+        let vertex = Arc::new(Vertex { base_url, project: project.to_string(), location, credentials, headers });
+        Ok(Self { gemini: Google::with_endpoint(vertex.clone()), vertex })
+    }
+}
+
+impl Vertex {
+    /// The headers of a request: the configured ones and the bearer token.
+    fn headers(&self, ctx: &Ctx<'_>) -> Result<HeaderMap> {
+        let token = ctx.auth_token.ok_or_else(|| Error::Config("vertex_ai: no access token was fetched".into()))?;
+        if token.expose_secret().is_empty() {
+            return Err(Error::Config("vertex_ai: the access token is empty".into()));
+        }
+        let mut headers = self.headers.clone();
+        bearer(&mut headers, Some(token))?;
+        Ok(headers)
+    }
+}
+
+impl Adapter for VertexAi {
+    type Stream = Decoder;
+
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::VertexAi
+    }
+
+    fn credentials(&self) -> Option<&dyn Credentials> {
+        Some(&self.vertex.credentials)
+    }
+
+    fn encode_chat(&self, req: &ChatRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
+        if claude::is_claude(ctx.model) {
+            claude::encode_chat(&self.vertex, req, ctx)
+        } else {
+            self.gemini.encode_chat(req, ctx)
+        }
+    }
+
+    fn encode_native(&self, native: &Native, ctx: &Ctx<'_>) -> Option<Result<http::Request<Bytes>>> {
+        claude::is_claude(ctx.model).then(|| claude::encode_native(&self.vertex, native, ctx))
+    }
+
+    fn encode_native_count(&self, native: &Native, ctx: &Ctx<'_>) -> Option<Result<http::Request<Bytes>>> {
+        claude::is_claude(ctx.model).then(|| claude::encode_native_count(&self.vertex, native, ctx))
+    }
+
+    fn counts_native(&self, model: &str) -> bool {
+        claude::is_claude(model)
+    }
+
+    fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse> {
+        if claude::is_claude(ctx.model) {
+            anthropic::response::decode(response, ctx)
+        } else {
+            self.gemini.decode_chat(response, ctx)
+        }
+    }
+
+    fn stream_decoder(&self, ctx: &Ctx<'_>) -> Decoder {
+        if claude::is_claude(ctx.model) {
+            Decoder::Claude(anthropic::stream::Decoder::new(ctx))
+        } else {
+            Decoder::Gemini(self.gemini.stream_decoder(ctx))
+        }
+    }
+
+    fn decode_error(&self, status: StatusCode, headers: &HeaderMap, body: &Bytes) -> ApiError {
+        claude::decode_error(status, headers, body)
+    }
+
+    fn encode_embed(&self, req: &EmbeddingRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
+        self.gemini.encode_embed(req, ctx)
+    }
+
+    fn decode_embed(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<EmbeddingResponse> {
+        self.gemini.decode_embed(response, ctx)
+    }
+
+    fn encode_models(&self) -> Result<http::Request<Bytes>> {
+        self.gemini.encode_models()
+    }
+
+    fn decode_models(&self, response: http::Response<Bytes>) -> Result<ModelList> {
+        self.gemini.decode_models(response)
+    }
+}
+
+/// A Vertex AI stream: Gemini's events or Anthropic's, both server-sent events.
+#[derive(Debug)]
+pub enum Decoder {
+    /// A Google model's stream.
+    Gemini(gemini::stream::Decoder),
+    /// A Claude model's stream.
+    Claude(anthropic::stream::Decoder),
+}
+
+impl StreamDecode for Decoder {
+    type Framer = SseFramer;
+
+    fn framer(&self) -> SseFramer {
+        SseFramer::new()
+    }
+
+    fn on_headers(&mut self, headers: &HeaderMap) {
+        match self {
+            Self::Gemini(d) => d.on_headers(headers),
+            Self::Claude(d) => d.on_headers(headers),
+        }
+    }
+
+    fn on_frame(&mut self, frame: SseEvent, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
+        match self {
+            Self::Gemini(d) => d.on_frame(frame, out),
+            Self::Claude(d) => d.on_frame(frame, out),
+        }
+    }
+
+    fn on_eof(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<()> {
+        match self {
+            Self::Gemini(d) => d.on_eof(out),
+            Self::Claude(d) => d.on_eof(out),
+        }
     }
 }
 
@@ -207,13 +335,7 @@ impl Endpoint for Arc<Vertex> {
     }
 
     fn headers(&self, ctx: &Ctx<'_>) -> Result<HeaderMap> {
-        let token = ctx.auth_token.ok_or_else(|| Error::Config("vertex_ai: no access token was fetched".into()))?;
-        let mut headers = self.headers.clone();
-        bearer(&mut headers, Some(token))?;
-        if token.expose_secret().is_empty() {
-            return Err(Error::Config("vertex_ai: the access token is empty".into()));
-        }
-        Ok(headers)
+        Vertex::headers(self, ctx)
     }
 
     fn models_url(&self) -> Option<String> {
