@@ -35,11 +35,19 @@ fn cases() -> Vec<Case> {
 }
 
 /// A gateway whose model `m` is the case's deployment, answered by the case's recording.
+/// Bedrock's recordings are Converse's: the deployment says so (`bedrock/converse/<id>`), as
+/// `/v1/messages` would otherwise go to InvokeModel, passed through
+/// (`tests/gateway_passthrough.rs`).
 async fn gateway_for(case: &Case) -> (axum::Router, wiremock::MockServer) {
     let kind = ProviderKind::from_id(&case.provider).unwrap_or_else(|| panic!("{}", case.provider));
     let server = upstream(case).await;
     let settings = provider_settings(case, kind, &server.uri());
-    let deployment = Deployment::new(case.spec.model.clone()).settings(settings);
+    let model = if kind == ProviderKind::Bedrock {
+        case.spec.model.replacen("bedrock/", "bedrock/converse/", 1)
+    } else {
+        case.spec.model.clone()
+    };
+    let deployment = Deployment::new(model).settings(settings);
     let gateway = Gateway::from_config_with(&Config::default(), &env, vec![("m".into(), deployment)])
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", case.id()));

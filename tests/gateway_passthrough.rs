@@ -495,3 +495,101 @@ async fn claude_on_vertex_ai_counts_tokens_exactly_and_takes_translated_chat_cal
     assert_eq!(sent.get("model"), None, "{sent}");
     assert_eq!(sent["messages"][0]["content"], json!([{"type": "text", "text": "hi"}]), "{sent}");
 }
+
+/// Where Claude on Bedrock answers (the model id is one percent-encoded path segment).
+const BEDROCK: &str = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0";
+
+/// [`STREAM`] as InvokeModel sends it: each event's JSON, base64-encoded in a `chunk` frame.
+fn bedrock_stream() -> Vec<u8> {
+    STREAM
+        .split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")))
+        .flat_map(switchyard::provider::bedrock::invoke::chunk_frame)
+        .collect()
+}
+
+#[tokio::test]
+async fn claude_on_bedrock_gets_the_clients_body_on_invoke_model_and_streams_come_back_as_anthropics() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("{BEDROCK}/invoke")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(ANSWER, "application/json"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{BEDROCK}/invoke-with-response-stream")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(bedrock_stream(), "application/vnd.amazon.eventstream"))
+        .mount(&server)
+        .await;
+    let app = gateway(&format!(
+        "model_list:\n  - model_name: claude-sonnet-4-5\n    litellm_params: {{model: bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0, api_base: '{}', aws_region_name: us-east-1, api_key: bedrock-api-key, input_cost_per_token: 0.000003}}\n",
+        server.uri()
+    ))
+    .await;
+
+    let (status, _, body) = post(&app, "/v1/messages?beta=true", request(false)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(String::from_utf8_lossy(&body), ANSWER);
+    let (status, headers, body) = post(&app, "/v1/messages", request(true)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers.get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"));
+    // Anthropic's events, as Anthropic's API would have sent them, unknown ones included.
+    assert_eq!(String::from_utf8_lossy(&body), STREAM);
+
+    let sent = received(&server).await;
+    assert_eq!(sent.len(), 2);
+    let betas = r#""anthropic_version":"bedrock-2023-05-31","anthropic_beta":["claude-code-20250219","interleaved-thinking-2025-05-14","context-management-2025-06-27"]"#;
+    for (call, stream) in sent.iter().zip([false, true]) {
+        // Byte for byte but the model (in the URL) and `stream` (the URL says it).
+        let expected = request(stream).replacen(r#""model":"claude-sonnet-4-5""#, betas, 1).replacen(
+            &format!(",\n  \"stream\":{stream}"),
+            "",
+            1,
+        );
+        assert_eq!(String::from_utf8_lossy(&call.body), expected);
+        assert_eq!(header(call, "authorization"), Some("Bearer bedrock-api-key"));
+        assert_eq!(call.url.query(), None);
+    }
+    assert_eq!(sent[1].url.path(), format!("{BEDROCK}/invoke-with-response-stream"));
+    let rows = spend_rows(&app, 2).await;
+    let mut tokens: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|r| (r["prompt_tokens"].as_i64().unwrap_or(-1), r["completion_tokens"].as_i64().unwrap_or(-1)))
+        .collect();
+    tokens.sort_unstable();
+    assert_eq!(tokens, [(900, 40), (2200, 34)], "{rows:?}");
+}
+
+#[tokio::test]
+async fn a_bedrock_exception_mid_stream_ends_the_pass_through_stream_with_an_error_event() {
+    let server = MockServer::start().await;
+    // Cut after the first content delta, then the model's own failure.
+    let mut frames: Vec<u8> = STREAM
+        .split("\n\n")
+        .take(4)
+        .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+        .flat_map(switchyard::provider::bedrock::invoke::chunk_frame)
+        .collect();
+    frames.extend(switchyard::transport::eventstream::exception_frame(
+        "throttlingException",
+        br#"{"message":"Too many tokens, please wait before trying again."}"#,
+    ));
+    Mock::given(method("POST"))
+        .and(path(format!("{BEDROCK}/invoke-with-response-stream")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(frames, "application/vnd.amazon.eventstream"))
+        .mount(&server)
+        .await;
+    let app = gateway(&format!(
+        "model_list:\n  - model_name: claude-sonnet-4-5\n    litellm_params: {{model: bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0, api_base: '{}', aws_region_name: us-east-1, api_key: k}}\nrouter_settings: {{num_retries: 0}}\n",
+        server.uri()
+    ))
+    .await;
+    let (status, _, body) = post(&app, "/v1/messages", request(true)).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&body);
+    let head: String = STREAM.split_inclusive("\n\n").take(4).collect();
+    assert!(text.starts_with(&head), "{text}");
+    let tail = &text[head.len()..];
+    assert!(tail.starts_with("event: error\ndata: "), "{tail}");
+    assert!(tail.contains("Too many tokens"), "{tail}");
+}

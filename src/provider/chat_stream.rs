@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_core::Stream;
 use serde_json::Map;
 
@@ -126,6 +127,12 @@ impl<D: StreamDecode> Pump<D> {
         }
     }
 
+    /// What a rendering decoder made of the bytes pushed last (see
+    /// [`StreamDecode::renders_native`]); `None` when the wire's bytes are the caller's.
+    fn native_bytes(&mut self) -> Option<Bytes> {
+        self.decoder.renders_native().then(|| self.decoder.take_native())
+    }
+
     /// How far the framer has come (see [`Framer::progress`]).
     fn progress(&self) -> u64 {
         self.framer.progress()
@@ -223,12 +230,21 @@ impl<D: StreamDecode> Decoding<D> {
             let deadline = self.last_progress.1.checked_add(self.idle);
             match self.body.next_chunk_by(self.provider, deadline, self.idle).await {
                 Ok(Some(bytes)) => {
-                    if let Some(tap) = &self.tap {
-                        tap.push(&bytes);
-                    }
                     self.pump.push(&bytes);
+                    if let Some(tap) = &self.tap {
+                        // The wire's bytes, or the caller's format rendered from them.
+                        match self.pump.native_bytes() {
+                            Some(rendered) => tap.push(&rendered),
+                            None => tap.push(&bytes),
+                        }
+                    }
                 }
-                Ok(None) => self.pump.end(),
+                Ok(None) => {
+                    self.pump.end();
+                    if let Some((tap, rendered)) = self.tap.as_ref().zip(self.pump.native_bytes()) {
+                        tap.push(&rendered);
+                    }
+                }
                 Err(err) => self.pump.fail(err),
             }
         }

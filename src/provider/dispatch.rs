@@ -90,7 +90,7 @@ fn encode<'c, 'n, A: Adapter>(
     let Some(native) = native else { return Ok((adapter.encode_chat(request, ctx)?, None, *ctx)) };
     if let Some(encoded) = adapter.encode_native(native, ctx) {
         native.tap.begin(true);
-        return Ok((encoded?, Some(&native.tap), Ctx { response_format: None, ..*ctx }));
+        return Ok((encoded?, Some(&native.tap), Ctx { response_format: None, native: true, ..*ctx }));
     }
     native.tap.begin(false);
     if let Some(why) = native.untranslatable_reason() {

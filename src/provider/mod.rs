@@ -131,6 +131,9 @@ pub struct Ctx<'a> {
     pub encoding_format: Option<&'a EmbeddingEncodingFormat>,
     /// A bearer token fetched for this call (see [`Credentials`]).
     pub auth_token: Option<&'a SecretString>,
+    /// The request went out in the caller's own format ([`Adapter::encode_native`]): the
+    /// answer is in that format too, where the adapter's is another.
+    pub native: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -144,6 +147,7 @@ impl<'a> Ctx<'a> {
             response_format: None,
             encoding_format: None,
             auth_token: None,
+            native: false,
         }
     }
 
@@ -273,6 +277,19 @@ pub trait StreamDecode: Send + 'static {
 
     /// The byte stream ended without [`Flow::Done`]: emit what is owed, or say it was cut off.
     fn on_eof(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<()>;
+
+    /// Whether the caller of a native request is served the bytes this decoder renders
+    /// ([`StreamDecode::take_native`]) rather than the wire's: where the wire wraps the
+    /// caller's format in another (Bedrock's event frames around Anthropic's events).
+    fn renders_native(&self) -> bool {
+        false
+    }
+
+    /// The caller's bytes for what was decoded since the last take (see
+    /// [`StreamDecode::renders_native`]).
+    fn take_native(&mut self) -> Bytes {
+        Bytes::new()
+    }
 }
 
 #[cfg(test)]

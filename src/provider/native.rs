@@ -27,6 +27,11 @@ pub struct Native {
     /// Where the whole `"model": "..."` member is, when its key is spelled plainly (no
     /// escapes): what a format that takes the model in its URL cuts out.
     member: Option<Range<usize>>,
+    /// Where the `"stream": ...` member is, with the comma that separates it from its
+    /// neighbour: what a format that streams by URL cuts out. `None` when there is none.
+    stream_member: Option<Range<usize>>,
+    /// Whether the body has a `stream` member whose key is not spelled plainly.
+    odd_stream: bool,
     /// Whether the body names an `anthropic_version` of its own (a client written for
     /// Vertex AI or Bedrock).
     has_version_field: bool,
@@ -43,6 +48,8 @@ struct ModelOnly<'a> {
     model: &'a RawValue,
     #[serde(borrow, default)]
     anthropic_version: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    stream: Option<&'a RawValue>,
 }
 
 impl Native {
@@ -62,9 +69,13 @@ impl Native {
         }
         let member = member_start(&body, model.start).map(|start| start..model.end);
         let has_version_field = found.anthropic_version.is_some();
+        let stream_member = found.stream.and_then(|raw| removable(&body, raw, b"\"stream\""));
+        let odd_stream = found.stream.is_some() && stream_member.is_none();
         Ok(Self {
             model,
             member,
+            stream_member,
+            odd_stream,
             has_version_field,
             body,
             version: None,
@@ -133,33 +144,50 @@ impl Native {
     }
 
     /// The body with `fields` in place of its `model` member, for formats that take the
-    /// model in the URL and the version in the body (Claude on Vertex AI and Bedrock:
-    /// `anthropic_version`). Everything else is byte for byte the client's, unless the
-    /// client named `anthropic_version` itself or spelled `model` with escapes: the body is
-    /// then re-written from its parsed form (members sorted, values alike, the client's
-    /// fields kept over ours).
+    /// model in the URL and the version in the body (Claude on Vertex AI: `anthropic_version`).
+    /// Everything else is byte for byte the client's, unless the client named
+    /// `anthropic_version` itself or spelled `model` with escapes: the body is then re-written
+    /// from its parsed form (members sorted, values alike, the client's fields kept over ours).
     pub(crate) fn body_without_model(&self, fields: &[(&str, serde_json::Value)]) -> Result<Bytes> {
+        self.spliced(fields, false)
+    }
+
+    /// As [`Native::body_without_model`], and without the `stream` member either (Bedrock,
+    /// which streams by URL and refuses members it does not know).
+    pub(crate) fn body_without_model_or_stream(&self, fields: &[(&str, serde_json::Value)]) -> Result<Bytes> {
+        self.spliced(fields, true)
+    }
+
+    fn spliced(&self, fields: &[(&str, serde_json::Value)], drop_stream: bool) -> Result<Bytes> {
         let invalid = |e: serde_json::Error| Error::invalid(e.to_string(), None);
-        match (&self.member, self.has_version_field) {
-            (Some(span), false) if !fields.is_empty() => {
-                let members = members(fields)?;
-                let (head, tail) = (&self.body[..span.start], &self.body[span.end..]);
-                let mut out = BytesMut::with_capacity(head.len() + members.len() + tail.len());
-                out.extend_from_slice(head);
-                out.extend_from_slice(members.as_bytes());
-                out.extend_from_slice(tail);
-                Ok(out.freeze())
+        let rewrite = self.has_version_field || fields.is_empty() || (drop_stream && self.odd_stream);
+        if let (Some(model), false) = (&self.member, rewrite) {
+            let members = members(fields)?;
+            let mut edits = vec![(model.clone(), members.as_bytes())];
+            if let Some(stream) = self.stream_member.as_ref().filter(|_| drop_stream) {
+                edits.push((stream.clone(), b"".as_slice()));
             }
-            _ => {
-                let mut object: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_slice(&self.body).map_err(invalid)?;
-                object.remove("model");
-                for (key, value) in fields {
-                    object.entry(*key).or_insert_with(|| value.clone());
-                }
-                serde_json::to_vec(&object).map(Bytes::from).map_err(invalid)
+            edits.sort_by_key(|(span, _)| span.start);
+            let mut out = BytesMut::with_capacity(self.body.len() + members.len());
+            let mut at = 0;
+            for (span, with) in edits {
+                out.extend_from_slice(&self.body[at..span.start]);
+                out.extend_from_slice(with);
+                at = span.end;
             }
+            out.extend_from_slice(&self.body[at..]);
+            return Ok(out.freeze());
         }
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&self.body).map_err(invalid)?;
+        object.remove("model");
+        if drop_stream {
+            object.remove("stream");
+        }
+        for (key, value) in fields {
+            object.entry(*key).or_insert_with(|| value.clone());
+        }
+        serde_json::to_vec(&object).map(Bytes::from).map_err(invalid)
     }
 
     /// The body with `model` in place of the client's model and `fields` first among its
@@ -210,6 +238,22 @@ impl Native {
     }
 }
 
+/// The span of the member whose value is `raw` and whose key is `key` (quoted), with one
+/// comma: the one after it, or for the last member the one before it, so that cutting the
+/// span out leaves a valid object. `None` when the key is not spelled plainly.
+fn removable(body: &[u8], raw: &RawValue, key: &[u8]) -> Option<Range<usize>> {
+    let value = (raw.get().as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
+    let end = value + raw.get().len();
+    let start = key_start(body, value, key)?;
+    let after = end + body.get(end..)?.iter().position(|b| !b.is_ascii_whitespace())?;
+    if body[after] == b',' {
+        return Some(start..after + 1);
+    }
+    // The last member: the comma before it goes (the model is always another member).
+    let comma = body[..start].iter().rposition(|b| !b.is_ascii_whitespace())?;
+    (body[comma] == b',').then_some(comma..end)
+}
+
 /// `"a":1,"b":2`: members to splice into an object.
 fn members(fields: &[(&str, serde_json::Value)]) -> Result<String> {
     let mut out = String::new();
@@ -228,16 +272,20 @@ fn members(fields: &[(&str, serde_json::Value)]) -> Result<String> {
 /// spelled plainly. Replacing the span from there to the value's end with another member
 /// keeps the object valid: the commas around it stay where they are.
 fn member_start(body: &[u8], value: usize) -> Option<usize> {
-    const KEY: &[u8] = b"\"model\"";
+    key_start(body, value, b"\"model\"")
+}
+
+/// Where the key `key` (quoted) of the member whose value starts at `value` begins.
+fn key_start(body: &[u8], value: usize, key: &[u8]) -> Option<usize> {
     let before = body.get(..value)?;
     let colon = before.iter().rposition(|b| !b.is_ascii_whitespace())?;
     if before[colon] != b':' {
         return None;
     }
     let key_end = before[..colon].iter().rposition(|b| !b.is_ascii_whitespace())? + 1;
-    let key_start = key_end.checked_sub(KEY.len())?;
-    let prev = before[..key_start].iter().rposition(|b| !b.is_ascii_whitespace())?;
-    (&before[key_start..key_end] == KEY && matches!(before[prev], b',' | b'{')).then_some(key_start)
+    let start = key_end.checked_sub(key.len())?;
+    let prev = before[..start].iter().rposition(|b| !b.is_ascii_whitespace())?;
+    (&before[start..key_end] == key && matches!(before[prev], b',' | b'{')).then_some(start)
 }
 
 /// The answer's bytes as they pass, for the caller of a native request.
@@ -319,6 +367,39 @@ mod tests {
             let want = if body.contains("mine") { "mine" } else { "vertex-2023-10-16" };
             assert_eq!(out["anthropic_version"], want);
         }
+        // Bedrock: no `stream` either, wherever it stands, with its comma.
+        let bedrock = [
+            ("anthropic_version", serde_json::json!("bedrock-2023-05-31")),
+            ("anthropic_beta", serde_json::json!(["b1"])),
+        ];
+        for (body, want) in [
+            (r#"{"model":"m","stream":true}"#, r#"{"anthropic_version":"bedrock-2023-05-31","anthropic_beta":["b1"]}"#),
+            (
+                r#"{ "stream" : false , "model":"m", "x":1}"#,
+                r#"{  "anthropic_version":"bedrock-2023-05-31","anthropic_beta":["b1"], "x":1}"#,
+            ),
+            (
+                r#"{"x":1,"stream":true,"model":"m"}"#,
+                r#"{"x":1,"anthropic_version":"bedrock-2023-05-31","anthropic_beta":["b1"]}"#,
+            ),
+            (
+                r#"{"model":"m","x":{"stream":1}}"#,
+                r#"{"anthropic_version":"bedrock-2023-05-31","anthropic_beta":["b1"],"x":{"stream":1}}"#,
+            ),
+        ] {
+            let native = Native::messages(Bytes::from(body)).unwrap();
+            let out = native.body_without_model_or_stream(&bedrock).unwrap();
+            assert_eq!(std::str::from_utf8(&out).unwrap(), want);
+            assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+        }
+        let native = Native::messages(Bytes::from_static(br#"{"model":"m","str\u0065am":true,"x":1}"#)).unwrap();
+        let out: serde_json::Value =
+            serde_json::from_slice(&native.body_without_model_or_stream(&bedrock).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({"x": 1, "anthropic_version": "bedrock-2023-05-31", "anthropic_beta": ["b1"]})
+        );
+
         // Counting keeps the model and puts the version first.
         let native = Native::messages(Bytes::from_static(br#" {"model":"m","max_tokens":5}"#)).unwrap();
         let out = native.body_with_fields("claude-x", &version).unwrap();

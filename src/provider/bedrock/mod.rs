@@ -1,5 +1,6 @@
 //! Amazon Bedrock through the Converse API (`bedrock/...`): `POST /model/{id}/converse`
-//! and `/converse-stream`, and embeddings through `InvokeModel`.
+//! and `/converse-stream`, and embeddings through `InvokeModel`; a `/v1/messages` request
+//! to Claude goes to `InvokeModel` in Anthropic's format, passed through (see `invoke`).
 //!
 //! Upstream docs: <https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html>,
 //! `ConverseStream` (same request; an AWS event stream answer), and the model parameters
@@ -8,7 +9,8 @@
 //!
 //! Model strings are `bedrock/<model id>`: a foundation model (`anthropic.claude-3-5-sonnet-
 //! 20240620-v1:0`), a cross-region inference profile (`us.anthropic.claude-...`) or an ARN.
-//! LiteLLM's `bedrock/converse/<id>` spelling is accepted too. The id is one path segment,
+//! LiteLLM's `bedrock/converse/<id>` and `bedrock/invoke/<id>` spellings are accepted too
+//! (`converse/` keeps `/v1/messages` requests on Converse, translated). The id is one path segment,
 //! percent-encoded (`:` as `%3A`, `/` in ARNs as `%2F`); the signature is computed over the
 //! encoded path, encoded once more, as SigV4 requires for every service but S3.
 
@@ -21,12 +23,17 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::{ExposeSecret, SecretString};
 
+use std::collections::VecDeque;
+
 use crate::error::{ApiError, Error, Result};
+use crate::provider::native::Native;
 use crate::provider::requests::{bearer, join_url, post_json};
-use crate::provider::{Adapter, Ctx, ProviderKind};
-use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
+use crate::provider::{Adapter, Ctx, Flow, ProviderKind, StreamDecode, anthropic};
+use crate::transport::eventstream::{EventFrame, EventStreamFramer};
+use crate::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
 
 pub(crate) mod error;
+pub mod invoke;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod stream;
@@ -90,7 +97,7 @@ impl Bedrock {
 
     /// The URL of an operation (`converse`, `converse-stream`, `invoke`) on a model.
     fn url(&self, model: &str, operation: &str) -> String {
-        let id = model.strip_prefix("converse/").unwrap_or(model);
+        let id = model.strip_prefix("converse/").or_else(|| model.strip_prefix("invoke/")).unwrap_or(model);
         join_url(&self.base_url, &format!("/model/{}/{operation}", utf8_percent_encode(id, SEGMENT)))
     }
 
@@ -161,7 +168,7 @@ pub fn sign_request(
 }
 
 impl Adapter for Bedrock {
-    type Stream = stream::Decoder;
+    type Stream = Decoder;
 
     fn kind(&self) -> ProviderKind {
         ProviderKind::Bedrock
@@ -176,12 +183,34 @@ impl Adapter for Bedrock {
         }
     }
 
-    fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse> {
-        response::decode(response, ctx)
+    /// Claude's Messages body as the client sent it, to InvokeModel (see `invoke`).
+    fn encode_native(&self, native: &Native, ctx: &Ctx<'_>) -> Option<Result<http::Request<Bytes>>> {
+        if !invoke::takes_messages(ctx.model) {
+            return None;
+        }
+        Some(invoke::body(native).and_then(|body| {
+            if ctx.stream {
+                self.post(
+                    &self.url(ctx.model, "invoke-with-response-stream"),
+                    body,
+                    "application/vnd.amazon.eventstream",
+                )
+            } else {
+                self.post(&self.url(ctx.model, "invoke"), body, "application/json")
+            }
+        }))
     }
 
-    fn stream_decoder(&self, ctx: &Ctx<'_>) -> stream::Decoder {
-        stream::Decoder::new(ctx)
+    fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse> {
+        if ctx.native { anthropic::response::decode(response, ctx) } else { response::decode(response, ctx) }
+    }
+
+    fn stream_decoder(&self, ctx: &Ctx<'_>) -> Decoder {
+        if ctx.native {
+            Decoder::Invoke(invoke::Decoder::new(ctx))
+        } else {
+            Decoder::Converse(stream::Decoder::new(ctx))
+        }
     }
 
     fn decode_error(&self, status: StatusCode, headers: &HeaderMap, body: &Bytes) -> ApiError {
@@ -195,6 +224,55 @@ impl Adapter for Bedrock {
 
     fn decode_embed(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<EmbeddingResponse> {
         response::decode_embeddings(response, ctx)
+    }
+}
+
+/// A Bedrock stream: Converse's events, or InvokeModel's chunks of Anthropic's events.
+#[derive(Debug)]
+pub enum Decoder {
+    /// ConverseStream.
+    Converse(stream::Decoder),
+    /// InvokeModelWithResponseStream, for a native Messages request.
+    Invoke(invoke::Decoder),
+}
+
+impl StreamDecode for Decoder {
+    type Framer = EventStreamFramer;
+
+    fn framer(&self) -> EventStreamFramer {
+        EventStreamFramer::new(ProviderKind::Bedrock)
+    }
+
+    fn on_headers(&mut self, headers: &HeaderMap) {
+        match self {
+            Self::Converse(d) => d.on_headers(headers),
+            Self::Invoke(d) => d.on_headers(headers),
+        }
+    }
+
+    fn on_frame(&mut self, frame: EventFrame, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
+        match self {
+            Self::Converse(d) => d.on_frame(frame, out),
+            Self::Invoke(d) => d.on_frame(frame, out),
+        }
+    }
+
+    fn on_eof(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<()> {
+        match self {
+            Self::Converse(d) => d.on_eof(out),
+            Self::Invoke(d) => d.on_eof(out),
+        }
+    }
+
+    fn renders_native(&self) -> bool {
+        matches!(self, Self::Invoke(_))
+    }
+
+    fn take_native(&mut self) -> Bytes {
+        match self {
+            Self::Converse(d) => d.take_native(),
+            Self::Invoke(d) => d.take_native(),
+        }
     }
 }
 

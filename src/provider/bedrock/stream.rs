@@ -67,8 +67,11 @@ impl Decoder {
             self.core.reasoning(block, piece, out);
         }
     }
+}
 
-    fn exception(&self, exception_type: &str, payload: &[u8]) -> Error {
+/// An exception frame as an error of the right kind (Converse's and InvokeModel's alike).
+pub(crate) fn exception(exception_type: &str, payload: &[u8]) -> Error {
+    {
         let body = serde_json::from_slice::<ErrorBody>(payload).ok();
         let mut message = body
             .as_ref()
@@ -87,6 +90,15 @@ impl Decoder {
             _ => classify(exception_type, &message, None),
         };
         Error::Stream { provider: ProviderKind::Bedrock, kind, message: format!("{exception_type}: {message}") }
+    }
+}
+
+/// An error frame (outside the model) as an error.
+pub(crate) fn frame_error(code: &str, message: &str) -> Error {
+    Error::Stream {
+        provider: ProviderKind::Bedrock,
+        kind: classify(code, message, None),
+        message: format!("{code}: {message}"),
     }
 }
 
@@ -109,14 +121,8 @@ impl StreamDecode for Decoder {
     fn on_frame(&mut self, frame: EventFrame, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
         let event_type = match &frame.kind {
             FrameKind::Event(event_type) => event_type.as_str(),
-            FrameKind::Exception(exception_type) => return Err(self.exception(exception_type, &frame.payload)),
-            FrameKind::Error { code, message } => {
-                return Err(Error::Stream {
-                    provider: ProviderKind::Bedrock,
-                    kind: classify(code, message, None),
-                    message: format!("{code}: {message}"),
-                });
-            }
+            FrameKind::Exception(exception_type) => return Err(exception(exception_type, &frame.payload)),
+            FrameKind::Error { code, message } => return Err(frame_error(code, message)),
         };
         match event_type {
             "messageStart" => self.core.open_message(out),
