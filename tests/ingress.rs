@@ -149,7 +149,7 @@ fn abbreviated(value: &Value) -> Value {
 async fn recorded_client_requests_translate_for_an_openai_upstream_as_their_snapshots_say() {
     for (dir, recorded) in &cases() {
         let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let (app, server) = gateway("model: openai/gpt-4o, api_base: 'BASE/v1', api_key: sk-oa", OPENAI_STREAM).await;
+        let (app, server) = gateway("model: openai/o3-mini, api_base: 'BASE/v1', api_key: sk-oa", OPENAI_STREAM).await;
         let (status, answer) = replay(&app, recorded).await;
         assert_eq!(status, StatusCode::OK, "{id}: {answer:.500}");
         assert!(answer.contains("event: message_stop"), "{id}: {answer:.500}");

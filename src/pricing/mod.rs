@@ -126,6 +126,17 @@ impl Registry {
         Self::from_json(BUILTIN)
     }
 
+    /// Whether the built-in registry knows `provider/model` and says it does not reason
+    /// (no `reasoning` capability). A model it does not know is not said not to.
+    pub fn known_not_to_reason(provider: &str, model: &str) -> bool {
+        static BUILTIN: std::sync::OnceLock<Option<Registry>> = std::sync::OnceLock::new();
+        BUILTIN
+            .get_or_init(|| Self::builtin().ok())
+            .as_ref()
+            .and_then(|registry| registry.get(provider, model))
+            .is_some_and(|info| !info.capabilities.iter().any(|c| c == "reasoning"))
+    }
+
     /// The date of the prices (for a merged registry, `builtin+override-version`).
     pub fn version(&self) -> &str {
         &self.version

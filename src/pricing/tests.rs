@@ -27,6 +27,13 @@ fn the_builtin_registry_loads_and_is_dated() {
 }
 
 #[test]
+fn only_models_known_not_to_reason_are_said_not_to() {
+    assert!(Registry::known_not_to_reason("openai", "gpt-4o"));
+    assert!(!Registry::known_not_to_reason("openai", "o3-mini"));
+    assert!(!Registry::known_not_to_reason("openai", "a-model-nobody-priced"));
+}
+
+#[test]
 fn claude_on_vertex_ai_is_priced_as_anthropics_own_model() {
     let registry = builtin();
     let own = registry.get("anthropic", "claude-sonnet-4-5-20250929").unwrap_or_else(|| panic!("priced"));
