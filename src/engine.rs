@@ -68,7 +68,8 @@ impl Operation for Chat<'_> {
         model: &str,
         drop: bool,
     ) -> Result<ChatResponse> {
-        dispatch::chat(provider, transport, self.0, &Ctx::for_chat(model, self.0, false, drop), self.1).await
+        let request = hinted(self.0, self.1, provider, model);
+        dispatch::chat(provider, transport, &request, &Ctx::for_chat(model, &request, false, drop), self.1).await
     }
 }
 
@@ -77,8 +78,32 @@ impl Operation for Stream<'_> {
     const STREAM: bool = true;
 
     async fn attempt(&self, provider: &Provider, transport: &Transport, model: &str, drop: bool) -> Result<ChatStream> {
-        dispatch::chat_stream(provider, transport, self.0, &Ctx::for_chat(model, self.0, true, drop), self.1).await
+        let request = hinted(self.0, self.1, provider, model);
+        dispatch::chat_stream(provider, transport, &request, &Ctx::for_chat(model, &request, true, drop), self.1).await
     }
+}
+
+/// The request for an attempt on `model`. A request translated from the caller's own
+/// format (`native`) carries `reasoning_effort` for Anthropic's thinking and effort, which
+/// shape how an answer is produced, not what it says: a model the built-in registry knows
+/// does not reason (gpt-4o, which refuses the parameter) gets the request without it.
+fn hinted<'r>(
+    request: &'r ChatRequest,
+    native: Option<&Native>,
+    provider: &Provider,
+    model: &str,
+) -> std::borrow::Cow<'r, ChatRequest> {
+    if native.is_some()
+        && request.reasoning_effort.is_some()
+        && crate::pricing::Registry::known_not_to_reason(&provider.kind().to_string(), model)
+    {
+        tracing::debug!(
+            model,
+            "leaving out reasoning_effort (from thinking or effort) for a model that does not reason"
+        );
+        return std::borrow::Cow::Owned(ChatRequest { reasoning_effort: None, ..request.clone() });
+    }
+    std::borrow::Cow::Borrowed(request)
 }
 
 impl Operation for Embed<'_> {

@@ -80,8 +80,7 @@ type Encoded<'c, 'n> = (http::Request<bytes::Bytes>, Option<&'n Arc<Tap>>, Ctx<'
 
 /// The request for one attempt: the native body where the adapter speaks its format (with
 /// the tap to keep the answer in, and a context that undoes nothing the translation would
-/// have done), else the translated request (without the reasoning hint for a model that
-/// does not reason), unless the native one cannot be translated.
+/// have done), else the translated request, unless the native one cannot be translated.
 fn encode<'c, 'n, A: Adapter>(
     adapter: &A,
     request: &ChatRequest,
@@ -96,19 +95,6 @@ fn encode<'c, 'n, A: Adapter>(
     native.tap.begin(false);
     if let Some(why) = native.untranslatable_reason() {
         return Err(Error::Unsupported { provider: adapter.kind(), feature: why.to_string() });
-    }
-    // The translation's `reasoning_effort` stands for Anthropic's thinking and effort, which
-    // shape how an answer is produced, not what it says: a model known not to reason (which
-    // would refuse the parameter, as gpt-4o does) gets the request without it.
-    if request.reasoning_effort.is_some()
-        && crate::pricing::Registry::known_not_to_reason(&adapter.kind().to_string(), ctx.model)
-    {
-        tracing::debug!(
-            model = ctx.model,
-            "dropping reasoning_effort (from thinking or effort) for a model that does not reason"
-        );
-        let request = ChatRequest { reasoning_effort: None, ..request.clone() };
-        return Ok((adapter.encode_chat(&request, ctx)?, None, *ctx));
     }
     Ok((adapter.encode_chat(request, ctx)?, None, *ctx))
 }
