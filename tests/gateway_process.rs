@@ -18,6 +18,11 @@ fn temp(name: &str) -> std::path::PathBuf {
 /// Starts `switchyard serve` with `config` and `args`, waits until it listens, and returns it
 /// with its port.
 fn serve(config: &str, args: &[&str], database: &std::path::Path) -> (Child, u16) {
+    serve_with(config, args, database, &[])
+}
+
+/// [`serve`] with more environment variables.
+fn serve_with(config: &str, args: &[&str], database: &std::path::Path, env: &[(&str, &str)]) -> (Child, u16) {
     let path = temp("config.yaml");
     std::fs::write(&path, config).unwrap_or_else(|e| panic!("{e}"));
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0);
@@ -29,6 +34,7 @@ fn serve(config: &str, args: &[&str], database: &std::path::Path) -> (Child, u16
         .env("SWITCHYARD_MASTER_KEY", MASTER)
         .env("SWITCHYARD_DATABASE_URL", format!("sqlite://{}", database.display()))
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -173,4 +179,69 @@ fn sigterm_loses_no_spend_row() {
     answered_calls(port, 5);
     let _ = stop(child);
     assert_eq!(spend_rows(&database), 5);
+}
+
+/// A gateway whose environment names an HTTP proxy reaches its upstream through it (here a
+/// host that does not resolve, so only the proxy can answer), as curl and the SDKs do.
+#[test]
+fn an_upstream_is_reached_through_the_proxy_the_environment_names() {
+    use std::io::{BufRead as _, Write as _};
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap_or_else(|e| panic!("{e}")));
+    proxy.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
+    let seen = std::thread::spawn(move || {
+        // Bounded: a gateway that ignored the proxy would never connect.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let stream = loop {
+            match proxy.accept() {
+                Ok((stream, _)) => break stream,
+                Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => return vec![format!("no connection to the proxy: {e}")],
+            }
+        };
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut reader = std::io::BufReader::new(stream);
+        let (mut head, mut length) = (Vec::new(), 0usize);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+            head.push(line.trim_end().to_string());
+        }
+        let mut body = vec![0; length];
+        let _ = reader.read_exact(&mut body);
+        let answer = r#"{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"via the proxy"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":3,"total_tokens":4}}"#;
+        let mut stream = reader.into_inner();
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        head
+    });
+    let config = "model_list:\n  - model_name: echo\n    litellm_params: {model: openai/gpt-4o-mini, api_base: 'http://upstream.invalid/v1', api_key: sk-upstream}\n";
+    let database = temp("proxy.db");
+    let (child, port) = serve_with(config, &[], &database, &[("HTTP_PROXY", &proxy_url), ("NO_PROXY", "")]);
+    let body = r#"{"model": "echo", "messages": [{"role": "user", "content": "hi"}]}"#;
+    let answer = http(
+        port,
+        &format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {MASTER}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    stop(child);
+    let head = seen.join().unwrap_or_else(|_| panic!("the proxy thread failed"));
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("via the proxy"), "{answer}");
+    assert_eq!(
+        head.first().map(String::as_str),
+        Some("POST http://upstream.invalid/v1/chat/completions HTTP/1.1"),
+        "{head:?}"
+    );
+    assert!(head.iter().any(|h| h.eq_ignore_ascii_case("authorization: Bearer sk-upstream")), "{head:?}");
 }

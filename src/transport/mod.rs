@@ -19,6 +19,7 @@ use http::{HeaderMap, StatusCode};
 use crate::catalog::ProviderKind;
 use crate::error::{Error, Result, TimeoutPhase};
 
+mod client;
 pub mod eventstream;
 mod frame;
 pub mod retry;
@@ -62,9 +63,6 @@ pub const DEFAULT_MAX_BODY: usize = 256 * 1024 * 1024;
 /// The largest error body read; an error answer bigger than this is itself an error.
 const MAX_ERROR_BODY: usize = 4 * 1024 * 1024;
 
-/// How many event loops can each have connections of their own (see [`set_lane`]).
-const LANES: usize = 64;
-
 thread_local! {
     static LANE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
@@ -76,55 +74,13 @@ thread_local! {
 /// request and its answer across threads (a wake-up each way). Threads that never call it
 /// share lane 0, one pool, as a work-stealing runtime's threads should.
 pub fn set_lane(lane: usize) {
-    LANE.with(|l| l.set(lane % LANES));
-}
-
-/// An HTTP client per lane, all with the same settings; lane 0's is built at once (so a
-/// bad setting is an error when the transport is made), the others when first used.
-struct Clients {
-    first: reqwest::Client,
-    more: [std::sync::OnceLock<reqwest::Client>; LANES - 1],
-    connect: Duration,
-}
-
-impl Clients {
-    fn new(connect: Duration) -> Result<Self> {
-        Ok(Self { first: http_client(connect)?, more: std::array::from_fn(|_| std::sync::OnceLock::new()), connect })
-    }
-
-    /// This thread's lane's client.
-    fn get(&self) -> &reqwest::Client {
-        match LANE.with(std::cell::Cell::get).checked_sub(1) {
-            None => &self.first,
-            Some(i) => self.more[i].get_or_init(|| {
-                // The same settings built lane 0's client; should another build fail, the
-                // lane shares lane 0's pool rather than fail its calls.
-                http_client(self.connect).unwrap_or_else(|_| self.first.clone())
-            }),
-        }
-    }
-}
-
-fn http_client(connect: Duration) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config()?)
-        .connect_timeout(connect)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        // A provider endpoint that redirects is not followed: the request's body and its
-        // credential (`x-api-key`, `api-key`, `x-goog-api-key` are not stripped by
-        // reqwest's cross-origin rule) would go to wherever the redirect points, and that
-        // place's answer would reach the client (a read-anything SSRF).
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
+    LANE.with(|l| l.set(lane % client::LANES));
 }
 
 /// The shared HTTP client with its policies. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Transport {
-    http: Arc<Clients>,
+    http: Arc<client::Lanes>,
     timeouts: Arc<Timeouts>,
     max_body: usize,
 }
@@ -134,6 +90,7 @@ impl fmt::Debug for Transport {
         f.debug_struct("Transport")
             .field("timeouts", &self.timeouts)
             .field("max_body", &self.max_body)
+            .field("proxied", &self.http.proxied())
             .finish_non_exhaustive()
     }
 }
@@ -141,7 +98,7 @@ impl fmt::Debug for Transport {
 impl Transport {
     /// A transport with these policies.
     pub fn new(timeouts: Timeouts) -> Result<Self> {
-        let http = Arc::new(Clients::new(timeouts.connect)?);
+        let http = Arc::new(client::Lanes::new(client::Settings::from_env(timeouts.connect))?);
         Ok(Self { http, timeouts: Arc::new(timeouts), max_body: DEFAULT_MAX_BODY })
     }
 
@@ -177,38 +134,32 @@ impl Transport {
                 tokio::time::timeout(first_byte, upstream.call(request)).await.map_err(|_| timed_out())
             }
             Upstream::Http => {
-                let request = reqwest::Request::try_from(request).map_err(|e| Error::Transport {
-                    provider,
-                    message: format!("invalid request: {e}"),
-                    source: Some(Box::new(e)),
-                })?;
-                tracing::debug!(%provider, method = %request.method(), url = %request.url(), "sending");
-                let response = tokio::time::timeout(first_byte, self.http.get().execute(request))
+                tracing::debug!(%provider, method = %request.method(), uri = %request.uri(), "sending");
+                let client = self.http.get(LANE.with(std::cell::Cell::get));
+                let response = tokio::time::timeout(first_byte, client.send(request))
                     .await
                     .map_err(|_| timed_out())?
                     .map_err(|e| self.send_error(provider, e))?;
-                Ok(RawResponse {
-                    status: response.status(),
-                    headers: response.headers().clone(),
-                    body: Body::Http(response),
-                })
+                Ok(RawResponse { status: response.status, headers: response.headers, body: Body::Http(response.body) })
             }
         }
     }
 
-    fn send_error(&self, provider: ProviderKind, err: reqwest::Error) -> Error {
-        if err.is_timeout() {
-            return Error::Timeout { provider, phase: TimeoutPhase::Connect, after: self.timeouts.connect };
-        }
-        let what = if err.is_connect() { "could not connect" } else { "request failed" };
-        let mut message = what.to_string();
-        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&err);
+    fn send_error(&self, provider: ProviderKind, err: client::SendError) -> Error {
+        let (connect, err) = match err {
+            client::SendError::ConnectTimeout => {
+                return Error::Timeout { provider, phase: TimeoutPhase::Connect, after: self.timeouts.connect };
+            }
+            client::SendError::Failed { connect, error } => (connect, error),
+        };
+        let mut message = (if connect { "could not connect" } else { "request failed" }).to_string();
+        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&*err);
         while let Some(cause) = source {
             message.push_str(": ");
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        Error::Transport { provider, message, source: Some(Box::new(err)) }
+        Error::Transport { provider, message, source: Some(err) }
     }
 
     /// The largest non-stream body this transport reads.
@@ -313,7 +264,7 @@ pub struct Chunk {
 #[derive(Debug)]
 pub enum Body {
     /// From the network.
-    Http(reqwest::Response),
+    Http(client::NetBody),
     /// From an in-process upstream.
     Chunks(VecDeque<Chunk>),
 }
@@ -335,17 +286,17 @@ impl Body {
     ) -> Result<Option<Bytes>> {
         let idle_timeout = || Error::Timeout { provider, phase: TimeoutPhase::Idle, after: idle };
         match self {
-            Self::Http(response) => {
+            Self::Http(body) => {
                 let read = match deadline {
                     Some(deadline) => {
-                        tokio::time::timeout_at(deadline, response.chunk()).await.map_err(|_| idle_timeout())?
+                        tokio::time::timeout_at(deadline, body.chunk()).await.map_err(|_| idle_timeout())?
                     }
-                    None => response.chunk().await,
+                    None => body.chunk().await,
                 };
                 read.map_err(|e| Error::Transport {
                     provider,
                     message: format!("reading the response body: {e}"),
-                    source: Some(Box::new(e)),
+                    source: Some(e),
                 })
             }
             Self::Chunks(chunks) => {
