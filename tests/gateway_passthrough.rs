@@ -172,6 +172,23 @@ async fn a_whole_answer_passes_through_both_ways_and_is_still_metered() {
     assert!(row["spend"].as_f64().is_some_and(|s| s > 0.0), "{row}");
 }
 
+/// A body our description of the format refuses (here one without `max_tokens`, which a
+/// newer version of the API might not need) is the Anthropic upstream's to judge: it goes
+/// out as it came and the upstream's answer comes back. Translated for a provider of another
+/// format, the same body is refused with a 400 (`gateway_messages`).
+#[tokio::test]
+async fn a_body_our_description_refuses_is_the_upstreams_to_judge() {
+    let server = anthropic_upstream().await;
+    let app = gateway(&config(&server.uri())).await;
+    let body = r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}"#;
+    let (status, _, answer) = post(&app, "/v1/messages", body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(String::from_utf8_lossy(&answer), ANSWER);
+    let sent = received(&server).await;
+    let expected = body.replacen("\"claude-sonnet-4-5\"", "\"claude-sonnet-4-5-20250929\"", 1);
+    assert_eq!(sent.first().map(|r| String::from_utf8_lossy(&r.body).into_owned()), Some(expected));
+}
+
 #[tokio::test]
 async fn every_stream_event_passes_through_as_it_came() {
     let server = anthropic_upstream().await;

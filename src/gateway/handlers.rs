@@ -21,6 +21,7 @@ use super::store::{KeyRecord, SpendRow, now_ms};
 use super::{ApiFailure, Gateway};
 use crate::cache::CacheControl;
 use crate::error::ErrorKind;
+use crate::router::state::MinuteUsage;
 use crate::router::{CallOptions, CallReport};
 use crate::{ChatRequest, EmbeddingRequest};
 
@@ -170,8 +171,10 @@ pub(super) async fn route_chat(
     };
     // A request sent as the client wrote it must be the one the guardrails passed.
     let before = options.native.is_some().then(|| session.as_ref().map(|_| request.clone())).flatten();
+    // The guardrails' futures are large and run for few calls: boxed, they do not grow this
+    // future (which its callers box, moving every byte of it) for the calls without them.
     if let Some(session) = session.as_mut()
-        && let Err(failure) = session.pre_call(&mut request, &group, key_id.as_deref()).await
+        && let Err(failure) = Box::pin(session.pre_call(&mut request, &group, key_id.as_deref())).await
     {
         let records = session.records();
         gateway.metrics.observe_guardrails(&records);
@@ -199,27 +202,70 @@ pub(super) async fn route_chat(
         // Changed by a guardrail, or read by one as it streams: translated both ways.
         options.native = None;
     }
+    if request.stream == Some(true) {
+        // Boxed apart, as the guardrails: the stream's call and the whole answer's would
+        // otherwise each take their room in this future.
+        let admitted = Admitted { admission, usage, session };
+        return Box::pin(route_stream(gateway, principal, request, options, admitted)).await;
+    }
     let native = options.native.clone();
     let mut headers = HeaderMap::new();
-    if request.stream == Some(true) {
-        let stream = gateway.router.chat_stream_with(&request, options).await?;
-        report_headers(&mut headers, stream.report(), gateway.show_api_base);
-        limit_headers(&mut headers, principal.key(), usage);
-        if let Some(value) = session.as_ref().and_then(Session::header).and_then(|h| HeaderValue::from_str(&h).ok()) {
-            headers.insert("x-switchyard-guardrails", value);
-        }
-        let on_done = session.as_ref().map(|_| decisions_sink(gateway, stream.report().call_id.clone()));
-        let guarded = GuardedStream::new(stream, session, request, on_done);
-        return Ok(Routed::Stream(Box::new(Metered::new(gateway, guarded, admission)), headers));
-    }
     let mut answer = gateway.router.chat_with(&request, options).await?;
     admission.wait_written().await;
     report_headers(&mut headers, &answer.report, gateway.show_api_base);
     limit_headers(&mut headers, principal.key(), usage);
-    if let Some(mut session) = session {
+    if let Some(session) = session {
+        let on_answer = guard_answer(gateway, session, &request, &mut answer, (&group, key_id.as_deref()), native);
+        if let Some(value) = Box::pin(on_answer).await? {
+            headers.insert("x-switchyard-guardrails", value);
+        }
+    }
+    Ok(Routed::Whole(Box::new(answer.response), headers))
+}
+
+/// What admitting a call left for routing its stream.
+struct Admitted {
+    admission: Arc<Admission>,
+    usage: Option<MinuteUsage>,
+    session: Option<Session>,
+}
+
+/// A stream's call, once admitted: the guardrails that read it as it passes, the metering
+/// that settles it.
+async fn route_stream(
+    gateway: &Gateway,
+    principal: &Principal,
+    request: ChatRequest,
+    options: CallOptions,
+    Admitted { admission, usage, session }: Admitted,
+) -> Result<Routed, ApiFailure> {
+    let mut headers = HeaderMap::new();
+    let stream = gateway.router.chat_stream_with(&request, options).await?;
+    report_headers(&mut headers, stream.report(), gateway.show_api_base);
+    limit_headers(&mut headers, principal.key(), usage);
+    if let Some(value) = session.as_ref().and_then(Session::header).and_then(|h| HeaderValue::from_str(&h).ok()) {
+        headers.insert("x-switchyard-guardrails", value);
+    }
+    let on_done = session.as_ref().map(|_| decisions_sink(gateway, stream.report().call_id.clone()));
+    let guarded = GuardedStream::new(stream, session, request, on_done);
+    Ok(Routed::Stream(Box::new(Metered::new(gateway, guarded, admission)), headers))
+}
+
+/// The answer's guardrails: the header that reports them, or the failure a guardrail
+/// refused the answer with. A guardrail that changed the answer abandons the upstream's
+/// bytes (`native`), which no longer say it.
+async fn guard_answer(
+    gateway: &Gateway,
+    mut session: Session,
+    request: &ChatRequest,
+    answer: &mut crate::router::Routed<crate::ChatResponse>,
+    (group, key_id): (&str, Option<&str>),
+    native: Option<Arc<crate::provider::native::Native>>,
+) -> Result<Option<HeaderValue>, ApiFailure> {
+    {
         let checked = if session.works_on_answers() {
             let before = native.as_ref().map(|_| serde_json::to_value(&answer.response).ok());
-            let checked = session.post_call(&request, &mut answer.response, &group, key_id.as_deref()).await;
+            let checked = session.post_call(request, &mut answer.response, group, key_id).await;
             if let (Some(native), Some(before)) = (&native, before)
                 && before != serde_json::to_value(&answer.response).ok()
             {
@@ -238,11 +284,8 @@ pub(super) async fn route_chat(
                 None => failure,
             });
         }
-        if let Some(value) = header.and_then(|h| HeaderValue::from_str(&h).ok()) {
-            headers.insert("x-switchyard-guardrails", value);
-        }
+        Ok(header.and_then(|h| HeaderValue::from_str(&h).ok()))
     }
-    Ok(Routed::Whole(Box::new(answer.response), headers))
 }
 
 /// Where a routed call's guardrail decisions go once they are all known: the metrics, and

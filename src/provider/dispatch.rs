@@ -93,6 +93,7 @@ fn encode<'c, 'n, A: Adapter>(
         return Ok((encoded?, Some(&native.tap), Ctx { response_format: None, native: true, ..*ctx }));
     }
     native.tap.begin(false);
+    native.check_translatable()?;
     if let Some(why) = native.untranslatable_reason() {
         return Err(Error::Unsupported { provider: adapter.kind(), feature: why.to_string() });
     }

@@ -39,6 +39,9 @@ pub struct Native {
     betas: Option<HeaderValue>,
     beta_query: bool,
     untranslatable: Option<String>,
+    /// The body checked against our description of its format, once, when an attempt
+    /// first translates it: the error that check found, if any.
+    checked: std::sync::OnceLock<Option<String>>,
     pub(crate) tap: Arc<Tap>,
 }
 
@@ -82,6 +85,7 @@ impl Native {
             betas: None,
             beta_query: false,
             untranslatable: None,
+            checked: std::sync::OnceLock::new(),
             tap: Arc::default(),
         })
     }
@@ -114,6 +118,23 @@ impl Native {
     pub fn untranslatable(mut self, why: Option<String>) -> Self {
         self.untranslatable = why;
         self
+    }
+
+    /// Whether the body is a request our description of its format accepts: what an attempt
+    /// checks before it translates the body for a provider of another format. A body sent
+    /// as it came is the upstream's to judge (its own error comes back), so a field newer
+    /// than our description never stops it; translating one that is not a request, though,
+    /// could change what it asks for.
+    pub(crate) fn check_translatable(&self) -> Result<()> {
+        let found = self.checked.get_or_init(|| {
+            serde_json::from_slice::<crate::spec::anthropic::CreateMessageParams>(&self.body)
+                .err()
+                .map(|e| format!("invalid request: {e}"))
+        });
+        match found {
+            Some(message) => Err(Error::invalid(message.clone(), None)),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn untranslatable_reason(&self) -> Option<&str> {

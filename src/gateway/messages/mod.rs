@@ -1,7 +1,9 @@
 //! `POST /v1/messages`: Anthropic's Messages format in, any provider out, streams included.
 //!
-//! The request is checked against our description of Anthropic's format, translated to the
-//! OpenAI-shaped request the router speaks, and the answer translated back. What maps:
+//! The request is translated to the OpenAI-shaped request the router speaks, and the answer
+//! translated back; an attempt that sends the translation first checks the body against our
+//! description of Anthropic's format (one that goes to an Anthropic-format upstream as it
+//! came is that upstream's to judge). What maps:
 //!
 //! - `system` (string or text blocks, `cache_control` kept) to a system message; text, image
 //!   (base64 or URL) and PDF document blocks to content parts; `tool_use` blocks to tool calls
@@ -81,7 +83,9 @@ async fn handle(
 ) -> Result<Response, ApiFailure> {
     let bytes = body(raw)?;
     let value = parse_json(&bytes)?;
-    let (mut request, untranslatable) = checked(&value)?;
+    // Checked against our description of the format only where an attempt translates it
+    // (`Native::check_translatable`): passed through, the upstream judges it.
+    let (mut request, untranslatable) = to_openai_lenient(&value)?;
     for field in OURS {
         if let Some(names) = value.get(field) {
             request.extra.insert(field.into(), names.clone());
