@@ -94,7 +94,10 @@ pub(super) async fn authenticate(State(gateway): State<Arc<Gateway>>, mut reques
     match gateway.principal(presented).await {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
-            next.run(request).await
+            match super::intake::gather(&gateway, request).await {
+                Ok(request) => next.run(request).await,
+                Err(refused) => refused,
+            }
         }
         Err(failure) => answer(failure),
     }
@@ -111,9 +114,15 @@ pub(super) async fn authenticate_admin(State(gateway): State<Arc<Gateway>>, requ
         .code("missing_api_key")
         .into_response();
     };
+    let admitted = |request| async {
+        match super::intake::gather(&gateway, request).await {
+            Ok(request) => next.run(request).await,
+            Err(refused) => refused,
+        }
+    };
     match gateway.principal(presented).await {
-        Ok(Principal::Master) => next.run(request).await,
-        Ok(Principal::Key(key)) if key.role == KeyRole::Admin => next.run(request).await,
+        Ok(Principal::Master) => admitted(request).await,
+        Ok(Principal::Key(key)) if key.role == KeyRole::Admin => admitted(request).await,
         Ok(Principal::Key(key)) => ApiFailure::new(
             ErrorKind::PermissionDenied,
             format!(

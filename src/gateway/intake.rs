@@ -19,13 +19,11 @@
 //! [`ServerLimits::body_idle`]: super::ServerLimits::body_idle
 //! [`ServerLimits::max_receiving`]: super::ServerLimits::max_receiving
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 
@@ -146,12 +144,16 @@ fn is_json(content_type: &str) -> bool {
         || essence.is_empty()
 }
 
-pub(super) async fn intake(State(gateway): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
+/// The request with its body read whole, within the gateway's limits (size, time, bytes
+/// being received across requests), or the refusal (in Anthropic's envelope on its routes).
+/// Run by the authentication middleware once the key is known ([`super::auth`]): one layer
+/// for both, so a request pays for one boxed future and one service clone, not two.
+pub(super) async fn gather(gateway: &Gateway, request: Request) -> Result<Request, Response> {
     if matches!(*request.method(), Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS)
         && request.headers().get(header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0")
         && request.headers().get(header::TRANSFER_ENCODING).is_none()
     {
-        return next.run(request).await;
+        return Ok(request);
     }
     let anthropic = request.uri().path().starts_with("/v1/messages");
     let refuse = |failure: ApiFailure| {
@@ -162,13 +164,13 @@ pub(super) async fn intake(State(gateway): State<Arc<Gateway>>, request: Request
     let max = gateway.max_body;
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max as u64) {
-        return refuse(too_large(max));
+        return Err(refuse(too_large(max)));
     }
     if let Some(kind) = request.headers().get(header::CONTENT_TYPE)
         && !kind.to_str().is_ok_and(is_json)
     {
         let shown = String::from_utf8_lossy(kind.as_bytes()).into_owned();
-        return refuse(
+        return Err(refuse(
             ApiFailure::new(
                 ErrorKind::InvalidRequest,
                 format!(
@@ -178,7 +180,7 @@ pub(super) async fn intake(State(gateway): State<Arc<Gateway>>, request: Request
             )
             .status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
             .code("unsupported_media_type"),
-        );
+        ));
     }
     let (parts, body) = request.into_parts();
     let limits = &gateway.server;
@@ -186,7 +188,7 @@ pub(super) async fn intake(State(gateway): State<Arc<Gateway>>, request: Request
     if let Some(len) = declared.and_then(|l| usize::try_from(l).ok())
         && !held.take(len, limits.max_receiving)
     {
-        return refuse(busy());
+        return Err(refuse(busy()));
     }
     let mut stream = body.into_data_stream();
     let mut gathered = Gathered { first: None, joined: bytes::BytesMut::new(), declared, max };
@@ -198,10 +200,10 @@ pub(super) async fn intake(State(gateway): State<Arc<Gateway>>, request: Request
                 ended = true;
                 break;
             }
-            Some(Err(err)) => return refuse(unreadable(&err)),
+            Some(Err(err)) => return Err(refuse(unreadable(&err))),
             Some(Ok(piece)) => {
                 if let Err(failure) = gathered.push(piece, &mut held, limits.max_receiving) {
-                    return refuse(failure);
+                    return Err(refuse(failure));
                 }
             }
         }
@@ -219,13 +221,13 @@ pub(super) async fn intake(State(gateway): State<Arc<Gateway>>, request: Request
         };
         match tokio::time::timeout(limits.body_timeout, read).await {
             Ok(Ok(())) => {}
-            Ok(Err(failure)) => return refuse(failure),
-            Err(_) => return refuse(slow()),
+            Ok(Err(failure)) => return Err(refuse(failure)),
+            Err(_) => return Err(refuse(slow())),
         }
     }
     let bytes = gathered.finish();
     drop(held);
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 /// Parses a JSON body into a `Value`, refusing duplicate keys in any object, as the typed

@@ -220,7 +220,9 @@ struct RandomRequestId;
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let mut id = String::with_capacity(32);
+        crate::provider::ids::push_hex(&mut id, fastrand::u64(..), 16);
+        crate::provider::ids::push_hex(&mut id, fastrand::u64(..), 16);
         axum::http::HeaderValue::from_str(&id).ok().map(RequestId::new)
     }
 }
@@ -238,15 +240,13 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/models", get(models::models))
         .route("/models", get(models::models))
-        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), intake::intake))
+        // The key first, then the body (read whole, bounded: `intake::gather`), in one layer.
         .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), auth::authenticate));
     let mut admin = Routes::new();
     for (_, path, route) in admin_routes() {
         admin = admin.route(path, route);
     }
-    let admin = admin
-        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), intake::intake))
-        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), auth::authenticate_admin));
+    let admin = admin.route_layer(axum::middleware::from_fn_with_state(gateway.clone(), auth::authenticate_admin));
     let document = admin_document(&gateway);
     let mut open = Routes::new().route("/metrics", get(handlers::metrics));
     for (_, path, route) in open_routes(document) {

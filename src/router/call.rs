@@ -174,5 +174,9 @@ fn estimated_usage(prompt: u64, completion: u64) -> CompletionUsage {
 /// every insert, in SQLite and PostgreSQL alike).
 pub(crate) fn call_id(at: SystemTime) -> String {
     let ms = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    format!("call-{:012x}{:016x}", ms & 0xffff_ffff_ffff, fastrand::u64(..))
+    let mut id = String::with_capacity(33);
+    id.push_str("call-");
+    crate::provider::ids::push_hex(&mut id, u64::try_from(ms).unwrap_or(u64::MAX), 12);
+    crate::provider::ids::push_hex(&mut id, fastrand::u64(..), 16);
+    id
 }
