@@ -68,13 +68,18 @@ async fn anthropic_upstream() -> MockServer {
         .respond_with(
             ResponseTemplate::new(200)
                 .insert_header("content-type", "text/event-stream")
+                .insert_header("request-id", "req_01UpstreamStream")
                 .set_body_raw(STREAM, "text/event-stream"),
         )
         .mount(&server)
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/messages"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(ANSWER, "application/json"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("request-id", "req_01UpstreamWhole")
+                .set_body_raw(ANSWER, "application/json"),
+        )
         .mount(&server)
         .await;
     server
@@ -147,6 +152,8 @@ async fn a_whole_answer_passes_through_both_ways_and_is_still_metered() {
     // The upstream's bytes, unchanged: blocks and fields this version does not know included.
     assert_eq!(String::from_utf8_lossy(&body), ANSWER);
     assert_eq!(headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
+    // The upstream's request id, for looking the call up on Anthropic's side.
+    assert_eq!(headers.get("request-id").and_then(|v| v.to_str().ok()), Some("req_01UpstreamWhole"));
 
     let sent = received(&server).await;
     assert_eq!(sent.len(), 1);
@@ -196,6 +203,7 @@ async fn every_stream_event_passes_through_as_it_came() {
     let (status, headers, body) = post(&app, "/v1/messages", request(true)).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert_eq!(headers.get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"));
+    assert_eq!(headers.get("request-id").and_then(|v| v.to_str().ok()), Some("req_01UpstreamStream"));
     assert_eq!(String::from_utf8_lossy(&body), STREAM);
     let sent = received(&server).await;
     assert_eq!(sent[0].url.query(), None, "no `?beta=true` when the client did not send it");

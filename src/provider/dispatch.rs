@@ -47,6 +47,7 @@ pub(crate) async fn chat(
         let (http_request, tap, ctx) = encode(adapter, request, &ctx, native)?;
         let response = send_whole(adapter, transport, http_request).await?;
         if let Some(tap) = tap {
+            tap.headers(response.headers());
             tap.push(response.body());
         }
         adapter.decode_chat(response, &ctx)
@@ -68,6 +69,9 @@ pub(crate) async fn chat_stream(
         let ctx = Ctx { auth_token: token.as_ref(), ..*ctx };
         let (http_request, tap, ctx) = encode(adapter, request, &ctx, native)?;
         let raw = execute(adapter, transport, http_request, true).await?;
+        if let Some(tap) = tap {
+            tap.headers(&raw.headers);
+        }
         let mut decoder = adapter.stream_decoder(&ctx);
         crate::provider::StreamDecode::on_headers(&mut decoder, &raw.headers);
         let limits = (transport.timeouts().idle, transport.max_body());

@@ -235,6 +235,12 @@ impl Native {
         self.tap.state().native
     }
 
+    /// The upstream's `request-id` for the answer passed through (what Anthropic's SDKs show
+    /// as the request's id, and its support asks for).
+    pub fn upstream_request_id(&self) -> Option<HeaderValue> {
+        self.tap.state().request_id.clone()
+    }
+
     /// The answer's bytes that arrived since the last take (a stream's, as they come).
     pub fn take(&self) -> Bytes {
         let mut state = self.tap.state();
@@ -319,6 +325,7 @@ pub(crate) struct Tap {
 struct TapState {
     native: bool,
     pieces: VecDeque<Bytes>,
+    request_id: Option<HeaderValue>,
 }
 
 impl Tap {
@@ -331,6 +338,15 @@ impl Tap {
         let mut state = self.state();
         state.native = native;
         state.pieces.clear();
+        state.request_id = None;
+    }
+
+    /// Keeps what the caller is given of the answer's headers: its `request-id`.
+    pub(crate) fn headers(&self, headers: &http::HeaderMap) {
+        let mut state = self.state();
+        if state.native {
+            state.request_id = headers.get("request-id").cloned();
+        }
     }
 
     /// Keeps a piece of the answer (a clone of a reference-counted buffer).

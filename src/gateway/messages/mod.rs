@@ -98,6 +98,7 @@ async fn handle(
         Routed::Whole(response, mut headers) => {
             if native.answered() {
                 headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                upstream_headers(&mut headers, &native);
                 (headers, Body::from(native.take())).into_response()
             } else {
                 (headers, axum::Json(from_openai(&response, &group))).into_response()
@@ -107,6 +108,7 @@ async fn handle(
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             let body = if native.answered() {
+                upstream_headers(&mut headers, &native);
                 Body::from_stream(coalesce(native::events(stream, native)))
             } else {
                 Body::from_stream(coalesce(events(stream, group)))
@@ -114,6 +116,14 @@ async fn handle(
             (StatusCode::OK, headers, body).into_response()
         }
     })
+}
+
+/// The upstream's headers a passed-through answer keeps: its `request-id` (the gateway's own
+/// id is `x-request-id`), so what a client logs can be looked up on the provider's side.
+fn upstream_headers(headers: &mut HeaderMap, native: &crate::provider::native::Native) {
+    if let Some(id) = native.upstream_request_id() {
+        headers.insert("request-id", id);
+    }
 }
 
 /// The body as JSON (objects without duplicate keys), or the error that says what is wrong.
