@@ -2,12 +2,12 @@
 //! directly (TCP, rustls, HTTP/1.1 and HTTP/2 by ALPN), or reqwest's when a proxy is
 //! configured in the environment.
 //!
-//! Each request through reqwest's layers parsed its URL three times and passed a boxed
-//! future through several services, a third of the gateway's CPU per pass-through request;
-//! hyper's client takes the `http::Request` the adapters build as it is. Proxies
-//! (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY`, as curl reads them, or the
-//! system's settings on macOS and Windows) are reqwest's to honour, tunnels and credentials
-//! included: with one set, every request goes through reqwest as before.
+//! Each request through reqwest's layers had its URL parsed three times and its future
+//! boxed through several services; hyper's client takes the `http::Request` the adapters
+//! build as it is. Proxies (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY`, as
+//! curl reads them, or the system's settings on macOS and Windows) are reqwest's to honour,
+//! tunnels and credentials included: with one set, every request goes through reqwest as
+//! before.
 
 use std::future::Future;
 use std::pin::Pin;
