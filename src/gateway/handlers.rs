@@ -262,30 +262,28 @@ async fn guard_answer(
     (group, key_id): (&str, Option<&str>),
     native: Option<Arc<crate::provider::native::Native>>,
 ) -> Result<Option<HeaderValue>, ApiFailure> {
-    {
-        let checked = if session.works_on_answers() {
-            let before = native.as_ref().map(|_| serde_json::to_value(&answer.response).ok());
-            let checked = session.post_call(request, &mut answer.response, group, key_id).await;
-            if let (Some(native), Some(before)) = (&native, before)
-                && before != serde_json::to_value(&answer.response).ok()
-            {
-                // A guardrail changed the answer: the upstream's bytes no longer say it.
-                native.abandon();
-            }
-            checked
-        } else {
-            Ok(())
-        };
-        decisions_sink(gateway, answer.report.call_id.clone())(session.records());
-        let header = session.header();
-        if let Err(failure) = checked {
-            return Err(match header.clone() {
-                Some(header) => failure.header("x-switchyard-guardrails", header),
-                None => failure,
-            });
+    let checked = if session.works_on_answers() {
+        let before = native.as_ref().map(|_| serde_json::to_value(&answer.response).ok());
+        let checked = session.post_call(request, &mut answer.response, group, key_id).await;
+        if let (Some(native), Some(before)) = (&native, before)
+            && before != serde_json::to_value(&answer.response).ok()
+        {
+            // A guardrail changed the answer: the upstream's bytes no longer say it.
+            native.abandon();
         }
-        Ok(header.and_then(|h| HeaderValue::from_str(&h).ok()))
+        checked
+    } else {
+        Ok(())
+    };
+    decisions_sink(gateway, answer.report.call_id.clone())(session.records());
+    let header = session.header();
+    if let Err(failure) = checked {
+        return Err(match header.clone() {
+            Some(header) => failure.header("x-switchyard-guardrails", header),
+            None => failure,
+        });
     }
+    Ok(header.and_then(|h| HeaderValue::from_str(&h).ok()))
 }
 
 /// Where a routed call's guardrail decisions go once they are all known: the metrics, and
