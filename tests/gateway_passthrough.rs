@@ -196,6 +196,36 @@ async fn a_body_our_description_refuses_is_the_upstreams_to_judge() {
     assert_eq!(sent.first().map(|r| String::from_utf8_lossy(&r.body).into_owned()), Some(expected));
 }
 
+/// A body in shapes the translation cannot read: a `tool_choice` type and a system block
+/// newer than this version.
+const NEWER_SHAPES: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"system":[{"type":"text","text":"be brief"},{"type":"zeta_prompt_ref","id":"p1"}],"tool_choice":{"type":"zeta_choice"},"messages":[{"role":"user","content":"hi"}]}"#;
+
+#[tokio::test]
+async fn shapes_the_translation_cannot_read_still_pass_through_as_they_came() {
+    let server = anthropic_upstream().await;
+    let app = gateway(&config(&server.uri())).await;
+    let (status, _, answer) = post(&app, "/v1/messages", NEWER_SHAPES.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(String::from_utf8_lossy(&answer), ANSWER);
+    let sent = received(&server).await;
+    let expected = NEWER_SHAPES.replacen("\"claude-sonnet-4-5\"", "\"claude-sonnet-4-5-20250929\"", 1);
+    assert_eq!(sent.first().map(|r| String::from_utf8_lossy(&r.body).into_owned()), Some(expected));
+}
+
+#[tokio::test]
+async fn shapes_the_translation_cannot_read_are_refused_by_name_where_they_would_be_translated() {
+    let (anthropic, openai) = (MockServer::start().await, MockServer::start().await);
+    let app = falling_back(&anthropic, &openai).await;
+    let (status, _, answer) = post(&app, "/v1/messages", NEWER_SHAPES.to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&answer));
+    let answer: Value = serde_json::from_slice(&answer).unwrap_or_default();
+    assert_eq!(answer["error"]["type"], "invalid_request_error", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    // The first thing the translation could not carry is named.
+    assert!(message.contains("zeta_prompt_ref"), "{message}");
+    assert!(received(&openai).await.is_empty(), "nothing was sent to the OpenAI deployment");
+}
+
 #[tokio::test]
 async fn every_stream_event_passes_through_as_it_came() {
     let server = anthropic_upstream().await;

@@ -97,10 +97,12 @@ fn encode<'c, 'n, A: Adapter>(
         return Ok((encoded?, Some(&native.tap), Ctx { response_format: None, native: true, ..*ctx }));
     }
     native.tap.begin(false);
-    native.check_translatable()?;
+    // What the translation itself could not carry is named first: it says more than what
+    // the check against our description finds.
     if let Some(why) = native.untranslatable_reason() {
         return Err(Error::Unsupported { provider: adapter.kind(), feature: why.to_string() });
     }
+    native.check_translatable()?;
     Ok((adapter.encode_chat(request, ctx)?, None, *ctx))
 }
 

@@ -129,7 +129,7 @@ impl Native {
         let found = self.checked.get_or_init(|| {
             serde_json::from_slice::<crate::spec::anthropic::CreateMessageParams>(&self.body)
                 .err()
-                .map(|e| format!("invalid request: {e}"))
+                .map(|e| e.to_string())
         });
         match found {
             Some(message) => Err(Error::invalid(message.clone(), None)),

@@ -7,7 +7,8 @@
 //! for the group's deployments count it (the largest count over them, as admission counts),
 //! marked `x-switchyard-token-count: estimate`. A count is free: no spend row, no limits.
 //! The body is a Messages request without `max_tokens`; authentication, the key's model list
-//! and the errors (Anthropic's envelope) are those of `/v1/messages`.
+//! and the errors (Anthropic's envelope) are those of `/v1/messages`; an estimate of a body
+//! the translation cannot carry (a server tool, a block it does not know) is refused.
 
 use std::sync::Arc;
 
@@ -49,14 +50,13 @@ async fn count(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiFailure> {
     let bytes = super::body(raw)?;
-    let mut value = super::parse_json(&bytes)?;
+    let value = super::parse_json(&bytes)?;
     let native = super::native::request(bytes, &value, headers, uri, None)?;
-    // A count has no output: `max_tokens` is not part of its body, and the description we
-    // check against requires it, so a placeholder stands in (it does not change the count).
-    if let Some(object) = value.as_object_mut() {
-        object.entry("max_tokens").or_insert(json!(1));
-    }
-    let (request, _) = super::checked(&value)?;
+    // Forwarded, the body is the upstream's to judge, as on `/v1/messages`; estimated, what
+    // is counted is its translation, so a body the translation cannot carry is refused, as a
+    // translated `/v1/messages` call would be. (A count has no output: the body has no
+    // `max_tokens`, which our description of a Messages request requires.)
+    let (request, untranslatable) = super::to_openai_lenient(&value)?;
     check_model(principal, &request.model)?;
     match gateway.router.count_native(&request.model, &native).await {
         Some(Ok(tokens)) => return Ok(answer(tokens, "exact")),
@@ -64,6 +64,9 @@ async fn count(
         Some(Err(err)) if err.kind() == ErrorKind::InvalidRequest => return Err(err.into()),
         Some(Err(err)) => tracing::warn!(error = %err, "the upstream could not count tokens; estimating"),
         None => {}
+    }
+    if let Some(what) = untranslatable {
+        return Err(ApiFailure::bad_request(format!("{what} cannot be counted for this model's provider")));
     }
     let Some(estimate) = gateway.router.estimate(&request).await else {
         return Err(ApiFailure::new(

@@ -49,7 +49,6 @@ use super::coalesce::coalesce;
 use super::envelope::anthropic_error;
 use super::handlers::{Routed, body, route_chat};
 use super::{ApiFailure, Gateway};
-use crate::ChatRequest;
 use crate::router::CallOptions;
 use answer::events;
 pub use answer::{StreamTranslator, from_openai};
@@ -135,12 +134,4 @@ fn parse_json(bytes: &[u8]) -> Result<Value, ApiFailure> {
         let what = if e.is_syntax() || e.is_eof() { "the request body is not valid JSON" } else { "invalid request" };
         ApiFailure::bad_request(format!("{what}: {e}"))
     })
-}
-
-/// The request checked against our description of Anthropic's format (for its error
-/// messages), then translated, with what the translation could not carry.
-fn checked(value: &Value) -> Result<(ChatRequest, Option<String>), ApiFailure> {
-    <crate::spec::anthropic::CreateMessageParams as serde::Deserialize>::deserialize(value)
-        .map_err(|e| ApiFailure::bad_request(format!("invalid request: {e}")))?;
-    to_openai_lenient(value)
 }

@@ -1,9 +1,10 @@
 //! Anthropic's Messages request as the OpenAI-shaped request the router speaks.
 //!
 //! What cannot be translated without changing the answer (a server tool, an MCP server, a
-//! code-execution container, a block type this version does not know) is noted, not
-//! refused, by the lenient translation: the request may still go to an Anthropic upstream
-//! as it came, and only a provider of another format refuses it, naming what it cannot take.
+//! code-execution container, a block type this version does not know, a shape it cannot
+//! read, such as a `tool_choice` type newer than it) is noted, not refused, by the lenient
+//! translation: the request may still go to an Anthropic upstream as it came, and only a
+//! provider of another format refuses it, naming what it cannot take.
 
 use serde_json::{Map, Value, json};
 
@@ -50,28 +51,34 @@ pub fn to_openai_lenient(body: &Value) -> Result<(ChatRequest, Option<String>), 
         None | Some(Value::Null) => {}
         Some(Value::String(text)) => messages.push(json!({"role": "system", "content": text})),
         Some(Value::Array(blocks)) => {
-            let parts: Vec<Value> = blocks.iter().map(text_part).collect::<Result<_, _>>()?;
+            let parts = text_parts(blocks, "`system`", &mut lost);
             messages.push(json!({"role": "system", "content": parts}));
         }
-        Some(_) => return Err(bad("`system` must be a string or a list of text blocks")),
+        Some(_) => lost.note(|| "`system` that is neither a string nor a list of blocks".into()),
     }
-    for (i, message) in obj.get("messages").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    let listed = match obj.get("messages") {
+        Some(Value::Array(listed)) => listed.as_slice(),
+        None => &[],
+        Some(_) => {
+            lost.note(|| "`messages` that is not a list".into());
+            &[]
+        }
+    };
+    for (i, message) in listed.iter().enumerate() {
         let role = message.get("role").and_then(Value::as_str).unwrap_or_default();
         match (role, message.get("content")) {
             (_, Some(Value::String(text))) => messages.push(json!({"role": role, "content": text})),
-            ("user", Some(Value::Array(blocks))) => user_blocks(blocks, i, &mut messages, &mut lost)?,
+            ("user", Some(Value::Array(blocks))) => user_blocks(blocks, i, &mut messages, &mut lost),
             // A system-role message among the messages (Claude Code sends them) stays a
             // system message where it stands; providers with one system prompt join it there.
             ("system", Some(Value::Array(blocks))) => {
-                let parts: Vec<Value> = blocks.iter().map(text_part).collect::<Result<_, _>>()?;
+                let parts = text_parts(blocks, &format!("messages[{i}]"), &mut lost);
                 messages.push(json!({"role": "system", "content": parts}));
             }
             ("assistant", Some(Value::Array(blocks))) => messages.push(assistant_blocks(blocks, i, &mut lost)),
-            _ => {
-                return Err(bad(format!(
-                    "messages[{i}]: `role` must be user, assistant or system, with string or block content"
-                )));
-            }
+            _ => lost.note(|| {
+                format!("messages[{i}]: a `{}` message with that content (not user, assistant or system, with string or block content)", shown(role))
+            }),
         }
     }
     out.insert("messages".into(), Value::Array(messages));
@@ -106,10 +113,13 @@ pub fn to_openai_lenient(body: &Value) -> Result<(ChatRequest, Option<String>), 
                 json!({"type": "function", "function": {"name": choice.get("name").cloned().unwrap_or(Value::Null)}})
             }
             other => {
-                return Err(bad(format!("tool_choice type `{}` is not one of auto, any, tool, none", shown(other))));
+                lost.note(|| format!("tool_choice type `{}` (not one of auto, any, tool, none)", shown(other)));
+                Value::Null
             }
         };
-        out.insert("tool_choice".into(), mapped);
+        if !mapped.is_null() {
+            out.insert("tool_choice".into(), mapped);
+        }
         if choice.get("disable_parallel_tool_use").and_then(Value::as_bool) == Some(true) {
             out.insert("parallel_tool_calls".into(), Value::Bool(false));
         }
@@ -180,28 +190,41 @@ fn check_untranslated(obj: &Map<String, Value>, lost: &mut Untranslatable) {
     }
 }
 
-fn text_part(block: &Value) -> Result<Value, ApiFailure> {
-    let text = block.get("text").and_then(Value::as_str).ok_or_else(|| bad("a text block needs `text`"))?;
+/// A text block as a text part; `None` for a block that is not text.
+fn text_part(block: &Value) -> Option<Value> {
+    let text = block.get("text").and_then(Value::as_str)?;
     let mut part = json!({"type": "text", "text": text});
     if let Some(cc) = block.get("cache_control") {
         part["cache_control"] = cc.clone();
     }
-    Ok(part)
+    Some(part)
 }
 
-fn user_blocks(
-    blocks: &[Value],
-    i: usize,
-    messages: &mut Vec<Value>,
-    lost: &mut Untranslatable,
-) -> Result<(), ApiFailure> {
+/// The text blocks of a system prompt as text parts; any other block is noted.
+fn text_parts(blocks: &[Value], at: &str, lost: &mut Untranslatable) -> Vec<Value> {
+    let mut parts = Vec::with_capacity(blocks.len());
+    for block in blocks {
+        match text_part(block) {
+            Some(part) => parts.push(part),
+            None => lost.note(|| {
+                let kind = block.get("type").and_then(Value::as_str).unwrap_or("untyped");
+                format!("{at}: a `{}` block (only text blocks are translated there)", shown(kind))
+            }),
+        }
+    }
+    parts
+}
+
+fn user_blocks(blocks: &[Value], i: usize, messages: &mut Vec<Value>, lost: &mut Untranslatable) {
     let mut parts = Vec::new();
     for block in blocks {
         match block.get("type").and_then(Value::as_str).unwrap_or_default() {
-            "text" => parts.push(text_part(block)?),
+            "text" => match text_part(block) {
+                Some(part) => parts.push(part),
+                None => lost.note(|| format!("messages[{i}]: a text block without `text`")),
+            },
             "image" => {
-                let source =
-                    block.get("source").ok_or_else(|| bad(format!("messages[{i}]: an image needs `source`")))?;
+                let source = block.get("source").unwrap_or(&Value::Null);
                 let url = match source.get("type").and_then(Value::as_str) {
                     Some("base64") => format!(
                         "data:{};base64,{}",
@@ -247,7 +270,8 @@ fn user_blocks(
                             .join("\n"),
                     ),
                     Some(_) => {
-                        return Err(bad(format!("messages[{i}]: tool_result content must be a string or blocks")));
+                        lost.note(|| format!("messages[{i}]: tool_result content that is neither a string nor blocks"));
+                        Value::String(String::new())
                     }
                 };
                 let id = block.get("tool_use_id").cloned().unwrap_or(Value::Null);
@@ -259,7 +283,6 @@ fn user_blocks(
     if !parts.is_empty() {
         messages.push(json!({"role": "user", "content": parts}));
     }
-    Ok(())
 }
 
 fn assistant_blocks(blocks: &[Value], i: usize, lost: &mut Untranslatable) -> Value {
