@@ -252,37 +252,42 @@ pub fn app(gateway: Arc<Gateway>) -> Routes {
     for (_, path, route) in open_routes(document) {
         open = open.route(path, route);
     }
-    v1.merge(admin)
+    let routes = v1
+        .merge(admin)
         .merge(open)
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
-        .with_state(gateway)
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), RandomRequestId))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-                .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
-                    tracing::debug_span!(
-                        "request",
-                        method = %request.method(),
-                        uri = %logged_uri(request.uri()),
-                        version = ?request.version()
-                    )
-                }))
-                .layer(CatchPanicLayer::custom(|_| {
-                    ApiFailure::new(ErrorKind::Server, "the gateway failed on this request; it has been logged")
-                        .into_response()
-                }))
-                .layer(DefaultBodyLimit::max(max_body))
-                // Past this many requests in flight, answer 503 at once rather than queue.
-                .layer(axum::error_handling::HandleErrorLayer::new(|_: tower::BoxError| async {
-                    unavailable("the gateway is at its limit of requests in flight; retry shortly")
-                }))
-                .load_shed()
-                .concurrency_limit(MAX_IN_FLIGHT)
-                // Headers past the gateway's limit are refused before any route runs.
-                .layer(tower::layer::layer_fn(intake::HeaderLimit)),
-        )
+        .with_state(gateway);
+    // The stack wraps the routes as one service, once. (`Routes::layer` would wrap every
+    // route's handler in its own copy of it, and a request would then pass through a boxed
+    // service, and a boxed future, at each layer's boundary with axum's routing.)
+    Routes::new().fallback_service(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), RandomRequestId))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    uri = %logged_uri(request.uri()),
+                    version = ?request.version()
+                )
+            }))
+            .layer(CatchPanicLayer::custom(|_| {
+                ApiFailure::new(ErrorKind::Server, "the gateway failed on this request; it has been logged")
+                    .into_response()
+            }))
+            .layer(DefaultBodyLimit::max(max_body))
+            // Past this many requests in flight, answer 503 at once rather than queue.
+            .layer(axum::error_handling::HandleErrorLayer::new(|_: tower::BoxError| async {
+                unavailable("the gateway is at its limit of requests in flight; retry shortly")
+            }))
+            .load_shed()
+            .concurrency_limit(MAX_IN_FLIGHT)
+            // Headers past the gateway's limit are refused before any route runs.
+            .layer(tower::layer::layer_fn(intake::HeaderLimit))
+            .service(routes),
+    )
 }
 
 /// A request's URI as it is logged: the values of query parameters that can hold a secret
