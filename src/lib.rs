@@ -12,6 +12,7 @@ pub mod catalog;
 mod client;
 #[cfg(feature = "test-util")]
 pub mod conformance;
+#[cfg(feature = "test-util")]
 pub mod drift;
 mod engine;
 pub mod error;

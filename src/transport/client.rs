@@ -7,7 +7,9 @@
 //! build as it is. Proxies (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY`, as
 //! curl reads them, or the system's settings on macOS and Windows) are reqwest's to honour,
 //! tunnels and credentials included: with one set, every request goes through reqwest as
-//! before.
+//! before. Without the `proxy` feature there is no reqwest: a proxy named in the
+//! environment is then an error when the transport is built (rather than bypassed), and
+//! the system's settings on macOS and Windows are not read.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +42,7 @@ pub(super) enum Client {
     /// hyper's client: no proxy in the environment (boxed: it is ten times reqwest's handle).
     Direct(Box<Direct>),
     /// reqwest's, which honours the environment's proxy settings.
+    #[cfg(feature = "proxy")]
     Proxied(reqwest::Client),
 }
 
@@ -55,6 +58,7 @@ pub enum NetBody {
     /// From hyper's client.
     Hyper(hyper::body::Incoming),
     /// From reqwest's.
+    #[cfg(feature = "proxy")]
     Reqwest(reqwest::Response),
 }
 
@@ -79,6 +83,7 @@ impl NetBody {
                     }
                 }
             },
+            #[cfg(feature = "proxy")]
             Self::Reqwest(response) => response.chunk().await.map_err(|e| Box::new(e) as BoxError),
         }
     }
@@ -86,15 +91,21 @@ impl NetBody {
 
 pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Whether the environment names a proxy that reqwest would use (an empty value is none).
+/// The proxy variables reqwest reads.
+const PROXY_VARIABLES: [&str; 6] = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
+
+/// The first proxy variable the environment sets (an empty value is none).
+fn proxy_variable() -> Option<&'static str> {
+    PROXY_VARIABLES.into_iter().find(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
+/// Whether the environment names a proxy that reqwest would use.
 fn proxy_configured() -> bool {
-    if cfg!(any(target_os = "macos", target_os = "windows")) {
+    if cfg!(all(feature = "proxy", any(target_os = "macos", target_os = "windows"))) {
         // The system's proxy settings are read there too; only reqwest knows them.
         return true;
     }
-    ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
-        .iter()
-        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+    proxy_variable().is_some()
 }
 
 /// How the clients are built: one per lane, all alike.
@@ -112,7 +123,14 @@ impl Settings {
     pub fn build(self) -> Result<Client> {
         let mut tls = super::tls_config()?;
         if self.proxied {
+            #[cfg(feature = "proxy")]
             return reqwest_client(tls, self.connect).map(Client::Proxied);
+            #[cfg(not(feature = "proxy"))]
+            return Err(Error::Config(format!(
+                "the environment names a proxy ({}), and this build of switchyard cannot use one: \
+                 enable its `proxy` feature, or unset the variable",
+                proxy_variable().unwrap_or("a proxy variable")
+            )));
         }
         // The connector sets ALPN itself (h2, then http/1.1), and refuses a config that
         // names protocols already.
@@ -135,6 +153,7 @@ impl Settings {
     }
 }
 
+#[cfg(feature = "proxy")]
 fn reqwest_client(tls: rustls::ClientConfig, connect: Duration) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
@@ -208,6 +227,7 @@ impl Client {
                 let (parts, body) = response.into_parts();
                 Ok(Response { status: parts.status, headers: parts.headers, body: NetBody::Hyper(body) })
             }
+            #[cfg(feature = "proxy")]
             Self::Proxied(client) => {
                 let request = reqwest::Request::try_from(request)
                     .map_err(|e| SendError::Failed { connect: false, error: Box::new(e) })?;
@@ -281,5 +301,29 @@ where
                 Err(_) => Err(Box::new(ConnectTimedOut) as BoxError),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With a proxy named, a build with the `proxy` feature goes through reqwest; one
+    /// without it refuses to build a client rather than bypass the proxy. (`.ci/run` runs
+    /// this without the feature too.)
+    #[test]
+    fn a_proxy_is_used_or_the_client_is_refused_never_bypassed() {
+        let settings = Settings { connect: Duration::from_secs(1), proxied: true };
+        let built = settings.build();
+        #[cfg(feature = "proxy")]
+        assert!(matches!(built, Ok(Client::Proxied(_))));
+        #[cfg(not(feature = "proxy"))]
+        match built {
+            Err(Error::Config(message)) => assert!(message.contains("`proxy` feature"), "{message}"),
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a client was built that would bypass the proxy"),
+        }
+        let direct = Settings { connect: Duration::from_secs(1), proxied: false }.build();
+        assert!(matches!(direct, Ok(Client::Direct(_))));
     }
 }
