@@ -426,6 +426,33 @@ async fn a_guardrail_that_masks_the_request_makes_the_call_translated_so_nothing
     assert_eq!(answer["model"], "claude-sonnet-4-5", "{answer}");
 }
 
+#[tokio::test]
+async fn content_the_guardrails_cannot_read_is_not_sent_past_them() {
+    let server = anthropic_upstream().await;
+    let yaml = format!(
+        "{}guardrails:\n  - guardrail_name: pii\n    litellm_params: {{guardrail: pii, mode: pre_call, action: block, default_on: true}}\n",
+        config(&server.uri())
+    );
+    let app = gateway(&yaml).await;
+    // A user block type newer than this version, holding text the guardrail never sees.
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [{"role": "user",
+        "content": [{"type": "text", "text": "hi"}, {"type": "zeta_note", "text": "mail jane.doe@example.com"}]}]})
+    .to_string();
+    let (status, _, answer) = post(&app, "/v1/messages", body.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&answer));
+    let answer: Value = serde_json::from_slice(&answer).unwrap_or_default();
+    assert_eq!(answer["error"]["type"], "invalid_request_error", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("zeta_note") && message.contains("guardrails"), "{message}");
+    assert!(received(&server).await.is_empty(), "nothing went upstream");
+
+    // Without guardrails the same request passes through as it came.
+    let app = gateway(&config(&server.uri())).await;
+    let (status, _, answer) = post(&app, "/v1/messages", body).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(received(&server).await.len(), 1);
+}
+
 /// Where Claude on Vertex AI answers (project `p`, location `us-east5`).
 const VERTEX: &str = "/v1/projects/p/locations/us-east5/publishers/anthropic/models";
 

@@ -56,7 +56,7 @@ async fn count(
     // is counted is its translation, so a body the translation cannot carry is refused, as a
     // translated `/v1/messages` call would be. (A count has no output: the body has no
     // `max_tokens`, which our description of a Messages request requires.)
-    let (request, untranslatable) = super::to_openai_lenient(&value)?;
+    let super::Lenient { request, untranslatable, .. } = super::to_openai_lenient(&value)?;
     check_model(principal, &request.model)?;
     match gateway.router.count_native(&request.model, &native).await {
         Some(Ok(tokens)) => return Ok(answer(tokens, "exact")),

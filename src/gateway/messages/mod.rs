@@ -54,7 +54,7 @@ use answer::events;
 pub use answer::{StreamTranslator, from_openai};
 pub use count::COUNT_HEADER;
 pub(super) use count::count_tokens;
-pub use request::{to_openai, to_openai_lenient};
+pub use request::{Lenient, to_openai, to_openai_lenient};
 
 /// Our fields in a Messages body (the guardrails a request asks for, as on the OpenAI
 /// route); not Anthropic's, so never sent to it.
@@ -84,7 +84,17 @@ async fn handle(
     let value = parse_json(&bytes)?;
     // Checked against our description of the format only where an attempt translates it
     // (`Native::check_translatable`): passed through, the upstream judges it.
-    let (mut request, untranslatable) = to_openai_lenient(&value)?;
+    let Lenient { mut request, untranslatable, unread } = to_openai_lenient(&value)?;
+    // The guardrails read the translation: what it could not read, they cannot check, so a
+    // request with such content is not sent where guardrails may run (passed through, it
+    // would reach the upstream unchecked).
+    if let Some(what) = unread
+        && (!gateway.guardrails.is_empty() || OURS.iter().any(|k| value.get(*k).is_some()))
+    {
+        return Err(ApiFailure::bad_request(format!(
+            "{what} cannot be read by the gateway's guardrails, so the request is not sent"
+        )));
+    }
     for field in OURS {
         if let Some(names) = value.get(field) {
             request.extra.insert(field.into(), names.clone());

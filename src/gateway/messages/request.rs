@@ -19,16 +19,17 @@ fn bad(message: impl Into<String>) -> ApiFailure {
 /// Anthropic's request as the OpenAI-shaped request the router speaks; what it cannot carry
 /// without changing the answer is an error naming it.
 pub fn to_openai(body: &Value) -> Result<ChatRequest, ApiFailure> {
-    let (request, untranslatable) = to_openai_lenient(body)?;
+    let Lenient { request, untranslatable, .. } = to_openai_lenient(body)?;
     match untranslatable {
         Some(what) => Err(bad(format!("{what} cannot be translated for this model's provider"))),
         None => Ok(request),
     }
 }
 
-/// The first thing a translation had to leave out whose loss would change the answer.
+/// The first thing a translation had to leave out whose loss would change the answer, and
+/// the first of them that is content the client sent (text the guardrails would not see).
 #[derive(Default)]
-struct Untranslatable(Option<String>);
+struct Untranslatable(Option<String>, Option<String>);
 
 impl Untranslatable {
     fn note(&mut self, what: impl FnOnce() -> String) {
@@ -36,12 +37,33 @@ impl Untranslatable {
             self.0 = Some(what());
         }
     }
+
+    /// As [`Self::note`], for content the translation could not read.
+    fn unread(&mut self, what: impl FnOnce() -> String) {
+        if self.1.is_none() {
+            let what = what();
+            self.note(|| what.clone());
+            self.1 = Some(what);
+        }
+    }
+}
+
+/// A lenient translation: the request, the first thing it could not carry, and the first
+/// content it could not read (which a guardrail therefore could not check).
+#[derive(Debug)]
+pub struct Lenient {
+    /// The OpenAI-shaped request.
+    pub request: ChatRequest,
+    /// What only an Anthropic-format upstream can take.
+    pub untranslatable: Option<String>,
+    /// Content the translation did not read.
+    pub unread: Option<String>,
 }
 
 /// Anthropic's request as the OpenAI-shaped request the router speaks, and the first thing
 /// left out of it whose loss would change the answer (what only Anthropic's side can do):
 /// the request can still be sent as it came to an Anthropic upstream.
-pub fn to_openai_lenient(body: &Value) -> Result<(ChatRequest, Option<String>), ApiFailure> {
+pub fn to_openai_lenient(body: &Value) -> Result<Lenient, ApiFailure> {
     let mut lost = Untranslatable::default();
     let obj = body.as_object().ok_or_else(|| bad("the request body must be a JSON object"))?;
     let mut out = Map::new();
@@ -54,13 +76,13 @@ pub fn to_openai_lenient(body: &Value) -> Result<(ChatRequest, Option<String>), 
             let parts = text_parts(blocks, "`system`", &mut lost);
             messages.push(json!({"role": "system", "content": parts}));
         }
-        Some(_) => lost.note(|| "`system` that is neither a string nor a list of blocks".into()),
+        Some(_) => lost.unread(|| "`system` that is neither a string nor a list of blocks".into()),
     }
     let listed = match obj.get("messages") {
         Some(Value::Array(listed)) => listed.as_slice(),
         None => &[],
         Some(_) => {
-            lost.note(|| "`messages` that is not a list".into());
+            lost.unread(|| "`messages` that is not a list".into());
             &[]
         }
     };
@@ -76,7 +98,7 @@ pub fn to_openai_lenient(body: &Value) -> Result<(ChatRequest, Option<String>), 
                 messages.push(json!({"role": "system", "content": parts}));
             }
             ("assistant", Some(Value::Array(blocks))) => messages.push(assistant_blocks(blocks, i, &mut lost)),
-            _ => lost.note(|| {
+            _ => lost.unread(|| {
                 format!("messages[{i}]: a `{}` message with that content (not user, assistant or system, with string or block content)", shown(role))
             }),
         }
@@ -150,7 +172,7 @@ pub fn to_openai_lenient(body: &Value) -> Result<(ChatRequest, Option<String>), 
     }
     check_untranslated(obj, &mut lost);
     let request = serde_json::from_value(Value::Object(out)).map_err(|e| bad(format!("invalid request: {e}")))?;
-    Ok((request, lost.0))
+    Ok(Lenient { request, untranslatable: lost.0, unread: lost.1 })
 }
 
 /// The Messages fields the translation reads (and ours: the guardrails a request asks for).
@@ -206,7 +228,7 @@ fn text_parts(blocks: &[Value], at: &str, lost: &mut Untranslatable) -> Vec<Valu
     for block in blocks {
         match text_part(block) {
             Some(part) => parts.push(part),
-            None => lost.note(|| {
+            None => lost.unread(|| {
                 let kind = block.get("type").and_then(Value::as_str).unwrap_or("untyped");
                 format!("{at}: a `{}` block (only text blocks are translated there)", shown(kind))
             }),
@@ -270,14 +292,16 @@ fn user_blocks(blocks: &[Value], i: usize, messages: &mut Vec<Value>, lost: &mut
                             .join("\n"),
                     ),
                     Some(_) => {
-                        lost.note(|| format!("messages[{i}]: tool_result content that is neither a string nor blocks"));
+                        lost.unread(|| {
+                            format!("messages[{i}]: tool_result content that is neither a string nor blocks")
+                        });
                         Value::String(String::new())
                     }
                 };
                 let id = block.get("tool_use_id").cloned().unwrap_or(Value::Null);
                 messages.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
             }
-            other => lost.note(|| format!("messages[{i}]: a user `{}` block", shown(other))),
+            other => lost.unread(|| format!("messages[{i}]: a user `{}` block", shown(other))),
         }
     }
     if !parts.is_empty() {
