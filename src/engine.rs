@@ -68,8 +68,9 @@ impl Operation for Chat<'_> {
         model: &str,
         drop: bool,
     ) -> Result<ChatResponse> {
-        let request = hinted(self.0, self.1, provider, model);
-        dispatch::chat(provider, transport, &request, &Ctx::for_chat(model, &request, false, drop), self.1).await
+        let hinted = hinted(self.0, self.1, provider, model);
+        let request = hinted.as_deref().unwrap_or(self.0);
+        dispatch::chat(provider, transport, request, &Ctx::for_chat(model, request, false, drop), self.1).await
     }
 }
 
@@ -78,21 +79,24 @@ impl Operation for Stream<'_> {
     const STREAM: bool = true;
 
     async fn attempt(&self, provider: &Provider, transport: &Transport, model: &str, drop: bool) -> Result<ChatStream> {
-        let request = hinted(self.0, self.1, provider, model);
-        dispatch::chat_stream(provider, transport, &request, &Ctx::for_chat(model, &request, true, drop), self.1).await
+        let hinted = hinted(self.0, self.1, provider, model);
+        let request = hinted.as_deref().unwrap_or(self.0);
+        dispatch::chat_stream(provider, transport, request, &Ctx::for_chat(model, request, true, drop), self.1).await
     }
 }
 
 /// The request for an attempt on `model`. A request translated from the caller's own
 /// format (`native`) carries `reasoning_effort` for Anthropic's thinking and effort, which
 /// shape how an answer is produced, not what it says: a model the built-in registry knows
-/// does not reason (gpt-4o, which refuses the parameter) gets the request without it.
-fn hinted<'r>(
-    request: &'r ChatRequest,
+/// does not reason (gpt-4o, which refuses the parameter) gets the request without it: the
+/// changed request, boxed (`None` when the request goes as it is), so the attempt's future
+/// does not hold room for a whole request it rarely needs.
+fn hinted(
+    request: &ChatRequest,
     native: Option<&Native>,
     provider: &Provider,
     model: &str,
-) -> std::borrow::Cow<'r, ChatRequest> {
+) -> Option<Box<ChatRequest>> {
     if native.is_some()
         && request.reasoning_effort.is_some()
         && crate::pricing::Registry::known_not_to_reason(&provider.kind().to_string(), model)
@@ -101,9 +105,9 @@ fn hinted<'r>(
             model,
             "leaving out reasoning_effort (from thinking or effort) for a model that does not reason"
         );
-        return std::borrow::Cow::Owned(ChatRequest { reasoning_effort: None, ..request.clone() });
+        return Some(Box::new(ChatRequest { reasoning_effort: None, ..request.clone() }));
     }
-    std::borrow::Cow::Borrowed(request)
+    None
 }
 
 impl Operation for Embed<'_> {

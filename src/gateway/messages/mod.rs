@@ -103,7 +103,7 @@ async fn handle(
     let native = Arc::new(native::request(bytes, &value, headers, uri, untranslatable)?);
     let group = request.model.clone();
     let options = CallOptions { native: Some(native.clone()), ..CallOptions::default() };
-    Ok(match Box::pin(route_chat(gateway, principal, request, options)).await? {
+    Ok(match Box::pin(route_chat(gateway, principal, Box::new(request), options)).await? {
         Routed::Whole(response, mut headers) => {
             if native.answered() {
                 headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
