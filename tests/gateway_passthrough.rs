@@ -213,6 +213,18 @@ async fn shapes_the_translation_cannot_read_still_pass_through_as_they_came() {
 }
 
 #[tokio::test]
+async fn a_body_whose_messages_the_translation_cannot_read_at_all_still_passes_through() {
+    let server = anthropic_upstream().await;
+    let app = gateway(&config(&server.uri())).await;
+    let body = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":[{"type":"zeta_note","text":"hi"}]}]}"#;
+    let (status, _, answer) = post(&app, "/v1/messages", body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    let sent = received(&server).await;
+    let expected = body.replacen("\"claude-sonnet-4-5\"", "\"claude-sonnet-4-5-20250929\"", 1);
+    assert_eq!(sent.first().map(|r| String::from_utf8_lossy(&r.body).into_owned()), Some(expected));
+}
+
+#[tokio::test]
 async fn shapes_the_translation_cannot_read_are_refused_by_name_where_they_would_be_translated() {
     let (anthropic, openai) = (MockServer::start().await, MockServer::start().await);
     let app = falling_back(&anthropic, &openai).await;

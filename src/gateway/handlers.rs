@@ -155,7 +155,15 @@ pub(super) async fn route_chat(
     mut options: CallOptions,
 ) -> Result<Routed, ApiFailure> {
     let started = std::time::Instant::now();
-    request.check().map_err(crate::Error::from)?;
+    match request.check() {
+        // A client's own body whose messages the translation could not read at all (block
+        // types newer than this version) goes as it came to an upstream of its format, and
+        // a translated attempt refuses it by name: no message to check here is not an error.
+        Err(invalid)
+            if invalid.param == "messages"
+                && options.native.as_ref().is_some_and(|native| native.untranslatable_reason().is_some()) => {}
+        checked => checked.map_err(crate::Error::from)?,
+    }
     check_model(principal, &request.model)?;
     let requested = Requested::take(&mut request)?;
     let mut session = if gateway.guardrails.is_empty() && requested.on.is_empty() && requested.off.is_empty() {
