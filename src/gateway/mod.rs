@@ -52,7 +52,7 @@ pub use workers::{default_workers, serve_on_workers};
 /// The database with no config: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE: &str = "sqlite://switchyard.db";
 
-/// Requests in flight before the gateway sheds load (503).
+/// Requests in flight, over every route together, before the gateway sheds load (503).
 pub const MAX_IN_FLIGHT: usize = 10_000;
 
 /// The largest request body by default.
