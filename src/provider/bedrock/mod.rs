@@ -32,6 +32,7 @@ use crate::provider::{Adapter, Ctx, Flow, ProviderKind, StreamDecode, anthropic}
 use crate::transport::eventstream::{EventFrame, EventStreamFramer};
 use crate::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
 
+mod embed;
 pub(crate) mod error;
 pub mod invoke;
 pub(crate) mod request;
@@ -218,7 +219,7 @@ impl Adapter for Bedrock {
     }
 
     fn encode_embed(&self, req: &EmbeddingRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
-        let body = request::embed_body(req, ctx)?;
+        let body = embed::embed_body(req, ctx)?;
         self.post(&self.url(ctx.model, "invoke"), body, "application/json")
     }
 

@@ -10,7 +10,8 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::request::{EmbedFamily, JSON_TOOL, embed_family, json_tool_schema};
+use super::embed::{EmbedFamily, embed_family};
+use super::request::{JSON_TOOL, json_tool_schema};
 use crate::error::{Error, Result};
 use crate::provider::anthropic::response::openai_usage;
 use crate::provider::convert::{assistant_choice, completion};

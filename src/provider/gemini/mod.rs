@@ -18,6 +18,7 @@ use crate::provider::requests::{get, post_json, secret_header};
 use crate::provider::{Adapter, Credentials, Ctx, ProviderKind};
 use crate::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelList};
 
+mod embed;
 pub(crate) mod error;
 pub(crate) mod request;
 pub(crate) mod response;
@@ -193,7 +194,7 @@ impl<E: Endpoint> Adapter for Google<E> {
     }
 
     fn encode_embed(&self, req: &EmbeddingRequest, ctx: &Ctx<'_>) -> Result<http::Request<Bytes>> {
-        let (single, body) = request::embed_body(self.kind(), req, &self.endpoint.model_name(ctx.model))?;
+        let (single, body) = embed::embed_body(self.kind(), req, &self.endpoint.model_name(ctx.model))?;
         let method = if single { Method::Embed } else { Method::BatchEmbed };
         post_json(&self.endpoint.url(ctx.model, method), body, &self.endpoint.headers(ctx)?)
     }

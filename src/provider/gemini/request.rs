@@ -1,4 +1,5 @@
-//! An OpenAI chat request as a Gemini `generateContent` request (AI Studio and Vertex AI).
+//! An OpenAI chat request as a Gemini `generateContent` request (AI Studio and Vertex AI;
+//! embeddings are in `embed.rs`).
 //!
 //! System and developer messages become `systemInstruction`; user turns keep the role `user`
 //! and assistant turns become `model`; tool results become `functionResponse` parts in a user
@@ -13,23 +14,22 @@ use std::collections::{BTreeSet, HashMap};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use crate::ChatRequest;
 use crate::error::{Error, Result};
-use crate::provider::convert::{Thinking, embedding_texts, parse_arguments, thinking_budget};
+use crate::provider::convert::{Thinking, parse_arguments, thinking_budget};
 use crate::provider::params::refuse_or_drop;
 use crate::provider::{Ctx, ProviderKind};
 use crate::spec::ext::{ChatMessage, ContentPart, MessageContent};
 use crate::spec::gemini::{
-    BatchEmbedContentsRequest, Blob, Content, EmbedContentRequest, FileData, FunctionCall, FunctionCallingConfig,
-    FunctionCallingMode, FunctionDeclaration, FunctionResponse, GenerateContentRequest, GenerationConfig, Part,
-    ThinkingConfig, Tool, ToolConfig,
+    Blob, Content, FileData, FunctionCall, FunctionCallingConfig, FunctionCallingMode, FunctionDeclaration,
+    FunctionResponse, GenerateContentRequest, GenerationConfig, Part, ThinkingConfig, Tool, ToolConfig,
 };
 use crate::spec::openai::{
     ChatCompletionNamedToolChoice, ChatCompletionToolChoiceOption, ReasoningEffort, ResponseFormat, StopConfiguration,
     ToolChoiceMode, ToolType,
 };
-use crate::{ChatRequest, EmbeddingRequest};
 
-fn unsupported(kind: ProviderKind, feature: impl Into<String>) -> Error {
+pub(super) fn unsupported(kind: ProviderKind, feature: impl Into<String>) -> Error {
     Error::Unsupported { provider: kind, feature: feature.into() }
 }
 
@@ -321,7 +321,7 @@ pub(crate) fn empty_part() -> Part {
     }
 }
 
-fn text_part(text: String) -> Part {
+pub(super) fn text_part(text: String) -> Part {
     Part { text: Some(text), ..empty_part() }
 }
 
@@ -548,34 +548,6 @@ fn sanitize(
         }
     }
     out
-}
-
-/// The embeddings request: one `embedContent` for a single text, `batchEmbedContents` for
-/// several. `model_name` is the resource name (`models/text-embedding-004`).
-pub fn embed_body(kind: ProviderKind, req: &EmbeddingRequest, model_name: &str) -> Result<(bool, Bytes)> {
-    let texts = embedding_texts(&req.input, kind)?;
-    if req.user.is_some() {
-        return Err(unsupported(kind, "the `user` parameter"));
-    }
-    let task_type = req.extra.get("task_type").and_then(Value::as_str).map(str::to_string);
-    let one = |text: &str| EmbedContentRequest {
-        model: Some(model_name.to_string()),
-        content: Content { role: None, parts: Some(vec![text_part(text.to_string())]), extra: Map::new() },
-        task_type: task_type.clone(),
-        title: None,
-        output_dimensionality: req.dimensions,
-        extra: Map::new(),
-    };
-    let body = if let [single] = texts {
-        serde_json::to_vec(&one(single))
-    } else {
-        serde_json::to_vec(&BatchEmbedContentsRequest {
-            requests: texts.iter().map(|t| one(t)).collect(),
-            extra: Map::new(),
-        })
-    }
-    .map_err(|e| Error::invalid(e.to_string(), None))?;
-    Ok((texts.len() == 1, Bytes::from(body)))
 }
 
 #[cfg(test)]
