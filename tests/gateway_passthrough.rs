@@ -415,14 +415,18 @@ async fn a_block_type_this_version_does_not_know_passes_through_and_is_named_whe
     assert!(String::from_utf8_lossy(&answer).contains("search_result"), "{}", String::from_utf8_lossy(&answer));
 }
 
+/// [`config`] with a pre-call `pii` guardrail, `settings` its further `litellm_params`.
+fn with_pii_guardrail(anthropic: &str, settings: &str) -> String {
+    format!(
+        "{}guardrails:\n  - guardrail_name: pii\n    litellm_params: {{guardrail: pii, mode: pre_call, {settings}}}\n",
+        config(anthropic)
+    )
+}
+
 #[tokio::test]
 async fn a_guardrail_that_masks_the_request_makes_the_call_translated_so_nothing_unmasked_leaves() {
     let server = anthropic_upstream().await;
-    let yaml = format!(
-        "{}guardrails:\n  - guardrail_name: pii\n    litellm_params: {{guardrail: pii, mode: pre_call, action: mask}}\n",
-        config(&server.uri())
-    );
-    let app = gateway(&yaml).await;
+    let app = gateway(&with_pii_guardrail(&server.uri(), "action: mask")).await;
     let email = "jane.doe@example.com";
     let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "guardrails": ["pii"],
         "messages": [{"role": "user", "content": format!("mail {email} please")}]})
@@ -441,11 +445,7 @@ async fn a_guardrail_that_masks_the_request_makes_the_call_translated_so_nothing
 #[tokio::test]
 async fn content_the_guardrails_cannot_read_is_not_sent_past_them() {
     let server = anthropic_upstream().await;
-    let yaml = format!(
-        "{}guardrails:\n  - guardrail_name: pii\n    litellm_params: {{guardrail: pii, mode: pre_call, action: block, default_on: true}}\n",
-        config(&server.uri())
-    );
-    let app = gateway(&yaml).await;
+    let app = gateway(&with_pii_guardrail(&server.uri(), "action: block, default_on: true")).await;
     // A user block type newer than this version, holding text the guardrail never sees.
     let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [{"role": "user",
         "content": [{"type": "text", "text": "hi"}, {"type": "zeta_note", "text": "mail jane.doe@example.com"}]}]})
