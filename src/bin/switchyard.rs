@@ -147,31 +147,7 @@ enum SpecCommand {
     /// Compare one of our descriptions with an upstream one (OpenAPI 3.0/3.1 in YAML or JSON,
     /// or a botocore service model): `--spec` and `--upstream`, or `--provider` for the pairs
     /// the project keeps drift snapshots of.
-    Drift {
-        /// Our description (`openapi/openai.yaml`).
-        #[arg(long, required_unless_present_any = ["provider", "list"], requires = "upstream")]
-        spec: Option<PathBuf>,
-        /// The upstream description.
-        #[arg(long, required_unless_present_any = ["provider", "list"])]
-        upstream: Option<PathBuf>,
-        /// Compare only the schemas this file maps (`OurSchema: UpstreamPath` lines), for a
-        /// vendor that speaks another provider's format.
-        #[arg(long, conflicts_with = "provider")]
-        map: Option<PathBuf>,
-        /// One of the kept pairs (the providers whose descriptor names an upstream
-        /// description; `--list` prints them).
-        #[arg(long, conflicts_with_all = ["spec", "upstream"])]
-        provider: Option<String>,
-        /// Print the providers of the kept pairs, one per line, and compare nothing.
-        #[arg(long, conflicts_with_all = ["spec", "upstream", "provider"])]
-        list: bool,
-        /// Where the upstream descriptions are, with `--provider`.
-        #[arg(long, env = "SWITCHYARD_UPSTREAM_SPECS", default_value = "../shared/specs")]
-        upstream_dir: PathBuf,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
+    Drift(DriftArgs),
     /// The schemas and fields each of our descriptions defines.
     List {
         /// One description (default: every `openapi/*.yaml`).
@@ -181,6 +157,34 @@ enum SpecCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+}
+
+/// `switchyard spec drift`'s arguments.
+#[derive(Args)]
+struct DriftArgs {
+    /// Our description (`openapi/openai.yaml`).
+    #[arg(long, required_unless_present_any = ["provider", "list"], requires = "upstream")]
+    spec: Option<PathBuf>,
+    /// The upstream description.
+    #[arg(long, required_unless_present_any = ["provider", "list"])]
+    upstream: Option<PathBuf>,
+    /// Compare only the schemas this file maps (`OurSchema: UpstreamPath` lines), for a
+    /// vendor that speaks another provider's format.
+    #[arg(long, conflicts_with = "provider")]
+    map: Option<PathBuf>,
+    /// One of the kept pairs (the providers whose descriptor names an upstream
+    /// description; `--list` prints them).
+    #[arg(long, conflicts_with_all = ["spec", "upstream"])]
+    provider: Option<String>,
+    /// Print the providers of the kept pairs, one per line, and compare nothing.
+    #[arg(long, conflicts_with_all = ["spec", "upstream", "provider"])]
+    list: bool,
+    /// Where the upstream descriptions are, with `--provider`.
+    #[arg(long, env = "SWITCHYARD_UPSTREAM_SPECS", default_value = "../shared/specs")]
+    upstream_dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -259,91 +263,96 @@ async fn run(command: Command) -> Result<(), Failure> {
             }
         }
         Command::MockUpstream { host, port, latency_ms, misbehave } => {
-            let misbehaviour = match misbehave.as_deref() {
-                None => None,
-                Some(name) => {
-                    Some(switchyard::gateway::mock_upstream::Misbehaviour::from_name(name).ok_or_else(|| {
-                        let names: Vec<&str> =
-                            switchyard::gateway::mock_upstream::Misbehaviour::ALL.iter().map(|(n, _)| *n).collect();
-                        Error::Config(format!("--misbehave {name}: choose one of {}", names.join(", ")))
-                    })?)
-                }
-            };
-            let addr = std::net::SocketAddr::new(host, port);
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
-            let fault = misbehave.map(|m| format!(", misbehaving: {m}")).unwrap_or_default();
-            eprintln!("mock upstream on http://{addr}/v1 (latency {latency_ms} ms{fault})");
-            let app = switchyard::gateway::mock_upstream::misbehaving(
-                std::time::Duration::from_millis(latency_ms),
-                misbehaviour,
-            );
-            axum::serve(switchyard::gateway::no_delay(listener), app)
-                .with_graceful_shutdown(switchyard::gateway::shutdown_signal())
-                .await
-                .map_err(|e| Error::Config(format!("server: {e}")))?;
-            Ok(())
+            mock_upstream(std::net::SocketAddr::new(host, port), latency_ms, misbehave).await
         }
-        Command::Spec { command: SpecCommand::List { spec, format } } => {
-            let specs = match spec {
-                Some(spec) => vec![spec],
-                None => {
-                    let mut found: Vec<PathBuf> = std::fs::read_dir("openapi")
-                        .map_err(|e| Error::Config(format!("openapi/: {e} (run from the crate root, or give --spec)")))?
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-                        .collect();
-                    found.sort();
-                    found
-                }
-            };
-            let mut all = serde_json::Map::new();
-            for spec in &specs {
-                let schemas = switchyard::drift::list(spec)?;
-                match format {
-                    Format::Text => write!(out, "{}", switchyard::drift::list_text(spec, &schemas))?,
-                    Format::Json => {
-                        all.insert(spec.display().to_string(), serde_json::to_value(&schemas).unwrap_or_default());
-                    }
-                }
-            }
-            if let Format::Json = format {
-                writeln!(out, "{}", serde_json::to_string_pretty(&all).unwrap_or_default())?;
-            }
-            Ok(())
-        }
-        Command::Spec { command: SpecCommand::Drift { list: true, .. } } => {
+        Command::Spec { command: SpecCommand::List { spec, format } } => spec_list(spec, format, &mut out),
+        Command::Spec { command: SpecCommand::Drift(args) } if args.list => {
             for pair in switchyard::drift::upstreams() {
                 writeln!(out, "{}", pair.provider)?;
             }
             Ok(())
         }
-        Command::Spec { command: SpecCommand::Drift { spec, upstream, map, provider, upstream_dir, format, .. } } => {
-            let report = match (provider, spec, upstream) {
-                (Some(provider), _, _) => {
-                    let pair = switchyard::drift::upstreams().find(|u| u.provider == provider).ok_or_else(|| {
-                        let known: Vec<&str> = switchyard::drift::upstreams().map(|u| u.provider).collect();
-                        Error::Config(format!("no kept drift pair for `{provider}` (known: {})", known.join(", ")))
-                    })?;
-                    switchyard::drift::drift_mapped(
-                        std::path::Path::new(pair.spec),
-                        &upstream_dir.join(pair.upstream),
-                        pair.map.map(std::path::Path::new),
-                    )?
-                }
-                (None, Some(spec), Some(upstream)) => {
-                    switchyard::drift::drift_mapped(&spec, &upstream, map.as_deref())?
-                }
-                _ => return Err(Error::Config("give --provider, or --spec and --upstream".into()).into()),
-            };
-            match format {
-                Format::Text => write!(out, "{report}")?,
-                Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report).unwrap_or_default())?,
+        Command::Spec { command: SpecCommand::Drift(args) } => spec_drift(args, &mut out),
+    }
+}
+
+/// `switchyard mock-upstream`: the built-in mock provider over HTTP, until a signal.
+async fn mock_upstream(addr: std::net::SocketAddr, latency_ms: u64, misbehave: Option<String>) -> Result<(), Failure> {
+    let misbehaviour = match misbehave.as_deref() {
+        None => None,
+        Some(name) => Some(switchyard::gateway::mock_upstream::Misbehaviour::from_name(name).ok_or_else(|| {
+            let names: Vec<&str> =
+                switchyard::gateway::mock_upstream::Misbehaviour::ALL.iter().map(|(n, _)| *n).collect();
+            Error::Config(format!("--misbehave {name}: choose one of {}", names.join(", ")))
+        })?),
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
+    let fault = misbehave.map(|m| format!(", misbehaving: {m}")).unwrap_or_default();
+    eprintln!("mock upstream on http://{addr}/v1 (latency {latency_ms} ms{fault})");
+    let app =
+        switchyard::gateway::mock_upstream::misbehaving(std::time::Duration::from_millis(latency_ms), misbehaviour);
+    axum::serve(switchyard::gateway::no_delay(listener), app)
+        .with_graceful_shutdown(switchyard::gateway::shutdown_signal())
+        .await
+        .map_err(|e| Error::Config(format!("server: {e}")))?;
+    Ok(())
+}
+
+/// `switchyard spec list`: the schemas and fields of our descriptions.
+fn spec_list(spec: Option<PathBuf>, format: Format, out: &mut impl Write) -> Result<(), Failure> {
+    let specs = match spec {
+        Some(spec) => vec![spec],
+        None => {
+            let mut found: Vec<PathBuf> = std::fs::read_dir("openapi")
+                .map_err(|e| Error::Config(format!("openapi/: {e} (run from the crate root, or give --spec)")))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    let mut all = serde_json::Map::new();
+    for spec in &specs {
+        let schemas = switchyard::drift::list(spec)?;
+        match format {
+            Format::Text => write!(out, "{}", switchyard::drift::list_text(spec, &schemas))?,
+            Format::Json => {
+                all.insert(spec.display().to_string(), serde_json::to_value(&schemas).unwrap_or_default());
             }
-            Ok(())
         }
     }
+    if let Format::Json = format {
+        writeln!(out, "{}", serde_json::to_string_pretty(&all).unwrap_or_default())?;
+    }
+    Ok(())
+}
+
+/// `switchyard spec drift`: one of our descriptions against an upstream one.
+fn spec_drift(args: DriftArgs, out: &mut impl Write) -> Result<(), Failure> {
+    let DriftArgs { spec, upstream, map, provider, upstream_dir, format, .. } = args;
+    let report = match (provider, spec, upstream) {
+        (Some(provider), _, _) => {
+            let pair = switchyard::drift::upstreams().find(|u| u.provider == provider).ok_or_else(|| {
+                let known: Vec<&str> = switchyard::drift::upstreams().map(|u| u.provider).collect();
+                Error::Config(format!("no kept drift pair for `{provider}` (known: {})", known.join(", ")))
+            })?;
+            switchyard::drift::drift_mapped(
+                std::path::Path::new(pair.spec),
+                &upstream_dir.join(pair.upstream),
+                pair.map.map(std::path::Path::new),
+            )?
+        }
+        (None, Some(spec), Some(upstream)) => switchyard::drift::drift_mapped(&spec, &upstream, map.as_deref())?,
+        _ => return Err(Error::Config("give --provider, or --spec and --upstream".into()).into()),
+    };
+    match format {
+        Format::Text => write!(out, "{report}")?,
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report).unwrap_or_default())?,
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Failure> {

@@ -62,51 +62,11 @@ pub struct Recorded {
 /// Records the case; see the module's documentation.
 pub async fn record(options: &RecordOptions) -> Result<Recorded> {
     let target = Target::resolve(&options.live)?;
-    if target.direct() {
-        return Err(Error::Config(
-            "Bedrock requests signed with SigV4 cannot pass through the recording proxy (the signature covers the host); \
-             record with a Bedrock API key (--api-key-env AWS_BEARER_TOKEN_BEDROCK)"
-                .into(),
-        ));
-    }
-    if options.case.is_empty() || !options.case.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(Error::Config(format!("case name `{}`: use letters, digits, `_` and `-`", options.case)));
-    }
-    let provider = target.kind.id();
-    let dir = options.root.join(provider).join(&options.case);
-    if dir.exists() && !options.force {
-        return Err(Error::Config(format!("{} exists; pass --force to replace it", dir.display())));
-    }
-    let input_name = options.input.clone().unwrap_or_else(|| options.case.clone());
-    let input_path = options.root.join("inputs").join(format!("{input_name}.json"));
-    let input_text = std::fs::read_to_string(&input_path)
-        .map_err(|e| Error::Config(format!("{}: {e} (choose an input with --input)", input_path.display())))?;
-    let mut input: Value =
-        serde_json::from_str(&input_text).map_err(|e| Error::Config(format!("{}: {e}", input_path.display())))?;
-    let operation = options.operation.unwrap_or(if input.get("stream") == Some(&Value::Bool(true)) {
-        Operation::ChatStream
-    } else if input.get("input").is_some() {
-        Operation::Embed
-    } else {
-        Operation::Chat
-    });
-    let model = target.model(options.live.model.as_deref().unwrap_or("model"), operation == Operation::Embed);
-    if options.live.model.is_none() && (operation != Operation::Embed || options.live.embedding_model.is_none()) {
-        return Err(Error::Config("--model is needed to record".into()));
-    }
-    let mut overrides = Map::new();
-    if let Some(object) = input.as_object_mut() {
-        object.insert("model".into(), Value::String(model.clone()));
-        let before = object.get("max_tokens").cloned();
-        target.bound_output(object);
-        if let Some(added) = object.get("max_tokens").filter(|_| before.is_none()) {
-            overrides.insert("max_tokens".into(), added.clone());
-        }
-    }
+    let plan = Plan::new(options, &target)?;
 
     let capture = Capture::start(&target.origin, options.live.timeout).await?;
     let client = target.client(capture.origin(), options.live.api_key.as_deref())?;
-    let result = super::replay::perform(&client, target.kind, operation, input.clone()).await.map(drop);
+    let result = super::replay::perform(&client, target.kind, plan.operation, plan.input.clone()).await.map(drop);
     let exchanges = capture.exchanges();
     let [exchange] = exchanges.as_slice() else {
         return Err(Error::Config(format!("expected one exchange with the endpoint, saw {}", exchanges.len())));
@@ -122,39 +82,135 @@ pub async fn record(options: &RecordOptions) -> Result<Recorded> {
         Err(err) => return Err(Error::Config(format!("the call failed before an answer could be recorded: {err}"))),
     };
 
-    let secret = options.live.api_key.as_deref().filter(|k| !k.is_empty());
-    let scrub = |bytes: &[u8]| -> Vec<u8> {
-        match (secret, std::str::from_utf8(bytes)) {
+    let folder = Folder::create(&plan.dir, options.live.api_key.as_deref())?;
+    folder.write("case.toml", case_toml(options, &target, &plan, expect).as_bytes())?;
+    folder.write("request.json", &pretty(&request_json(exchange, &|b| folder.scrub(b))?))?;
+    write_response(&folder, exchange)?;
+
+    // The snapshot is what the replay of these files gives; then the case must replay green.
+    let case = Case::load(&options.root, &plan.dir)?;
+    let first = replay(&case).await?;
+    if !first.problems.is_empty() {
+        return Err(Error::Config(format!(
+            "the recorded case does not replay: {} (its files are in {})",
+            first.problems.join("; "),
+            plan.dir.display()
+        )));
+    }
+    folder.write("output.snap", snapshot_text(&case.spec.description, &redact(first.output())).as_bytes())?;
+    let report = check_case(&case, &HashMap::new()).await;
+    let files = folder.files.into_inner();
+    Ok(Recorded { dir: plan.dir, files, replay: report })
+}
+
+/// What a recording sends and where it goes, checked before anything is sent.
+struct Plan {
+    dir: PathBuf,
+    input_name: String,
+    input: Value,
+    operation: Operation,
+    model: String,
+    /// Fields the recording added to the input (kept in the case so its replay sends them).
+    overrides: Map<String, Value>,
+}
+
+impl Plan {
+    fn new(options: &RecordOptions, target: &Target) -> Result<Self> {
+        if target.direct() {
+            return Err(Error::Config(
+                "Bedrock requests signed with SigV4 cannot pass through the recording proxy (the signature covers the host); \
+                 record with a Bedrock API key (--api-key-env AWS_BEARER_TOKEN_BEDROCK)"
+                    .into(),
+            ));
+        }
+        if options.case.is_empty() || !options.case.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(Error::Config(format!("case name `{}`: use letters, digits, `_` and `-`", options.case)));
+        }
+        let dir = options.root.join(target.kind.id()).join(&options.case);
+        if dir.exists() && !options.force {
+            return Err(Error::Config(format!("{} exists; pass --force to replace it", dir.display())));
+        }
+        let input_name = options.input.clone().unwrap_or_else(|| options.case.clone());
+        let input_path = options.root.join("inputs").join(format!("{input_name}.json"));
+        let input_text = std::fs::read_to_string(&input_path)
+            .map_err(|e| Error::Config(format!("{}: {e} (choose an input with --input)", input_path.display())))?;
+        let mut input: Value =
+            serde_json::from_str(&input_text).map_err(|e| Error::Config(format!("{}: {e}", input_path.display())))?;
+        let operation = options.operation.unwrap_or(if input.get("stream") == Some(&Value::Bool(true)) {
+            Operation::ChatStream
+        } else if input.get("input").is_some() {
+            Operation::Embed
+        } else {
+            Operation::Chat
+        });
+        let model = target.model(options.live.model.as_deref().unwrap_or("model"), operation == Operation::Embed);
+        if options.live.model.is_none() && (operation != Operation::Embed || options.live.embedding_model.is_none()) {
+            return Err(Error::Config("--model is needed to record".into()));
+        }
+        let mut overrides = Map::new();
+        if let Some(object) = input.as_object_mut() {
+            object.insert("model".into(), Value::String(model.clone()));
+            let before = object.get("max_tokens").cloned();
+            target.bound_output(object);
+            if let Some(added) = object.get("max_tokens").filter(|_| before.is_none()) {
+                overrides.insert("max_tokens".into(), added.clone());
+            }
+        }
+        Ok(Self { dir, input_name, input, operation, model, overrides })
+    }
+}
+
+/// The case's folder, made empty, and the files written to it so far.
+struct Folder<'a> {
+    dir: &'a std::path::Path,
+    secret: Option<&'a str>,
+    files: std::cell::RefCell<Vec<String>>,
+}
+
+impl<'a> Folder<'a> {
+    fn create(dir: &'a std::path::Path, secret: Option<&'a str>) -> Result<Self> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
+        Ok(Self { dir, secret: secret.filter(|k| !k.is_empty()), files: std::cell::RefCell::default() })
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.dir.join(name);
+        std::fs::write(&path, bytes).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        self.files.borrow_mut().push(name.to_string());
+        Ok(())
+    }
+
+    /// The bytes with the API key replaced wherever it appears.
+    fn scrub(&self, bytes: &[u8]) -> Vec<u8> {
+        match (self.secret, std::str::from_utf8(bytes)) {
             (Some(key), Ok(text)) if text.contains(key) => text.replace(key, "[scrubbed]").into_bytes(),
             _ => bytes.to_vec(),
         }
-    };
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
     }
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
-    let write = |name: &str, bytes: &[u8]| {
-        std::fs::write(dir.join(name), bytes).map_err(|e| Error::Config(format!("{}: {e}", dir.join(name).display())))
-    };
-    let mut files = Vec::new();
+}
 
+/// `case.toml`: what the case shows, how to replay it, and the failure it expects.
+fn case_toml(options: &RecordOptions, target: &Target, plan: &Plan, expect: Option<&Error>) -> String {
     let description = options
         .description
         .clone()
-        .unwrap_or_else(|| format!("Input `{input_name}` recorded from {} on {}.", target.origin, today()));
+        .unwrap_or_else(|| format!("Input `{}` recorded from {} on {}.", plan.input_name, target.origin, today()));
     let mut toml = format!(
         "description = {}\noperation = \"{}\"\nmodel = {}\n",
         toml_string(&description),
-        operation_name(operation),
-        toml_string(&model)
+        operation_name(plan.operation),
+        toml_string(&plan.model)
     );
-    if operation != Operation::Models {
-        let _ = writeln!(toml, "input = {}", toml_string(&input_name));
+    if plan.operation != Operation::Models {
+        let _ = writeln!(toml, "input = {}", toml_string(&plan.input_name));
     }
     let _ = writeln!(toml, "source = \"recorded {}\"", today());
-    if !overrides.is_empty() {
+    if !plan.overrides.is_empty() {
         toml.push_str("\n[input_overrides]\n");
-        for (name, value) in &overrides {
+        for (name, value) in &plan.overrides {
             let _ = writeln!(toml, "{name} = {value}");
         }
     }
@@ -171,12 +227,11 @@ pub async fn record(options: &RecordOptions) -> Result<Recorded> {
             let _ = writeln!(toml, "retry_after_ms = {}", wait.as_millis());
         }
     }
-    write("case.toml", toml.as_bytes())?;
-    files.push("case.toml".to_string());
+    toml
+}
 
-    write("request.json", &pretty(&request_json(exchange, &scrub)?))?;
-    files.push("request.json".to_string());
-
+/// The response body (in a file named for its format) and `response.meta.json`.
+fn write_response(folder: &Folder<'_>, exchange: &Exchange) -> Result<()> {
     let content_type = exchange.response_header("content-type").unwrap_or("").to_ascii_lowercase();
     let body_file = if content_type.contains("event-stream") {
         "response.sse"
@@ -187,31 +242,14 @@ pub async fn record(options: &RecordOptions) -> Result<Recorded> {
     } else {
         "response.txt"
     };
-    write(body_file, &scrub(&exchange.response_body))?;
-    files.push(body_file.to_string());
+    folder.write(body_file, &folder.scrub(&exchange.response_body))?;
     let headers: Map<String, Value> = exchange
         .response_headers
         .iter()
         .filter(|(name, _)| KEPT_RESPONSE_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
         .map(|(name, value)| (name.to_ascii_lowercase(), Value::String(value.clone())))
         .collect();
-    write("response.meta.json", &pretty(&json!({"status": exchange.status, "headers": headers})))?;
-    files.push("response.meta.json".to_string());
-
-    // The snapshot is what the replay of these files gives; then the case must replay green.
-    let case = Case::load(&options.root, &dir)?;
-    let first = replay(&case).await?;
-    if !first.problems.is_empty() {
-        return Err(Error::Config(format!(
-            "the recorded case does not replay: {} (its files are in {})",
-            first.problems.join("; "),
-            dir.display()
-        )));
-    }
-    write("output.snap", snapshot_text(&case.spec.description, &redact(first.output())).as_bytes())?;
-    files.push("output.snap".to_string());
-    let report = check_case(&case, &HashMap::new()).await;
-    Ok(Recorded { dir, files, replay: report })
+    folder.write("response.meta.json", &pretty(&json!({"status": exchange.status, "headers": headers})))
 }
 
 fn request_json(exchange: &Exchange, scrub: &dyn Fn(&[u8]) -> Vec<u8>) -> Result<Value> {

@@ -151,16 +151,7 @@ impl Provider {
                 let endpoint = base_url.ok_or_else(|| {
                     Error::Config("azure needs the resource endpoint: set AZURE_API_BASE or give a base_url".into())
                 })?;
-                let auth = match (&settings.api_key, &settings.auth_token) {
-                    (_, Some(token)) => AzureAuth::EntraToken(token.clone()),
-                    (Some(key), None) => AzureAuth::ApiKey(key.clone()),
-                    (None, None) => {
-                        return Err(Error::Config(
-                            "no credentials for azure: set AZURE_API_KEY (or AZURE_AD_TOKEN) or give them to the client"
-                                .into(),
-                        ));
-                    }
-                };
+                let auth = azure_auth(settings)?;
                 Provider::Azure(Azure::new(endpoint, settings.api_version.as_deref(), &auth, headers)?)
             }
             ProviderKind::Anthropic => {
@@ -179,11 +170,7 @@ impl Provider {
                 let project = settings.project.as_deref().ok_or_else(|| {
                     Error::Config("vertex_ai needs a project: set VERTEXAI_PROJECT or give one to the client".into())
                 })?;
-                let credentials = match (&settings.auth_token, &settings.credentials) {
-                    (Some(token), _) => VertexCredentials::Token(token.clone()),
-                    (None, Some(key)) => VertexCredentials::service_account(key.expose_secret())?,
-                    (None, None) => VertexCredentials::default_credentials()?,
-                };
+                let credentials = vertex_credentials(settings)?;
                 Provider::VertexAi(VertexAi::new(
                     project,
                     settings.location.as_deref(),
@@ -196,27 +183,7 @@ impl Provider {
                 let region = settings.location.as_deref().ok_or_else(|| {
                     Error::Config("bedrock needs a region: set AWS_REGION or give a location to the client".into())
                 })?;
-                // Explicit IAM credentials win over an API key, as the AWS SDKs order them.
-                let auth = match (&settings.aws_access_key_id, &settings.aws_secret_access_key, &settings.api_key) {
-                    (Some(id), Some(secret), _) => BedrockAuth::SigV4 {
-                        access_key_id: id.clone(),
-                        secret_access_key: secret.clone(),
-                        session_token: settings.aws_session_token.clone(),
-                    },
-                    (None, None, Some(key)) => BedrockAuth::ApiKey(key.clone()),
-                    (Some(_), None, _) | (None, Some(_), _) => {
-                        return Err(Error::Config(
-                            "bedrock needs both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (only one is set)".into(),
-                        ));
-                    }
-                    (None, None, None) => {
-                        return Err(Error::Config(
-                            "no credentials for bedrock: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
-                             AWS_BEARER_TOKEN_BEDROCK"
-                                .into(),
-                        ));
-                    }
-                };
+                let auth = bedrock_auth(settings)?;
                 Provider::Bedrock(Bedrock::new(region, base_url, auth, headers)?)
             }
             ProviderKind::Cohere => {
@@ -232,6 +199,53 @@ impl Provider {
             }
         })
     }
+}
+
+/// Azure's credentials: an Entra token wins over an API key.
+fn azure_auth(settings: &ProviderSettings) -> Result<AzureAuth> {
+    Ok(match (&settings.api_key, &settings.auth_token) {
+        (_, Some(token)) => AzureAuth::EntraToken(token.clone()),
+        (Some(key), None) => AzureAuth::ApiKey(key.clone()),
+        (None, None) => {
+            return Err(Error::Config(
+                "no credentials for azure: set AZURE_API_KEY (or AZURE_AD_TOKEN) or give them to the client".into(),
+            ));
+        }
+    })
+}
+
+/// Vertex AI's credentials: a token, a service-account key, or the default credentials.
+fn vertex_credentials(settings: &ProviderSettings) -> Result<VertexCredentials> {
+    Ok(match (&settings.auth_token, &settings.credentials) {
+        (Some(token), _) => VertexCredentials::Token(token.clone()),
+        (None, Some(key)) => VertexCredentials::service_account(key.expose_secret())?,
+        (None, None) => VertexCredentials::default_credentials()?,
+    })
+}
+
+/// Bedrock's credentials. Explicit IAM credentials win over an API key, as the AWS SDKs
+/// order them.
+fn bedrock_auth(settings: &ProviderSettings) -> Result<BedrockAuth> {
+    Ok(match (&settings.aws_access_key_id, &settings.aws_secret_access_key, &settings.api_key) {
+        (Some(id), Some(secret), _) => BedrockAuth::SigV4 {
+            access_key_id: id.clone(),
+            secret_access_key: secret.clone(),
+            session_token: settings.aws_session_token.clone(),
+        },
+        (None, None, Some(key)) => BedrockAuth::ApiKey(key.clone()),
+        (Some(_), None, _) | (None, Some(_), _) => {
+            return Err(Error::Config(
+                "bedrock needs both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (only one is set)".into(),
+            ));
+        }
+        (None, None, None) => {
+            return Err(Error::Config(
+                "no credentials for bedrock: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+                 AWS_BEARER_TOKEN_BEDROCK"
+                    .into(),
+            ));
+        }
+    })
 }
 
 #[cfg(test)]

@@ -162,62 +162,7 @@ pub(super) fn stream_shape(format: &WireFormat, events: &[(String, String)]) -> 
             }
             one_finish_each(events, "choices", "choice", "finish_reason", &mut problems);
         }
-        "anthropic" => {
-            let types: Vec<String> = events
-                .iter()
-                .map(|(e, d)| {
-                    json(d)
-                        .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
-                        .unwrap_or_else(|| e.clone())
-                })
-                .collect();
-            for (i, ((event, _), t)) in events.iter().zip(&types).enumerate() {
-                if !event.is_empty() && event != t {
-                    problems.push(format!("event {i} is named `{event}` but its data says `{t}`"));
-                }
-            }
-            let meaningful: Vec<&String> = types.iter().filter(|t| t.as_str() != "ping").collect();
-            if meaningful.first().map(|t| t.as_str()) != Some("message_start") {
-                problems.push(format!("the first event is {:?}, not message_start", meaningful.first()));
-            }
-            if meaningful.last().map(|t| t.as_str()) != Some("message_stop") {
-                problems.push(format!("the last event is {:?}, not message_stop", meaningful.last()));
-            }
-            let mut open: Option<i64> = None;
-            let mut stop_reasons = 0;
-            for (i, (_, data)) in events.iter().enumerate() {
-                let Some(value) = json(data) else { continue };
-                let index = value.get("index").and_then(Value::as_i64);
-                match value.get("type").and_then(Value::as_str) {
-                    Some("content_block_start") => {
-                        if let Some(o) = open {
-                            problems.push(format!("event {i}: block {index:?} starts while block {o} is open"));
-                        }
-                        open = index;
-                    }
-                    Some("content_block_delta") if open != index => {
-                        problems
-                            .push(format!("event {i}: a delta for block {index:?}, but the open block is {open:?}"));
-                    }
-                    Some("content_block_stop") => {
-                        if open != index {
-                            problems.push(format!("event {i}: block {index:?} stops, but the open block is {open:?}"));
-                        }
-                        open = None;
-                    }
-                    Some("message_delta") if value.pointer("/delta/stop_reason").is_some_and(|r| !r.is_null()) => {
-                        stop_reasons += 1;
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(o) = open {
-                problems.push(format!("block {o} is never stopped"));
-            }
-            if stop_reasons != 1 {
-                problems.push(format!("{stop_reasons} message_delta events carry a stop_reason, not one"));
-            }
-        }
+        "anthropic" => anthropic_stream_shape(events, &mut problems),
         "gemini" => {
             one_finish_each(events, "candidates", "candidate", "finishReason", &mut problems);
         }
@@ -242,6 +187,64 @@ pub(super) fn stream_shape(format: &WireFormat, events: &[(String, String)]) -> 
         _ => {}
     }
     problems
+}
+
+/// Anthropic's stream: event names match their data's types, it opens with message_start
+/// and closes with message_stop, blocks open and stop one at a time, and one message_delta
+/// carries the stop reason.
+fn anthropic_stream_shape(events: &[(String, String)], problems: &mut Vec<String>) {
+    let json = |data: &str| serde_json::from_str::<Value>(data).ok();
+    let types: Vec<String> = events
+        .iter()
+        .map(|(e, d)| {
+            json(d).and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string)).unwrap_or_else(|| e.clone())
+        })
+        .collect();
+    for (i, ((event, _), t)) in events.iter().zip(&types).enumerate() {
+        if !event.is_empty() && event != t {
+            problems.push(format!("event {i} is named `{event}` but its data says `{t}`"));
+        }
+    }
+    let meaningful: Vec<&String> = types.iter().filter(|t| t.as_str() != "ping").collect();
+    if meaningful.first().map(|t| t.as_str()) != Some("message_start") {
+        problems.push(format!("the first event is {:?}, not message_start", meaningful.first()));
+    }
+    if meaningful.last().map(|t| t.as_str()) != Some("message_stop") {
+        problems.push(format!("the last event is {:?}, not message_stop", meaningful.last()));
+    }
+    let mut open: Option<i64> = None;
+    let mut stop_reasons = 0;
+    for (i, (_, data)) in events.iter().enumerate() {
+        let Some(value) = json(data) else { continue };
+        let index = value.get("index").and_then(Value::as_i64);
+        match value.get("type").and_then(Value::as_str) {
+            Some("content_block_start") => {
+                if let Some(o) = open {
+                    problems.push(format!("event {i}: block {index:?} starts while block {o} is open"));
+                }
+                open = index;
+            }
+            Some("content_block_delta") if open != index => {
+                problems.push(format!("event {i}: a delta for block {index:?}, but the open block is {open:?}"));
+            }
+            Some("content_block_stop") => {
+                if open != index {
+                    problems.push(format!("event {i}: block {index:?} stops, but the open block is {open:?}"));
+                }
+                open = None;
+            }
+            Some("message_delta") if value.pointer("/delta/stop_reason").is_some_and(|r| !r.is_null()) => {
+                stop_reasons += 1;
+            }
+            _ => {}
+        }
+    }
+    if let Some(o) = open {
+        problems.push(format!("block {o} is never stopped"));
+    }
+    if stop_reasons != 1 {
+        problems.push(format!("{stop_reasons} message_delta events carry a stop_reason, not one"));
+    }
 }
 
 /// Each choice (`list` items, by their `index`) of a stream's JSON events has exactly one

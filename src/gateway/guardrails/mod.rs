@@ -202,51 +202,8 @@ impl Guardrail {
                 ),
             ),
             "prompt_injection" => ("prompt_injection", Check::Patterns(Detector::injection()?)),
-            "limits" => {
-                if post {
-                    return Err(Error::Config(at("limits check requests; its mode is pre_call")));
-                }
-                if p.max_input_tokens.is_none()
-                    && p.max_messages.is_none()
-                    && p.allowed_tools.is_empty()
-                    && p.denied_tools.is_empty()
-                {
-                    return Err(Error::Config(at(
-                        "limits needs max_input_tokens, max_messages, allowed_tools or denied_tools",
-                    )));
-                }
-                let check = Check::Limits {
-                    max_input_tokens: p.max_input_tokens,
-                    max_messages: p.max_messages,
-                    allowed: p.allowed_tools.clone(),
-                    denied: p.denied_tools.clone(),
-                };
-                ("limits", check)
-            }
-            "webhook" => {
-                let url = p.api_base.as_deref().ok_or_else(|| Error::Config(at("webhook needs api_base")))?;
-                let url = super::env::resolve_env(url, env)?;
-                let mut headers: Vec<(String, String)> = Vec::new();
-                for (k, v) in &p.headers {
-                    headers.push((k.clone(), super::env::resolve_env(v, env)?));
-                }
-                if let Some(key) = &p.api_key {
-                    headers.push(("authorization".into(), format!("Bearer {}", super::env::resolve_env(key, env)?)));
-                }
-                let fail_closed = match p.on_error.as_deref().unwrap_or("allow") {
-                    "allow" => false,
-                    "block" => true,
-                    other => return Err(Error::Config(at(&format!("on_error `{other}` is not allow or block")))),
-                };
-                let timeout = Duration::from_millis(p.timeout_ms.unwrap_or(1000).max(1));
-                (
-                    "webhook",
-                    Check::Webhook(
-                        Webhook::new(&url, headers, timeout, fail_closed)
-                            .map_err(|e| Error::Config(at(&e.to_string())))?,
-                    ),
-                )
-            }
+            "limits" => ("limits", limits_check(p, post, &at)?),
+            "webhook" => ("webhook", webhook_check(p, env, &at)?),
             other => {
                 return Err(Error::Config(at(&format!(
                     "kind `{other}` is not one of pii, keywords, prompt_injection, limits, webhook"
@@ -482,6 +439,53 @@ impl Placeholders {
         }
         changed.then_some(out)
     }
+}
+
+/// A limits guardrail's check, which needs at least one limit and reads only requests.
+fn limits_check(p: &GuardrailParams, post: bool, at: &dyn Fn(&str) -> String) -> Result<Check> {
+    if post {
+        return Err(Error::Config(at("limits check requests; its mode is pre_call")));
+    }
+    if p.max_input_tokens.is_none()
+        && p.max_messages.is_none()
+        && p.allowed_tools.is_empty()
+        && p.denied_tools.is_empty()
+    {
+        return Err(Error::Config(at("limits needs max_input_tokens, max_messages, allowed_tools or denied_tools")));
+    }
+    Ok(Check::Limits {
+        max_input_tokens: p.max_input_tokens,
+        max_messages: p.max_messages,
+        allowed: p.allowed_tools.clone(),
+        denied: p.denied_tools.clone(),
+    })
+}
+
+/// A webhook guardrail's check: its URL, headers and key from the config (with
+/// `os.environ/` references resolved), its timeout and its policy when it gives no verdict.
+fn webhook_check(
+    p: &GuardrailParams,
+    env: &dyn Fn(&str) -> Option<String>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Check> {
+    let url = p.api_base.as_deref().ok_or_else(|| Error::Config(at("webhook needs api_base")))?;
+    let url = super::env::resolve_env(url, env)?;
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for (k, v) in &p.headers {
+        headers.push((k.clone(), super::env::resolve_env(v, env)?));
+    }
+    if let Some(key) = &p.api_key {
+        headers.push(("authorization".into(), format!("Bearer {}", super::env::resolve_env(key, env)?)));
+    }
+    let fail_closed = match p.on_error.as_deref().unwrap_or("allow") {
+        "allow" => false,
+        "block" => true,
+        other => return Err(Error::Config(at(&format!("on_error `{other}` is not allow or block")))),
+    };
+    let timeout = Duration::from_millis(p.timeout_ms.unwrap_or(1000).max(1));
+    Ok(Check::Webhook(
+        Webhook::new(&url, headers, timeout, fail_closed).map_err(|e| Error::Config(at(&e.to_string())))?,
+    ))
 }
 
 #[cfg(test)]

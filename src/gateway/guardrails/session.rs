@@ -192,33 +192,7 @@ impl Session {
                     self.decide(guardrail, "pre_call", "the prompt", &labels, started)?;
                 }
                 Check::Limits { max_input_tokens, max_messages, allowed, denied } => {
-                    let mut broken: Vec<String> = Vec::new();
-                    if let Some(max) = max_messages
-                        && request.messages.len() > *max
-                    {
-                        broken.push(format!("{} messages, more than {max}", request.messages.len()));
-                    }
-                    if let Some(max) = max_input_tokens
-                        && crate::tokens::chat_upper_bound(request) > *max
-                    {
-                        let counted = crate::tokens::count_chat(crate::ProviderKind::OpenAi, "gpt-4o", request).tokens;
-                        if counted > *max {
-                            broken.push(format!("about {counted} input tokens, more than {max}"));
-                        }
-                    }
-                    let tools: Vec<&str> = request
-                        .tools
-                        .iter()
-                        .flatten()
-                        .filter_map(|t| t.function.as_ref().map(|f| f.name.as_str()))
-                        .collect();
-                    for tool in &tools {
-                        if denied.iter().any(|d| d == tool)
-                            || (!allowed.is_empty() && !allowed.iter().any(|a| a == tool))
-                        {
-                            broken.push(format!("the tool `{tool}` is not allowed"));
-                        }
-                    }
+                    let broken = broken_limits(request, *max_input_tokens, *max_messages, allowed, denied);
                     if broken.is_empty() {
                         self.record(guardrail, "pre_call", "passed", 0, started);
                     } else if guardrail.action == Action::Log {
@@ -228,54 +202,61 @@ impl Session {
                         return Err(violation(&guardrail.name, &broken.join("; ")));
                     }
                 }
-                Check::Webhook(hook) => {
-                    let payload = json!({
-                        "guardrail": guardrail.name, "mode": "pre_call", "model": model, "key_id": key_id,
-                        "messages": request.messages, "response": Value::Null,
-                    });
-                    match hook.ask(&payload).await {
-                        Ok(Verdict::Allow) => self.record(guardrail, "pre_call", "passed", 0, started),
-                        // A logging webhook records what the service said and changes nothing.
-                        Ok(Verdict::Block(_)) if guardrail.action == Action::Log => {
-                            self.record(guardrail, "pre_call", "logged", 1, started);
-                        }
-                        Ok(Verdict::Block(reason)) => {
-                            self.record(guardrail, "pre_call", "blocked", 1, started);
-                            let what = reason.map_or_else(
-                                || "the service refused the request".to_string(),
-                                |r| format!("the service refused it ({r})"),
-                            );
-                            return Err(violation(&guardrail.name, &what));
-                        }
-                        Ok(Verdict::Mask { messages, .. }) => {
-                            let replaced =
-                                messages.map(|m| serde_json::from_value::<Vec<ChatMessage>>(Value::Array(m)));
-                            match replaced {
-                                Some(Ok(messages)) if guardrail.action != Action::Log => {
-                                    request.messages = messages;
-                                    self.record(guardrail, "pre_call", "masked", 1, started);
-                                }
-                                Some(Ok(_)) => self.record(guardrail, "pre_call", "logged", 1, started),
-                                Some(Err(e)) => self.no_verdict(
-                                    guardrail,
-                                    hook,
-                                    "pre_call",
-                                    &format!("its messages are not chat messages: {e}"),
-                                    started,
-                                )?,
-                                None => self.no_verdict(
-                                    guardrail,
-                                    hook,
-                                    "pre_call",
-                                    "a pre-call mask needs `messages`",
-                                    started,
-                                )?,
-                            }
-                        }
-                        Err(why) => self.no_verdict(guardrail, hook, "pre_call", &why, started)?,
+                Check::Webhook(hook) => self.pre_call_webhook(guardrail, hook, request, model, key_id, started).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A webhook's verdict on the prompt: allow, block, or messages to send instead.
+    async fn pre_call_webhook(
+        &mut self,
+        guardrail: &Guardrail,
+        hook: &Webhook,
+        request: &mut ChatRequest,
+        model: &str,
+        key_id: Option<&str>,
+        started: Instant,
+    ) -> std::result::Result<(), ApiFailure> {
+        let payload = json!({
+            "guardrail": guardrail.name, "mode": "pre_call", "model": model, "key_id": key_id,
+            "messages": request.messages, "response": Value::Null,
+        });
+        match hook.ask(&payload).await {
+            Ok(Verdict::Allow) => self.record(guardrail, "pre_call", "passed", 0, started),
+            // A logging webhook records what the service said and changes nothing.
+            Ok(Verdict::Block(_)) if guardrail.action == Action::Log => {
+                self.record(guardrail, "pre_call", "logged", 1, started);
+            }
+            Ok(Verdict::Block(reason)) => {
+                self.record(guardrail, "pre_call", "blocked", 1, started);
+                let what = reason.map_or_else(
+                    || "the service refused the request".to_string(),
+                    |r| format!("the service refused it ({r})"),
+                );
+                return Err(violation(&guardrail.name, &what));
+            }
+            Ok(Verdict::Mask { messages, .. }) => {
+                let replaced = messages.map(|m| serde_json::from_value::<Vec<ChatMessage>>(Value::Array(m)));
+                match replaced {
+                    Some(Ok(messages)) if guardrail.action != Action::Log => {
+                        request.messages = messages;
+                        self.record(guardrail, "pre_call", "masked", 1, started);
+                    }
+                    Some(Ok(_)) => self.record(guardrail, "pre_call", "logged", 1, started),
+                    Some(Err(e)) => self.no_verdict(
+                        guardrail,
+                        hook,
+                        "pre_call",
+                        &format!("its messages are not chat messages: {e}"),
+                        started,
+                    )?,
+                    None => {
+                        self.no_verdict(guardrail, hook, "pre_call", "a pre-call mask needs `messages`", started)?
                     }
                 }
             }
+            Err(why) => self.no_verdict(guardrail, hook, "pre_call", &why, started)?,
         }
         Ok(())
     }
@@ -339,34 +320,7 @@ impl Session {
                         "guardrail": guardrail.name, "mode": "post_call", "model": model, "key_id": key_id,
                         "messages": request.messages, "response": response,
                     });
-                    match hook.ask(&payload).await {
-                        Ok(Verdict::Allow) => self.record(guardrail, "post_call", "passed", 0, started),
-                        // A logging webhook records what the service said and changes nothing.
-                        Ok(Verdict::Block(_)) if guardrail.action == Action::Log => {
-                            self.record(guardrail, "post_call", "logged", 1, started);
-                        }
-                        Ok(Verdict::Block(reason)) => {
-                            self.record(guardrail, "post_call", "blocked", 1, started);
-                            let what = reason.map_or_else(
-                                || "the service refused the answer".to_string(),
-                                |r| format!("the service refused the answer ({r})"),
-                            );
-                            return Err(violation(&guardrail.name, &what));
-                        }
-                        Ok(Verdict::Mask { content: Some(content), .. }) if guardrail.action != Action::Log => {
-                            if let Some(choice) = response.choices.first_mut() {
-                                choice.message.content = Some(content);
-                            }
-                            self.record(guardrail, "post_call", "masked", 1, started);
-                        }
-                        Ok(Verdict::Mask { content: Some(_), .. }) => {
-                            self.record(guardrail, "post_call", "logged", 1, started)
-                        }
-                        Ok(Verdict::Mask { content: None, .. }) => {
-                            self.no_verdict(guardrail, hook, "post_call", "a post-call mask needs `content`", started)?;
-                        }
-                        Err(why) => self.no_verdict(guardrail, hook, "post_call", &why, started)?,
-                    }
+                    self.post_call_webhook(guardrail, hook, &payload, response, started).await?;
                 }
             }
         }
@@ -384,4 +338,73 @@ impl Session {
         }
         Ok(())
     }
+
+    /// A webhook's verdict on the answer: allow, block, or content to send instead.
+    async fn post_call_webhook(
+        &mut self,
+        guardrail: &Guardrail,
+        hook: &Webhook,
+        payload: &Value,
+        response: &mut ChatResponse,
+        started: Instant,
+    ) -> std::result::Result<(), ApiFailure> {
+        match hook.ask(payload).await {
+            Ok(Verdict::Allow) => self.record(guardrail, "post_call", "passed", 0, started),
+            // A logging webhook records what the service said and changes nothing.
+            Ok(Verdict::Block(_)) if guardrail.action == Action::Log => {
+                self.record(guardrail, "post_call", "logged", 1, started);
+            }
+            Ok(Verdict::Block(reason)) => {
+                self.record(guardrail, "post_call", "blocked", 1, started);
+                let what = reason.map_or_else(
+                    || "the service refused the answer".to_string(),
+                    |r| format!("the service refused the answer ({r})"),
+                );
+                return Err(violation(&guardrail.name, &what));
+            }
+            Ok(Verdict::Mask { content: Some(content), .. }) if guardrail.action != Action::Log => {
+                if let Some(choice) = response.choices.first_mut() {
+                    choice.message.content = Some(content);
+                }
+                self.record(guardrail, "post_call", "masked", 1, started);
+            }
+            Ok(Verdict::Mask { content: Some(_), .. }) => self.record(guardrail, "post_call", "logged", 1, started),
+            Ok(Verdict::Mask { content: None, .. }) => {
+                self.no_verdict(guardrail, hook, "post_call", "a post-call mask needs `content`", started)?;
+            }
+            Err(why) => self.no_verdict(guardrail, hook, "post_call", &why, started)?,
+        }
+        Ok(())
+    }
+}
+
+/// What a limits guardrail finds broken in a prompt (none: it passes).
+fn broken_limits(
+    request: &ChatRequest,
+    max_input_tokens: Option<u64>,
+    max_messages: Option<usize>,
+    allowed: &[String],
+    denied: &[String],
+) -> Vec<String> {
+    let mut broken: Vec<String> = Vec::new();
+    if let Some(max) = max_messages
+        && request.messages.len() > max
+    {
+        broken.push(format!("{} messages, more than {max}", request.messages.len()));
+    }
+    if let Some(max) = max_input_tokens
+        && crate::tokens::chat_upper_bound(request) > max
+    {
+        let counted = crate::tokens::count_chat(crate::ProviderKind::OpenAi, "gpt-4o", request).tokens;
+        if counted > max {
+            broken.push(format!("about {counted} input tokens, more than {max}"));
+        }
+    }
+    let tools = request.tools.iter().flatten().filter_map(|t| t.function.as_ref().map(|f| f.name.as_str()));
+    for tool in tools {
+        if denied.iter().any(|d| d == tool) || (!allowed.is_empty() && !allowed.iter().any(|a| a == tool)) {
+            broken.push(format!("the tool `{tool}` is not allowed"));
+        }
+    }
+    broken
 }

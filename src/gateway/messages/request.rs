@@ -68,42 +68,7 @@ pub fn to_openai_lenient(body: &Value) -> Result<Lenient, ApiFailure> {
     let obj = body.as_object().ok_or_else(|| bad("the request body must be a JSON object"))?;
     let mut out = Map::new();
     out.insert("model".into(), obj.get("model").cloned().unwrap_or(Value::Null));
-    let mut messages = Vec::new();
-    match obj.get("system") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(text)) => messages.push(json!({"role": "system", "content": text})),
-        Some(Value::Array(blocks)) => {
-            let parts = text_parts(blocks, "`system`", &mut lost);
-            messages.push(json!({"role": "system", "content": parts}));
-        }
-        Some(_) => lost.unread(|| "`system` that is neither a string nor a list of blocks".into()),
-    }
-    let listed = match obj.get("messages") {
-        Some(Value::Array(listed)) => listed.as_slice(),
-        None => &[],
-        Some(_) => {
-            lost.unread(|| "`messages` that is not a list".into());
-            &[]
-        }
-    };
-    for (i, message) in listed.iter().enumerate() {
-        let role = message.get("role").and_then(Value::as_str).unwrap_or_default();
-        match (role, message.get("content")) {
-            (_, Some(Value::String(text))) => messages.push(json!({"role": role, "content": text})),
-            ("user", Some(Value::Array(blocks))) => user_blocks(blocks, i, &mut messages, &mut lost),
-            // A system-role message among the messages (Claude Code sends them) stays a
-            // system message where it stands; providers with one system prompt join it there.
-            ("system", Some(Value::Array(blocks))) => {
-                let parts = text_parts(blocks, &format!("messages[{i}]"), &mut lost);
-                messages.push(json!({"role": "system", "content": parts}));
-            }
-            ("assistant", Some(Value::Array(blocks))) => messages.push(assistant_blocks(blocks, i, &mut lost)),
-            _ => lost.unread(|| {
-                format!("messages[{i}]: a `{}` message with that content (not user, assistant or system, with string or block content)", shown(role))
-            }),
-        }
-    }
-    out.insert("messages".into(), Value::Array(messages));
+    out.insert("messages".into(), Value::Array(messages(obj, &mut lost)));
     if let Some(max) = obj.get("max_tokens") {
         out.insert("max_tokens".into(), max.clone());
     }
@@ -126,26 +91,78 @@ pub fn to_openai_lenient(body: &Value) -> Result<Lenient, ApiFailure> {
         out.insert("tools".into(), Value::Array(tools));
     }
     if let Some(choice) = obj.get("tool_choice") {
-        let kind = choice.get("type").and_then(Value::as_str).unwrap_or_default();
-        let mapped = match kind {
-            "auto" => json!("auto"),
-            "any" => json!("required"),
-            "none" => json!("none"),
-            "tool" => {
-                json!({"type": "function", "function": {"name": choice.get("name").cloned().unwrap_or(Value::Null)}})
-            }
-            other => {
-                lost.note(|| format!("tool_choice type `{}` (not one of auto, any, tool, none)", shown(other)));
-                Value::Null
-            }
-        };
-        if !mapped.is_null() {
-            out.insert("tool_choice".into(), mapped);
+        tool_choice(choice, &mut out, &mut lost);
+    }
+    reasoning_and_format(obj, &mut out);
+    check_untranslated(obj, &mut lost);
+    let request = serde_json::from_value(Value::Object(out)).map_err(|e| bad(format!("invalid request: {e}")))?;
+    Ok(Lenient { request, untranslatable: lost.0, unread: lost.1 })
+}
+
+/// `system` and `messages` as OpenAI's messages.
+fn messages(obj: &Map<String, Value>, lost: &mut Untranslatable) -> Vec<Value> {
+    let mut messages = Vec::new();
+    match obj.get("system") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(text)) => messages.push(json!({"role": "system", "content": text})),
+        Some(Value::Array(blocks)) => {
+            let parts = text_parts(blocks, "`system`", lost);
+            messages.push(json!({"role": "system", "content": parts}));
         }
-        if choice.get("disable_parallel_tool_use").and_then(Value::as_bool) == Some(true) {
-            out.insert("parallel_tool_calls".into(), Value::Bool(false));
+        Some(_) => lost.unread(|| "`system` that is neither a string nor a list of blocks".into()),
+    }
+    let listed = match obj.get("messages") {
+        Some(Value::Array(listed)) => listed.as_slice(),
+        None => &[],
+        Some(_) => {
+            lost.unread(|| "`messages` that is not a list".into());
+            &[]
+        }
+    };
+    for (i, message) in listed.iter().enumerate() {
+        let role = message.get("role").and_then(Value::as_str).unwrap_or_default();
+        match (role, message.get("content")) {
+            (_, Some(Value::String(text))) => messages.push(json!({"role": role, "content": text})),
+            ("user", Some(Value::Array(blocks))) => user_blocks(blocks, i, &mut messages, lost),
+            // A system-role message among the messages (Claude Code sends them) stays a
+            // system message where it stands; providers with one system prompt join it there.
+            ("system", Some(Value::Array(blocks))) => {
+                let parts = text_parts(blocks, &format!("messages[{i}]"), lost);
+                messages.push(json!({"role": "system", "content": parts}));
+            }
+            ("assistant", Some(Value::Array(blocks))) => messages.push(assistant_blocks(blocks, i, lost)),
+            _ => lost.unread(|| {
+                format!("messages[{i}]: a `{}` message with that content (not user, assistant or system, with string or block content)", shown(role))
+            }),
         }
     }
+    messages
+}
+
+/// `tool_choice` as OpenAI's `tool_choice` and `parallel_tool_calls`.
+fn tool_choice(choice: &Value, out: &mut Map<String, Value>, lost: &mut Untranslatable) {
+    let kind = choice.get("type").and_then(Value::as_str).unwrap_or_default();
+    let mapped = match kind {
+        "auto" => json!("auto"),
+        "any" => json!("required"),
+        "none" => json!("none"),
+        "tool" => json!({"type": "function", "function": {"name": choice.get("name").cloned().unwrap_or(Value::Null)}}),
+        other => {
+            lost.note(|| format!("tool_choice type `{}` (not one of auto, any, tool, none)", shown(other)));
+            Value::Null
+        }
+    };
+    if !mapped.is_null() {
+        out.insert("tool_choice".into(), mapped);
+    }
+    if choice.get("disable_parallel_tool_use").and_then(Value::as_bool) == Some(true) {
+        out.insert("parallel_tool_calls".into(), Value::Bool(false));
+    }
+}
+
+/// `thinking` and `output_config` as OpenAI's `reasoning_effort` and `response_format`
+/// (an explicit effort wins over one read from a thinking budget).
+fn reasoning_and_format(obj: &Map<String, Value>, out: &mut Map<String, Value>) {
     if let Some(thinking) = obj.get("thinking")
         && thinking.get("type").and_then(Value::as_str) == Some("enabled")
     {
@@ -170,9 +187,6 @@ pub fn to_openai_lenient(body: &Value) -> Result<Lenient, ApiFailure> {
             out.insert("reasoning_effort".into(), effort.clone());
         }
     }
-    check_untranslated(obj, &mut lost);
-    let request = serde_json::from_value(Value::Object(out)).map_err(|e| bad(format!("invalid request: {e}")))?;
-    Ok(Lenient { request, untranslatable: lost.0, unread: lost.1 })
 }
 
 /// The Messages fields the translation reads (and ours: the guardrails a request asks for).
