@@ -67,7 +67,7 @@ impl Client {
     /// A chat completion.
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
         let (provider, model) = self.resolve(&request.model)?;
-        self.inner.engine.call(&engine::Chat(request, None), &provider, model).await
+        self.inner.engine.call(&engine::Chat { request, native: None, usage_only: false }, &provider, model).await
     }
 
     /// A streamed chat completion. Errors before the first chunk (including retries) are

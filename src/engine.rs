@@ -46,8 +46,13 @@ pub(crate) trait Operation: Sync {
 }
 
 /// A chat completion (and the caller's own request, to send as it came where the provider
-/// speaks its format).
-pub(crate) struct Chat<'r>(pub &'r ChatRequest, pub Option<&'r Native>);
+/// speaks its format; with `usage_only`, an answer in that format is decoded only for its
+/// usage, id, model and stop reason: [`Ctx::usage_only`]).
+pub(crate) struct Chat<'r> {
+    pub request: &'r ChatRequest,
+    pub native: Option<&'r Native>,
+    pub usage_only: bool,
+}
 /// A streamed chat completion, open once its head arrived.
 pub(crate) struct Stream<'r>(pub &'r ChatRequest, pub Option<&'r Native>);
 /// Embeddings.
@@ -68,9 +73,10 @@ impl Operation for Chat<'_> {
         model: &str,
         drop: bool,
     ) -> Result<ChatResponse> {
-        let hinted = hinted(self.0, self.1, provider, model);
-        let request = hinted.as_deref().unwrap_or(self.0);
-        dispatch::chat(provider, transport, request, &Ctx::for_chat(model, request, false, drop), self.1).await
+        let hinted = hinted(self.request, self.native, provider, model);
+        let request = hinted.as_deref().unwrap_or(self.request);
+        let ctx = Ctx { usage_only: self.usage_only, ..Ctx::for_chat(model, request, false, drop) };
+        dispatch::chat(provider, transport, request, &ctx, self.native).await
     }
 }
 

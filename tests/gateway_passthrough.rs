@@ -687,3 +687,23 @@ async fn a_bedrock_exception_mid_stream_ends_the_pass_through_stream_with_an_err
     assert!(tail.starts_with("event: error\ndata: "), "{tail}");
     assert!(tail.contains("Too many tokens"), "{tail}");
 }
+
+/// A passed-through answer is read for its usage only, unless the response cache keeps it:
+/// then it is decoded whole, and the cache hit that follows answers with its content
+/// (translated back to Anthropic's shape, as any cached answer).
+#[tokio::test]
+async fn a_cached_pass_through_answer_is_kept_whole() {
+    let server = anthropic_upstream().await;
+    let yaml = format!("{}litellm_settings:\n  cache: true\n  cache_params: {{type: local}}\n", config(&server.uri()));
+    let app = gateway(&yaml).await;
+    let (status, _, first) = post(&app, "/v1/messages", request(false)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&first));
+    assert_eq!(String::from_utf8_lossy(&first), ANSWER);
+    let (status, headers, second) = post(&app, "/v1/messages", request(false)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&second));
+    assert_eq!(headers.get("x-switchyard-cache-hit").and_then(|v| v.to_str().ok()), Some("true"));
+    let cached: Value = serde_json::from_slice(&second).unwrap_or_default();
+    assert_eq!(cached["content"][0]["text"], "Sunny in Paris.", "{cached}");
+    assert_eq!(cached["usage"]["output_tokens"], 34, "{cached}");
+    assert_eq!(received(&server).await.len(), 1, "the second answer came from the cache");
+}

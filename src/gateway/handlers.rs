@@ -70,6 +70,7 @@ pub(super) fn take_cache_control(request: &mut ChatRequest) -> Result<CallOption
         cache: CacheControl { no_cache: flag("no-cache")?, no_store: flag("no-store")?, ttl },
         context: None,
         native: None,
+        usage_only: false,
     })
 }
 
@@ -105,8 +106,10 @@ fn report_headers(headers: &mut HeaderMap, report: &CallReport, api_base: bool) 
     headers.insert(RETRIES, HeaderValue::from(report.attempts.len().saturating_sub(1)));
     headers.insert(FALLBACKS, HeaderValue::from(report.fallbacks.len()));
     let upstream: Duration = report.attempts.iter().map(|a| a.duration).sum();
-    let overhead = report.latency.saturating_sub(upstream).as_secs_f64() * 1e3;
-    text(headers, OVERHEAD, &format!("{overhead:.3}"));
+    // Milliseconds with three decimals, from whole microseconds (a float formatted to a
+    // precision takes the slow, exact path of float printing).
+    let overhead = report.latency.saturating_sub(upstream).as_nanos().saturating_add(500) / 1000;
+    text(headers, OVERHEAD, &format!("{}.{:03}", overhead / 1000, overhead % 1000));
     headers.insert(CACHE_HIT, HeaderValue::from_static(if report.cache_hit { "true" } else { "false" }));
 }
 
@@ -128,14 +131,31 @@ pub(super) async fn chat_completions(
             let mut headers = headers;
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            (headers, Body::from_stream(coalesce(sse(stream, group)))).into_response()
+            with_headers(Body::from_stream(coalesce(sse(stream, group))).into_response(), headers)
         }
         Routed::Whole(mut response, headers) => {
             // Clients see the name they asked for, whatever deployment answered.
             response.model = group;
-            (headers, axum::Json(&response)).into_response()
+            with_headers(axum::Json(&response).into_response(), headers)
         }
     })
+}
+
+/// `response` with `headers` as well, which win over its own of the same name (as
+/// `(headers, response)` has it): the response's own few (a content type) join the map,
+/// which then becomes the response's, rather than each of the map's dozen being hashed
+/// into the response's (a sixtieth of a pass-through request's instructions).
+pub(super) fn with_headers(mut response: Response, mut headers: HeaderMap) -> Response {
+    let own = std::mem::take(response.headers_mut());
+    for name in own.keys() {
+        if !headers.contains_key(name) {
+            for value in own.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+    }
+    *response.headers_mut() = headers;
+    response
 }
 
 /// A routed chat answer and its `x-switchyard-*` and rate-limit headers.
@@ -212,6 +232,8 @@ pub(super) async fn route_chat(
         // Changed by a guardrail, or read by one as it streams: translated both ways.
         options.native = None;
     }
+    // No guardrail reads the answer: an answer passed through is read for its usage only.
+    options.usage_only = session.is_none();
     if request.stream == Some(true) {
         // Boxed apart, as the guardrails: the stream's call and the whole answer's would
         // otherwise each take their room in this future.

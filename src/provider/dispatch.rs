@@ -94,9 +94,11 @@ fn encode<'c, 'n, A: Adapter>(
     let Some(native) = native else { return Ok((adapter.encode_chat(request, ctx)?, None, *ctx)) };
     if let Some(encoded) = adapter.encode_native(native, ctx) {
         native.tap.begin(true);
-        return Ok((encoded?, Some(&native.tap), Ctx { response_format: None, native: true, ..*ctx }));
+        let usage_only = ctx.usage_only;
+        return Ok((encoded?, Some(&native.tap), Ctx { response_format: None, native: true, usage_only, ..*ctx }));
     }
     native.tap.begin(false);
+    let ctx = &Ctx { usage_only: false, ..*ctx };
     // What the translation itself could not carry is named first: it says more than what
     // the check against our description finds.
     if let Some(why) = native.untranslatable_reason() {

@@ -134,6 +134,10 @@ pub struct Ctx<'a> {
     /// The request went out in the caller's own format ([`Adapter::encode_native`]): the
     /// answer is in that format too, where the adapter's is another.
     pub native: bool,
+    /// With `native`: the caller sends the upstream's own bytes on and reads only the usage,
+    /// id, model and stop reason of the decoded answer (no guardrail, cache or translation
+    /// reads its content), so the content is not decoded.
+    pub usage_only: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -148,6 +152,7 @@ impl<'a> Ctx<'a> {
             encoding_format: None,
             auth_token: None,
             native: false,
+            usage_only: false,
         }
     }
 

@@ -123,6 +123,10 @@ pub struct CallOptions {
     /// The caller's own request in a provider's format (the gateway's `/v1/messages`
     /// body): sent as it came to deployments of that format, translated for the rest.
     pub native: Option<Arc<Native>>,
+    /// The caller reads only the usage (and id, model, stop reason) of an answer that came
+    /// back in `native`'s format, sending the upstream's bytes on itself: the router then
+    /// decodes no more of it, unless its response cache stores the answer.
+    pub usage_only: bool,
 }
 
 /// Routes calls over groups of deployments. Cheap to clone; share one per process.

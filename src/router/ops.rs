@@ -25,7 +25,7 @@ pub(crate) trait Routable: Operation {
 
 impl Routable for engine::Chat<'_> {
     fn chat_request(&self) -> Option<&ChatRequest> {
-        Some(self.0)
+        Some(self.request)
     }
 }
 

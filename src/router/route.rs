@@ -65,7 +65,12 @@ impl Router {
                 call.end(EventKind::Success, &report, hit.usage.clone(), None);
                 return Ok(Routed { response: hit, report });
             }
-            let placed = match inner.run(&mut call, &engine::Chat(request, options.native.as_deref())).await {
+            // A caller that reads only a native answer's usage gets it decoded for no more,
+            // unless the cache keeps the answer.
+            let stored = cache_key.is_some() && !options.cache.no_store;
+            let op =
+                engine::Chat { request, native: options.native.as_deref(), usage_only: options.usage_only && !stored };
+            let placed = match inner.run(&mut call, &op).await {
                 Ok(placed) => placed,
                 Err(err) => return Err(inner.failed(&mut call, err)),
             };
@@ -81,7 +86,9 @@ impl Router {
             let receipt = inner.receipt(&placed.live, response.usage.as_ref());
             let report = call.report(Some(&placed.live), receipt, false);
             drop(placed.in_flight);
-            call.end(EventKind::Success, &report, response.usage.clone(), None);
+            // The call ends here, so its copy of the usage goes to the event.
+            let usage = call.usage.take();
+            call.end(EventKind::Success, &report, usage, None);
             Ok(Routed { response, report })
         }
         .instrument(span)

@@ -35,7 +35,7 @@ use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
@@ -47,7 +47,7 @@ mod request;
 use super::auth::Principal;
 use super::coalesce::coalesce;
 use super::envelope::anthropic_error;
-use super::handlers::{Routed, body, route_chat};
+use super::handlers::{Routed, body, route_chat, with_headers};
 use super::{ApiFailure, Gateway};
 use crate::router::CallOptions;
 use answer::events;
@@ -108,9 +108,9 @@ async fn handle(
             if native.answered() {
                 headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 upstream_headers(&mut headers, &native);
-                (headers, Body::from(native.take())).into_response()
+                with_headers(Body::from(native.take()).into_response(), headers)
             } else {
-                (headers, axum::Json(from_openai(&response, &group))).into_response()
+                with_headers(axum::Json(from_openai(&response, &group)).into_response(), headers)
             }
         }
         Routed::Stream(stream, mut headers) => {
@@ -122,7 +122,7 @@ async fn handle(
             } else {
                 Body::from_stream(coalesce(events(stream, group)))
             };
-            (StatusCode::OK, headers, body).into_response()
+            with_headers(body.into_response(), headers)
         }
     })
 }

@@ -25,8 +25,13 @@ use crate::{ChatResponse, ModelList};
 /// Decodes a message answer.
 pub fn decode(response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse> {
     let (parts, body) = response.into_parts();
-    match serde_json::from_slice::<Answer>(&body) {
-        Ok(answer) => Ok(translate(answer, uses_json_tool(ctx))),
+    let decoded = if ctx.native && ctx.usage_only {
+        serde_json::from_slice::<Answer<IgnoredAny>>(&body).map(|answer| translate_usage(&answer))
+    } else {
+        serde_json::from_slice::<Answer>(&body).map(|answer| translate(answer, uses_json_tool(ctx)))
+    };
+    match decoded {
+        Ok(response) => Ok(response),
         Err(_) if is_error_envelope(&body) => {
             let status = if parts.status.is_success() { http::StatusCode::BAD_GATEWAY } else { parts.status };
             Err(super::error::decode_error(status, &parts.headers, &body).into())
@@ -47,10 +52,11 @@ pub(crate) fn uses_json_tool(ctx: &Ctx<'_>) -> bool {
 /// What a translation reads of a message answer: the generated `Message`, checked for the
 /// same required fields, without the maps of fields it does not know (which serde fills by
 /// buffering the whole object before it decodes any field: about half the cost of decoding
-/// an answer, on every call).
+/// an answer, on every call). With `IgnoredAny` as `C`, the content is checked to be JSON
+/// and nothing more.
 #[derive(Deserialize)]
-struct Answer {
-    content: Vec<ContentBlock>,
+struct Answer<C = Vec<ContentBlock>> {
+    content: C,
     id: String,
     model: String,
     #[allow(dead_code, reason = "required, as in `Message`; not read")]
@@ -71,6 +77,23 @@ struct AnswerUsage {
     cache_read_input_tokens: Option<i64>,
     #[serde(default)]
     cache_creation_input_tokens: Option<i64>,
+}
+
+/// What a caller that sends the upstream's bytes on reads of an answer: its id, model, stop
+/// reason and usage, with no content.
+fn translate_usage(message: &Answer<IgnoredAny>) -> ChatResponse {
+    let finish = message.stop_reason.as_ref().map(|r| finish_reason(r, false));
+    let choice = assistant_choice(0, None, Vec::new(), None, Map::new(), finish);
+    completion(message.id.clone(), message.model.clone(), vec![choice], Some(usage_of(&message.usage)))
+}
+
+fn usage_of(usage: &AnswerUsage) -> CompletionUsage {
+    openai_usage(
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_creation_input_tokens,
+    )
 }
 
 /// The OpenAI form of a message.
@@ -112,13 +135,7 @@ fn translate(message: Answer, json_tool: bool) -> ChatResponse {
         extra.insert("thinking_blocks".into(), Value::Array(thinking_blocks));
     }
     let finish = message.stop_reason.as_ref().map(|r| finish_reason(r, answered_by_json_tool));
-    let usage = &message.usage;
-    let usage = openai_usage(
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.cache_read_input_tokens,
-        usage.cache_creation_input_tokens,
-    );
+    let usage = usage_of(&message.usage);
     let choice = assistant_choice(0, text, tool_calls, reasoning, extra, finish);
     completion(message.id, message.model, vec![choice], Some(usage))
 }
