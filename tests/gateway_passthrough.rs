@@ -69,6 +69,7 @@ async fn anthropic_upstream() -> MockServer {
             ResponseTemplate::new(200)
                 .insert_header("content-type", "text/event-stream")
                 .insert_header("request-id", "req_01UpstreamStream")
+                .insert_header("anthropic-ratelimit-tokens-remaining", "79000")
                 .set_body_raw(STREAM, "text/event-stream"),
         )
         .mount(&server)
@@ -78,6 +79,8 @@ async fn anthropic_upstream() -> MockServer {
         .respond_with(
             ResponseTemplate::new(200)
                 .insert_header("request-id", "req_01UpstreamWhole")
+                .insert_header("anthropic-ratelimit-requests-remaining", "49")
+                .insert_header("x-upstream-internal", "not for the client")
                 .set_body_raw(ANSWER, "application/json"),
         )
         .mount(&server)
@@ -154,6 +157,9 @@ async fn a_whole_answer_passes_through_both_ways_and_is_still_metered() {
     assert_eq!(headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
     // The upstream's request id, for looking the call up on Anthropic's side.
     assert_eq!(headers.get("request-id").and_then(|v| v.to_str().ok()), Some("req_01UpstreamWhole"));
+    // The limits the upstream reports, as a client of Anthropic sees them; nothing else of its.
+    assert_eq!(headers.get("anthropic-ratelimit-requests-remaining").and_then(|v| v.to_str().ok()), Some("49"));
+    assert_eq!(headers.get("x-upstream-internal"), None);
 
     let sent = received(&server).await;
     assert_eq!(sent.len(), 1);
@@ -246,6 +252,7 @@ async fn every_stream_event_passes_through_as_it_came() {
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert_eq!(headers.get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"));
     assert_eq!(headers.get("request-id").and_then(|v| v.to_str().ok()), Some("req_01UpstreamStream"));
+    assert_eq!(headers.get("anthropic-ratelimit-tokens-remaining").and_then(|v| v.to_str().ok()), Some("79000"));
     assert_eq!(String::from_utf8_lossy(&body), STREAM);
     let sent = received(&server).await;
     assert_eq!(sent[0].url.query(), None, "no `?beta=true` when the client did not send it");

@@ -235,10 +235,12 @@ impl Native {
         self.tap.state().native
     }
 
-    /// The upstream's `request-id` for the answer passed through (what Anthropic's SDKs show
-    /// as the request's id, and its support asks for).
-    pub fn upstream_request_id(&self) -> Option<HeaderValue> {
-        self.tap.state().request_id.clone()
+    /// The upstream's headers that describe the answer passed through: its `request-id`
+    /// (what Anthropic's SDKs show as the request's id, and its support asks for) and its
+    /// `anthropic-ratelimit-*` headers (the limits the upstream reports, which Claude Code
+    /// reads), at most [`KEPT_HEADERS`] of them.
+    pub fn upstream_headers(&self) -> Vec<(http::HeaderName, HeaderValue)> {
+        std::mem::take(&mut self.tap.state().headers)
     }
 
     /// The answer's bytes that arrived since the last take (a stream's, as they come).
@@ -325,7 +327,16 @@ pub(crate) struct Tap {
 struct TapState {
     native: bool,
     pieces: VecDeque<Bytes>,
-    request_id: Option<HeaderValue>,
+    headers: Vec<(http::HeaderName, HeaderValue)>,
+}
+
+/// The most upstream headers a passed-through answer keeps (Anthropic sends about a dozen
+/// rate-limit headers; an upstream that sends thousands does not fill the answer with them).
+pub const KEPT_HEADERS: usize = 32;
+
+/// Whether an upstream's header describes the answer for its caller.
+fn kept(name: &http::HeaderName) -> bool {
+    name == "request-id" || name.as_str().starts_with("anthropic-ratelimit-")
 }
 
 impl Tap {
@@ -338,14 +349,15 @@ impl Tap {
         let mut state = self.state();
         state.native = native;
         state.pieces.clear();
-        state.request_id = None;
+        state.headers.clear();
     }
 
-    /// Keeps what the caller is given of the answer's headers: its `request-id`.
+    /// Keeps what the caller is given of the answer's headers ([`Native::upstream_headers`]).
     pub(crate) fn headers(&self, headers: &http::HeaderMap) {
         let mut state = self.state();
         if state.native {
-            state.request_id = headers.get("request-id").cloned();
+            let kept = headers.iter().filter(|(name, _)| kept(name)).take(KEPT_HEADERS);
+            state.headers = kept.map(|(name, value)| (name.clone(), value.clone())).collect();
         }
     }
 

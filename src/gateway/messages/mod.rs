@@ -128,10 +128,12 @@ async fn handle(
 }
 
 /// The upstream's headers a passed-through answer keeps: its `request-id` (the gateway's own
-/// id is `x-request-id`), so what a client logs can be looked up on the provider's side.
+/// id is `x-request-id`), so what a client logs can be looked up on the provider's side, and
+/// the rate limits it reports (`anthropic-ratelimit-*`), as a client talking to Anthropic
+/// would see them (the gateway's own limits for a virtual key are `x-ratelimit-*`, apart).
 fn upstream_headers(headers: &mut HeaderMap, native: &crate::provider::native::Native) {
-    if let Some(id) = native.upstream_request_id() {
-        headers.insert("request-id", id);
+    for (name, value) in native.upstream_headers() {
+        headers.append(name, value);
     }
 }
 
