@@ -397,6 +397,23 @@ impl Error {
         }
     }
 
+    /// The error as raised by `provider`: a provider that speaks another's format (Claude on
+    /// Vertex AI or Bedrock, in Anthropic's) decodes with that one's code, and its errors
+    /// must name the provider that was called.
+    pub(crate) fn answered_by(mut self, provider: ProviderKind) -> Self {
+        match &mut self {
+            Self::Api(api) => api.provider = provider,
+            Self::Transport { provider: p, .. }
+            | Self::Timeout { provider: p, .. }
+            | Self::Decode { provider: p, .. }
+            | Self::TooLarge { provider: p, .. }
+            | Self::Stream { provider: p, .. }
+            | Self::Unsupported { provider: p, .. } => *p = provider,
+            _ => {}
+        }
+        self
+    }
+
     /// The error with every occurrence of `secrets` in its text (message and kept body)
     /// replaced by `[redacted]`: an upstream that echoes the credential it was sent must not
     /// pass it on to whoever reads the error (a gateway's client, a log).

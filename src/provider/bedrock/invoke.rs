@@ -109,11 +109,11 @@ impl StreamDecode for Decoder {
         self.rendered.extend_from_slice(b"\ndata: ");
         self.rendered.extend_from_slice(&event);
         self.rendered.extend_from_slice(b"\n\n");
-        self.inner.on_frame(SseEvent::new(&typed.type_, event), out)
+        self.inner.on_frame(SseEvent::new(&typed.type_, event), out).map_err(|e| e.answered_by(ProviderKind::Bedrock))
     }
 
     fn on_eof(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<()> {
-        self.inner.on_eof(out)
+        self.inner.on_eof(out).map_err(|e| e.answered_by(ProviderKind::Bedrock))
     }
 
     fn renders_native(&self) -> bool {

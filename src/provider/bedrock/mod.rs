@@ -203,7 +203,11 @@ impl Adapter for Bedrock {
     }
 
     fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse> {
-        if ctx.native { anthropic::response::decode(response, ctx) } else { response::decode(response, ctx) }
+        if ctx.native {
+            anthropic::response::decode(response, ctx).map_err(|e| e.answered_by(ProviderKind::Bedrock))
+        } else {
+            response::decode(response, ctx)
+        }
     }
 
     fn stream_decoder(&self, ctx: &Ctx<'_>) -> Decoder {

@@ -248,7 +248,7 @@ impl Adapter for VertexAi {
 
     fn decode_chat(&self, response: http::Response<Bytes>, ctx: &Ctx<'_>) -> Result<ChatResponse> {
         if claude::is_claude(ctx.model) {
-            anthropic::response::decode(response, ctx)
+            anthropic::response::decode(response, ctx).map_err(|e| e.answered_by(ProviderKind::VertexAi))
         } else {
             self.gemini.decode_chat(response, ctx)
         }
@@ -309,14 +309,14 @@ impl StreamDecode for Decoder {
     fn on_frame(&mut self, frame: SseEvent, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
         match self {
             Self::Gemini(d) => d.on_frame(frame, out),
-            Self::Claude(d) => d.on_frame(frame, out),
+            Self::Claude(d) => d.on_frame(frame, out).map_err(|e| e.answered_by(ProviderKind::VertexAi)),
         }
     }
 
     fn on_eof(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<()> {
         match self {
             Self::Gemini(d) => d.on_eof(out),
-            Self::Claude(d) => d.on_eof(out),
+            Self::Claude(d) => d.on_eof(out).map_err(|e| e.answered_by(ProviderKind::VertexAi)),
         }
     }
 }
@@ -344,5 +344,32 @@ impl Endpoint for Arc<Vertex> {
 
     fn credentials(&self) -> Option<&dyn Credentials> {
         Some(&self.credentials)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::chat_stream::Pump;
+
+    /// Claude's stream on Vertex AI is decoded with Anthropic's code, but what goes wrong in it
+    /// names the provider that was called.
+    #[test]
+    fn a_claude_stream_error_names_vertex_ai() {
+        let ctx = Ctx::new("claude-sonnet-4-5@20250929");
+        let mut pump =
+            Pump::new(ProviderKind::VertexAi, Decoder::Claude(anthropic::stream::Decoder::new(&ctx)), 1 << 20);
+        pump.push(
+            b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n\
+              event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+        );
+        pump.end();
+        match pump.deferred {
+            Some(Error::Stream { provider, kind, .. }) => {
+                assert_eq!(provider, ProviderKind::VertexAi);
+                assert_eq!(kind, crate::error::ErrorKind::Overloaded);
+            }
+            other => panic!("expected a stream error, got {other:?}"),
+        }
     }
 }
