@@ -714,3 +714,38 @@ async fn a_cached_pass_through_answer_is_kept_whole() {
     assert_eq!(cached["usage"]["output_tokens"], 34, "{cached}");
     assert_eq!(received(&server).await.len(), 1, "the second answer came from the cache");
 }
+
+/// Claude on Bedrock counts a Messages body exactly with CountTokens: the body it would
+/// send to InvokeModel, base64-encoded, and the count it answers (`inputTokens`) comes
+/// back in Anthropic's shape.
+#[tokio::test]
+async fn claude_on_bedrock_counts_tokens_exactly_with_count_tokens() {
+    use base64::Engine as _;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("{BEDROCK}/count-tokens")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"inputTokens": 61})))
+        .mount(&server)
+        .await;
+    let app = gateway(&format!(
+        "model_list:\n  - model_name: claude-sonnet-4-5\n    litellm_params: {{model: bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0, api_base: '{}', aws_region_name: us-east-1, api_key: bedrock-api-key}}\n",
+        server.uri()
+    ))
+    .await;
+    let body = r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"count me"}]}"#;
+    let (status, headers, answer) = post(&app, "/v1/messages/count_tokens", body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(serde_json::from_slice::<Value>(&answer).unwrap_or_default(), json!({"input_tokens": 61}));
+    assert_eq!(headers.get("x-switchyard-token-count").and_then(|v| v.to_str().ok()), Some("exact"));
+    let sent = received(&server).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(header(&sent[0], "authorization"), Some("Bearer bedrock-api-key"));
+    let outer: Value = serde_json::from_slice(&sent[0].body).unwrap_or_default();
+    let encoded = outer["input"]["invokeModel"]["body"].as_str().unwrap_or_default();
+    let inner = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap_or_default();
+    let betas = r#""anthropic_version":"bedrock-2023-05-31","anthropic_beta":["claude-code-20250219","interleaved-thinking-2025-05-14","context-management-2025-06-27"]"#;
+    assert_eq!(
+        String::from_utf8_lossy(&inner),
+        format!(r#"{{{betas},"messages":[{{"role":"user","content":"count me"}}]}}"#)
+    );
+}

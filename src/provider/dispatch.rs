@@ -123,8 +123,10 @@ pub(crate) async fn count_native(
             return Err(Error::Unsupported { provider: adapter.kind(), feature: "counting tokens".into() });
         };
         let response = send_whole(adapter, transport, http_request?).await?;
+        /// Anthropic's `{"input_tokens": n}`, Bedrock's `{"inputTokens": n}`.
         #[derive(serde::Deserialize)]
         struct Count {
+            #[serde(alias = "inputTokens")]
             input_tokens: u64,
         }
         serde_json::from_slice::<Count>(response.body())

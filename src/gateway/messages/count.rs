@@ -1,6 +1,7 @@
 //! `POST /v1/messages/count_tokens`: the input tokens a Messages request would use.
 //!
-//! Where the group has an Anthropic deployment, the body is forwarded to its
+//! Where the group has an Anthropic-format deployment (Anthropic; Claude on Vertex AI, and on
+//! Bedrock through CountTokens), the body is forwarded to its
 //! `count_tokens` as it came (the model and credentials replaced, the client's version and
 //! betas with it), and the count is exact (`x-switchyard-token-count: exact`). Elsewhere, or
 //! when that upstream cannot answer (it is down, overloaded), the tokenizers the router has

@@ -50,6 +50,15 @@ pub fn body(native: &Native) -> Result<Bytes> {
     native.body_without_model_or_stream(&fields)
 }
 
+/// The CountTokens body for a native Messages request (`POST /model/{id}/count-tokens`):
+/// the InvokeModel body, base64-encoded, as `input.invokeModel.body`. The answer is
+/// `{"inputTokens": n}`.
+pub fn count_body(native: &Native) -> Result<Bytes> {
+    let invoke = body(native)?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&invoke);
+    Ok(Bytes::from(json!({"input": {"invokeModel": {"body": encoded}}}).to_string()))
+}
+
 /// A stream of InvokeModel's `chunk` events: Anthropic's events inside, decoded, and rendered
 /// as Anthropic's server-sent events for the caller.
 #[derive(Debug)]

@@ -184,6 +184,18 @@ impl Adapter for Bedrock {
         }
     }
 
+    /// Claude's input tokens, counted by CountTokens with the InvokeModel body (see `invoke`).
+    fn encode_native_count(&self, native: &Native, ctx: &Ctx<'_>) -> Option<Result<http::Request<Bytes>>> {
+        invoke::takes_messages(ctx.model).then(|| {
+            invoke::count_body(native)
+                .and_then(|body| self.post(&self.url(ctx.model, "count-tokens"), body, "application/json"))
+        })
+    }
+
+    fn counts_native(&self, model: &str) -> bool {
+        invoke::takes_messages(model)
+    }
+
     /// Claude's Messages body as the client sent it, to InvokeModel (see `invoke`).
     fn encode_native(&self, native: &Native, ctx: &Ctx<'_>) -> Option<Result<http::Request<Bytes>>> {
         if !invoke::takes_messages(ctx.model) {
