@@ -749,3 +749,77 @@ async fn claude_on_bedrock_counts_tokens_exactly_with_count_tokens() {
         format!(r#"{{{betas},"messages":[{{"role":"user","content":"count me"}}]}}"#)
     );
 }
+
+/// An upstream that sends a stream's events one step at a time, each when the test says.
+async fn stepped_upstream(steps: Vec<&'static str>) -> (String, Vec<tokio::sync::oneshot::Sender<()>>) {
+    use futures_util::StreamExt as _;
+    let mut gates = Vec::new();
+    let mut waits = Vec::new();
+    for _ in 1..steps.len() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        gates.push(tx);
+        waits.push(rx);
+    }
+    let parts = std::sync::Mutex::new(Some((steps, waits)));
+    let handler = move || {
+        let taken = parts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        async move {
+            let (steps, waits) = taken.unwrap_or_default();
+            let first = steps.first().copied().unwrap_or_default();
+            let rest = steps.into_iter().skip(1).zip(waits).map(|(step, wait)| async move {
+                let _ = wait.await;
+                step
+            });
+            let body = futures_util::stream::once(async move { first })
+                .chain(futures_util::stream::iter(rest).then(|step| step))
+                .map(|step| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from_static(step.as_bytes())));
+            ([("content-type", "text/event-stream")], Body::from_stream(body))
+        }
+    };
+    let handler = Arc::new(handler);
+    let app = axum::Router::new().route("/v1/messages", axum::routing::post(move || (handler.clone())()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), gates)
+}
+
+/// A passed-through stream reaches the client as it comes: a ping the upstream sends while
+/// it thinks (and decodes to nothing) is not held back until the next event that does.
+#[tokio::test]
+async fn pings_reach_the_client_while_the_upstream_thinks() {
+    use futures_util::StreamExt as _;
+    let events: Vec<&'static str> = STREAM.split_inclusive("\n\n").collect();
+    let (start, ping, rest) = (events[0], events[1], events[2..].concat());
+    let rest: &'static str = Box::leak(rest.into_boxed_str());
+    let (uri, mut gates) = stepped_upstream(vec![start, ping, rest]).await;
+    let app = gateway(&config(&uri)).await;
+    let request = Request::post("/v1/messages")
+        .header("authorization", format!("Bearer {MASTER}"))
+        .header("content-type", "application/json")
+        .body(Body::from(request(true)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = app.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let mut seen = String::new();
+    let mut read_until = async |needle: &str, seen: &mut String| {
+        let found = tokio::time::timeout(Duration::from_secs(10), async {
+            while !seen.contains(needle) {
+                match body.next().await {
+                    Some(Ok(bytes)) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                    _ => return false,
+                }
+            }
+            true
+        })
+        .await;
+        found == Ok(true)
+    };
+    assert!(read_until("event: message_start", &mut seen).await, "{seen}");
+    let _ = gates.remove(0).send(());
+    assert!(read_until("event: ping", &mut seen).await, "the ping was held back: {seen}");
+    let _ = gates.remove(0).send(());
+    assert!(read_until("event: message_stop", &mut seen).await, "{seen}");
+    assert_eq!(seen, STREAM);
+}

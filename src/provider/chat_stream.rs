@@ -233,9 +233,15 @@ impl<D: StreamDecode> Decoding<D> {
                     self.pump.push(&bytes);
                     if let Some(tap) = &self.tap {
                         // The wire's bytes, or the caller's format rendered from them.
-                        match self.pump.native_bytes() {
+                        let fed = match self.pump.native_bytes() {
                             Some(rendered) => tap.push(&rendered),
                             None => tap.push(&bytes),
+                        };
+                        // A passed-through stream reaches its caller as it comes, pings and
+                        // all: bytes that decode to no chunk (an upstream that only pings
+                        // while it thinks) wake the caller with an empty one, to take them.
+                        if fed && self.pump.pending.is_empty() && self.pump.deferred.is_none() && !self.pump.done {
+                            return Some((Ok(ChatChunk::heartbeat()), self));
                         }
                     }
                 }

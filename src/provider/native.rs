@@ -361,12 +361,15 @@ impl Tap {
         }
     }
 
-    /// Keeps a piece of the answer (a clone of a reference-counted buffer).
-    pub(crate) fn push(&self, piece: &Bytes) {
+    /// Keeps a piece of the answer (a clone of a reference-counted buffer); whether it was
+    /// kept (the attempt went out natively and the piece is not empty).
+    pub(crate) fn push(&self, piece: &Bytes) -> bool {
         let mut state = self.state();
-        if state.native && !piece.is_empty() {
+        let kept = state.native && !piece.is_empty();
+        if kept {
             state.pieces.push_back(piece.clone());
         }
+        kept
     }
 }
 

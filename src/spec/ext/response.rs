@@ -64,6 +64,15 @@ impl crate::spec::openai::CreateChatCompletionStreamResponse {
         }
     }
 
+    /// A chunk that says nothing (no choices, no usage): what a passed-through stream yields
+    /// for bytes that decode to no chunk, so its caller takes them as they come.
+    pub(crate) fn heartbeat() -> Self {
+        let mut chunk =
+            Self::for_choice("", 0, "", 0, crate::spec::openai::ChatCompletionStreamResponseDelta::empty(), None);
+        chunk.choices.clear();
+        chunk
+    }
+
     /// A usage-only chunk (`choices: []`), as OpenAI ends a stream when usage is asked for.
     pub fn usage_only(id: &str, created: i64, model: &str, usage: crate::spec::openai::CompletionUsage) -> Self {
         let mut chunk = Self::for_choice(
