@@ -467,9 +467,15 @@ async fn content_the_guardrails_cannot_read_is_not_sent_past_them() {
 
     // Without guardrails the same request passes through as it came.
     let app = gateway(&config(&server.uri())).await;
-    let (status, _, answer) = post(&app, "/v1/messages", body).await;
+    let (status, _, answer) = post(&app, "/v1/messages", body.clone()).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
     assert_eq!(received(&server).await.len(), 1);
+
+    // So it does with a guardrail configured that does not run for this request.
+    let app = gateway(&with_pii_guardrail(&server.uri(), "action: block, default_on: false")).await;
+    let (status, _, answer) = post(&app, "/v1/messages", body).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(received(&server).await.len(), 2);
 }
 
 /// Where Claude on Vertex AI answers (project `p`, location `us-east5`).

@@ -126,7 +126,7 @@ pub(super) async fn chat_completions(
     // once on the heap, and the handler's own future, which axum's layers move and box
     // again, stays small (unboxed, those moves were an eighth of the instructions a request
     // took under callgrind).
-    Ok(match Box::pin(route_chat(&gateway, &principal, Box::new(request), options)).await? {
+    Ok(match Box::pin(route_chat(&gateway, &principal, Box::new(request), options, None)).await? {
         Routed::Stream(stream, headers) => {
             let mut headers = headers;
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -166,6 +166,9 @@ pub(super) enum Routed {
 
 /// Runs the pre-call guardrails, admits the call for the principal (models, limits,
 /// budget), routes it, and runs the answer's guardrails (a stream's as it passes).
+/// `unread` names content of the client's own body that the request does not carry (a
+/// block type newer than the translation): where any guardrail runs it is refused, since
+/// the guardrails could not check it.
 /// The request comes boxed: held in this future by value it took its room (968 bytes) in
 /// every state of it, twice, and the whole future is moved into a box when it starts.
 pub(super) async fn route_chat(
@@ -173,6 +176,7 @@ pub(super) async fn route_chat(
     principal: &Principal,
     mut request: Box<ChatRequest>,
     mut options: CallOptions,
+    unread: Option<String>,
 ) -> Result<Routed, ApiFailure> {
     let started = std::time::Instant::now();
     match request.check() {
@@ -194,6 +198,15 @@ pub(super) async fn route_chat(
         Some(gateway.guardrails.session(key_settings, master, &requested, Records::default())?)
             .filter(|s| !s.is_empty())
     };
+    // Passed through, content the guardrails could not read would reach the upstream
+    // unchecked: where any run, it is not sent.
+    if session.is_some()
+        && let Some(what) = unread
+    {
+        return Err(ApiFailure::bad_request(format!(
+            "{what} cannot be read by the gateway's guardrails, so the request is not sent"
+        )));
+    }
     // Only what the guardrails need is copied, and only when any run.
     let (group, key_id) = match &session {
         Some(_) => (request.model.clone(), principal.key().map(|k| k.id.clone())),

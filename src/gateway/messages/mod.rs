@@ -85,16 +85,6 @@ async fn handle(
     // Checked against our description of the format only where an attempt translates it
     // (`Native::check_translatable`): passed through, the upstream judges it.
     let Lenient { mut request, untranslatable, unread } = to_openai_lenient(&value)?;
-    // The guardrails read the translation: what it could not read, they cannot check, so a
-    // request with such content is not sent where guardrails may run (passed through, it
-    // would reach the upstream unchecked).
-    if let Some(what) = unread
-        && (!gateway.guardrails.is_empty() || OURS.iter().any(|k| value.get(*k).is_some()))
-    {
-        return Err(ApiFailure::bad_request(format!(
-            "{what} cannot be read by the gateway's guardrails, so the request is not sent"
-        )));
-    }
     for field in OURS {
         if let Some(names) = value.get(field) {
             request.extra.insert(field.into(), names.clone());
@@ -103,7 +93,7 @@ async fn handle(
     let native = Arc::new(native::request(bytes, &value, headers, uri, untranslatable)?);
     let group = request.model.clone();
     let options = CallOptions { native: Some(native.clone()), ..CallOptions::default() };
-    Ok(match Box::pin(route_chat(gateway, principal, Box::new(request), options)).await? {
+    Ok(match Box::pin(route_chat(gateway, principal, Box::new(request), options, unread)).await? {
         Routed::Whole(response, mut headers) => {
             if native.answered() {
                 headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
