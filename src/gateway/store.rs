@@ -536,3 +536,33 @@ fn spend_insert_sql(rows: usize, anonymous: bool) -> String {
     sql.push_str(" ON CONFLICT (call_id) DO NOTHING");
     sql
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spend log's key and team indexes are partial (rows with a key, rows with a team):
+    /// the queries that name a key or a team still use them.
+    #[tokio::test]
+    async fn spend_queries_use_the_partial_indexes() {
+        let path = std::env::temp_dir().join(format!("switchyard-store-plan-{:016x}.db", fastrand::u64(..)));
+        let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap_or_else(|e| panic!("{e}"));
+        for (query, index) in [
+            ("SELECT SUM(cost_pico) FROM spend_logs WHERE key_id = 'k' AND created_at >= 0", "spend_logs_key_time"),
+            ("SELECT SUM(cost_pico) FROM spend_logs WHERE team_id = 't' AND created_at >= 0", "spend_logs_team_time"),
+            (
+                "SELECT call_id FROM spend_logs WHERE key_id = 'k' ORDER BY created_at DESC LIMIT 5",
+                "spend_logs_key_time",
+            ),
+        ] {
+            let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {query}"))
+                .fetch_all(&store.pool)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let plan: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String, _>("detail").ok()).collect();
+            assert!(plan.iter().any(|step| step.contains(index)), "{query}: {plan:?}");
+        }
+        drop(store);
+        let _ = std::fs::remove_file(&path);
+    }
+}
