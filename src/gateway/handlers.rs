@@ -190,23 +190,7 @@ pub(super) async fn route_chat(
     }
     check_model(principal, &request.model)?;
     let requested = Requested::take(&mut request)?;
-    let mut session = if gateway.guardrails.is_empty() && requested.on.is_empty() && requested.off.is_empty() {
-        None
-    } else {
-        let key_settings = principal.key().map(|k| &k.guardrails);
-        let master = principal.key().is_none();
-        Some(gateway.guardrails.session(key_settings, master, &requested, Records::default())?)
-            .filter(|s| !s.is_empty())
-    };
-    // Passed through, content the guardrails could not read would reach the upstream
-    // unchecked: where any run, it is not sent.
-    if session.is_some()
-        && let Some(what) = unread
-    {
-        return Err(ApiFailure::bad_request(format!(
-            "{what} cannot be read by the gateway's guardrails, so the request is not sent"
-        )));
-    }
+    let mut session = guardrails_for(gateway, principal, &requested, unread)?;
     // Only what the guardrails need is copied, and only when any run.
     let (group, key_id) = match &session {
         Some(_) => (request.model.clone(), principal.key().map(|k| k.id.clone())),
@@ -266,6 +250,32 @@ pub(super) async fn route_chat(
         }
     }
     Ok(Routed::Whole(Box::new(answer.response), headers))
+}
+
+/// The guardrails that run for this call (none: `None`), from the config, the key's
+/// settings and what the request asks for. Passed through, content the guardrails could not
+/// read (`unread`) would reach the upstream unchecked: where any run, it is not sent.
+fn guardrails_for(
+    gateway: &Gateway,
+    principal: &Principal,
+    requested: &Requested,
+    unread: Option<String>,
+) -> Result<Option<Session>, ApiFailure> {
+    if gateway.guardrails.is_empty() && requested.on.is_empty() && requested.off.is_empty() {
+        return Ok(None);
+    }
+    let key_settings = principal.key().map(|k| &k.guardrails);
+    let master = principal.key().is_none();
+    let session = gateway.guardrails.session(key_settings, master, requested, Records::default())?;
+    if session.is_empty() {
+        return Ok(None);
+    }
+    match unread {
+        Some(what) => Err(ApiFailure::bad_request(format!(
+            "{what} cannot be read by the gateway's guardrails, so the request is not sent"
+        ))),
+        None => Ok(Some(session)),
+    }
 }
 
 /// What admitting a call left for routing its stream.

@@ -61,6 +61,7 @@ impl ChatStream {
             body,
             idle,
             last_progress: (0, tokio::time::Instant::now()),
+            started: false,
         };
         // Boxed: the state moves in and out of every step, and it is hundreds of bytes.
         Self { provider, inner: Box::pin(futures_util::stream::unfold(Box::new(state), Decoding::step)) }
@@ -206,12 +207,15 @@ struct Decoding<D: StreamDecode> {
     idle: Duration,
     /// The framer's progress when it last moved, and when: the idle deadline runs from it.
     last_progress: (u64, tokio::time::Instant),
+    /// Whether a chunk was yielded: the stream has started.
+    started: bool,
 }
 
 impl<D: StreamDecode> Decoding<D> {
     async fn step(mut self: Box<Self>) -> Option<(Result<ChatChunk>, Box<Self>)> {
         loop {
             if let Some(chunk) = self.pump.pending.pop_front() {
+                self.started = true;
                 return Some((Ok(chunk), self));
             }
             if let Some(err) = self.pump.deferred.take() {
@@ -238,9 +242,12 @@ impl<D: StreamDecode> Decoding<D> {
                             None => tap.push(&bytes),
                         };
                         // A passed-through stream reaches its caller as it comes, pings and
-                        // all: bytes that decode to no chunk (an upstream that only pings
-                        // while it thinks) wake the caller with an empty one, to take them.
-                        if fed && self.pump.pending.is_empty() && self.pump.deferred.is_none() && !self.pump.done {
+                        // all: once it has started, bytes that decode to no chunk (an upstream
+                        // that only pings while it thinks) wake the caller with an empty one,
+                        // to take them. Before it starts, nothing is yielded, so an error in
+                        // the first event is still one the router may retry.
+                        let quiet = self.pump.pending.is_empty() && self.pump.deferred.is_none();
+                        if fed && self.started && quiet && !self.pump.done {
                             return Some((Ok(ChatChunk::heartbeat()), self));
                         }
                     }
