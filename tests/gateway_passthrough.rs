@@ -615,6 +615,15 @@ fn bedrock_stream() -> Vec<u8> {
         .collect()
 }
 
+/// A gateway whose one group is Claude on Bedrock at `server`, with a Bedrock API key.
+async fn bedrock_gateway(server: &MockServer) -> axum::Router {
+    gateway(&format!(
+        "model_list:\n  - model_name: claude-sonnet-4-5\n    litellm_params: {{model: bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0, api_base: '{}', aws_region_name: us-east-1, api_key: bedrock-api-key, input_cost_per_token: 0.000003}}\n",
+        server.uri()
+    ))
+    .await
+}
+
 #[tokio::test]
 async fn claude_on_bedrock_gets_the_clients_body_on_invoke_model_and_streams_come_back_as_anthropics() {
     let server = MockServer::start().await;
@@ -628,11 +637,7 @@ async fn claude_on_bedrock_gets_the_clients_body_on_invoke_model_and_streams_com
         .respond_with(ResponseTemplate::new(200).set_body_raw(bedrock_stream(), "application/vnd.amazon.eventstream"))
         .mount(&server)
         .await;
-    let app = gateway(&format!(
-        "model_list:\n  - model_name: claude-sonnet-4-5\n    litellm_params: {{model: bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0, api_base: '{}', aws_region_name: us-east-1, api_key: bedrock-api-key, input_cost_per_token: 0.000003}}\n",
-        server.uri()
-    ))
-    .await;
+    let app = bedrock_gateway(&server).await;
 
     let (status, _, body) = post(&app, "/v1/messages?beta=true", request(false)).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
@@ -733,11 +738,7 @@ async fn claude_on_bedrock_counts_tokens_exactly_with_count_tokens() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"inputTokens": 61})))
         .mount(&server)
         .await;
-    let app = gateway(&format!(
-        "model_list:\n  - model_name: claude-sonnet-4-5\n    litellm_params: {{model: bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0, api_base: '{}', aws_region_name: us-east-1, api_key: bedrock-api-key}}\n",
-        server.uri()
-    ))
-    .await;
+    let app = bedrock_gateway(&server).await;
     let body = r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"count me"}]}"#;
     let (status, headers, answer) = post(&app, "/v1/messages/count_tokens", body.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));

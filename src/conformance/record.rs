@@ -82,10 +82,10 @@ pub async fn record(options: &RecordOptions) -> Result<Recorded> {
         Err(err) => return Err(Error::Config(format!("the call failed before an answer could be recorded: {err}"))),
     };
 
-    let folder = Folder::create(&plan.dir, options.live.api_key.as_deref())?;
+    let mut folder = Folder::create(&plan.dir, options.live.api_key.as_deref())?;
     folder.write("case.toml", case_toml(options, &target, &plan, expect).as_bytes())?;
     folder.write("request.json", &pretty(&request_json(exchange, &|b| folder.scrub(b))?))?;
-    write_response(&folder, exchange)?;
+    write_response(&mut folder, exchange)?;
 
     // The snapshot is what the replay of these files gives; then the case must replay green.
     let case = Case::load(&options.root, &plan.dir)?;
@@ -99,7 +99,7 @@ pub async fn record(options: &RecordOptions) -> Result<Recorded> {
     }
     folder.write("output.snap", snapshot_text(&case.spec.description, &redact(first.output())).as_bytes())?;
     let report = check_case(&case, &HashMap::new()).await;
-    let files = folder.files.into_inner();
+    let files = folder.files;
     Ok(Recorded { dir: plan.dir, files, replay: report })
 }
 
@@ -164,7 +164,7 @@ impl Plan {
 struct Folder<'a> {
     dir: &'a std::path::Path,
     secret: Option<&'a str>,
-    files: std::cell::RefCell<Vec<String>>,
+    files: Vec<String>,
 }
 
 impl<'a> Folder<'a> {
@@ -173,13 +173,13 @@ impl<'a> Folder<'a> {
             std::fs::remove_dir_all(dir).map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
         }
         std::fs::create_dir_all(dir).map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
-        Ok(Self { dir, secret: secret.filter(|k| !k.is_empty()), files: std::cell::RefCell::default() })
+        Ok(Self { dir, secret: secret.filter(|k| !k.is_empty()), files: Vec::new() })
     }
 
-    fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+    fn write(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
         let path = self.dir.join(name);
         std::fs::write(&path, bytes).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-        self.files.borrow_mut().push(name.to_string());
+        self.files.push(name.to_string());
         Ok(())
     }
 
@@ -231,7 +231,7 @@ fn case_toml(options: &RecordOptions, target: &Target, plan: &Plan, expect: Opti
 }
 
 /// The response body (in a file named for its format) and `response.meta.json`.
-fn write_response(folder: &Folder<'_>, exchange: &Exchange) -> Result<()> {
+fn write_response(folder: &mut Folder<'_>, exchange: &Exchange) -> Result<()> {
     let content_type = exchange.response_header("content-type").unwrap_or("").to_ascii_lowercase();
     let body_file = if content_type.contains("event-stream") {
         "response.sse"

@@ -98,7 +98,6 @@ fn encode<'c, 'n, A: Adapter>(
         return Ok((encoded?, Some(&native.tap), Ctx { response_format: None, native: true, usage_only, ..*ctx }));
     }
     native.tap.begin(false);
-    let ctx = &Ctx { usage_only: false, ..*ctx };
     // What the translation itself could not carry is named first: it says more than what
     // the check against our description finds.
     if let Some(why) = native.untranslatable_reason() {

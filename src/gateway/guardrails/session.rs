@@ -222,21 +222,14 @@ impl Session {
             "guardrail": guardrail.name, "mode": "pre_call", "model": model, "key_id": key_id,
             "messages": request.messages, "response": Value::Null,
         });
-        match hook.ask(&payload).await {
-            Ok(Verdict::Allow) => self.record(guardrail, "pre_call", "passed", 0, started),
-            // A logging webhook records what the service said and changes nothing.
-            Ok(Verdict::Block(_)) if guardrail.action == Action::Log => {
-                self.record(guardrail, "pre_call", "logged", 1, started);
-            }
-            Ok(Verdict::Block(reason)) => {
-                self.record(guardrail, "pre_call", "blocked", 1, started);
-                let what = reason.map_or_else(
-                    || "the service refused the request".to_string(),
-                    |r| format!("the service refused it ({r})"),
-                );
-                return Err(violation(&guardrail.name, &what));
-            }
-            Ok(Verdict::Mask { messages, .. }) => {
+        let verdict = match hook.ask(&payload).await {
+            Ok(verdict) => verdict,
+            Err(why) => return self.no_verdict(guardrail, hook, "pre_call", &why, started),
+        };
+        let refused = ("the service refused the request", "the service refused it");
+        match self.allow_or_block(guardrail, "pre_call", verdict, refused, started)? {
+            None => {}
+            Some(Verdict::Mask { messages, .. }) => {
                 let replaced = messages.map(|m| serde_json::from_value::<Vec<ChatMessage>>(Value::Array(m)));
                 match replaced {
                     Some(Ok(messages)) if guardrail.action != Action::Log => {
@@ -256,9 +249,34 @@ impl Session {
                     }
                 }
             }
-            Err(why) => self.no_verdict(guardrail, hook, "pre_call", &why, started)?,
+            Some(_) => {}
         }
         Ok(())
+    }
+
+    /// What every mode does with a webhook's allow or block: an allow, or a block a logging
+    /// guardrail only records (what the service said changes nothing), is `None`; a block
+    /// refuses, saying `refused.0`, or `refused.1` with the service's reason; a mask comes
+    /// back for the mode to apply.
+    pub(super) fn allow_or_block(
+        &self,
+        guardrail: &Guardrail,
+        mode: &'static str,
+        verdict: Verdict,
+        refused: (&str, &str),
+        started: Instant,
+    ) -> std::result::Result<Option<Verdict>, ApiFailure> {
+        match verdict {
+            Verdict::Allow => self.record(guardrail, mode, "passed", 0, started),
+            Verdict::Block(_) if guardrail.action == Action::Log => self.record(guardrail, mode, "logged", 1, started),
+            Verdict::Block(reason) => {
+                self.record(guardrail, mode, "blocked", 1, started);
+                let what = reason.map_or_else(|| refused.0.to_string(), |r| format!("{} ({r})", refused.1));
+                return Err(violation(&guardrail.name, &what));
+            }
+            mask @ Verdict::Mask { .. } => return Ok(Some(mask)),
+        }
+        Ok(None)
     }
 
     /// A webhook gave no usable verdict: its policy decides.
@@ -348,31 +366,24 @@ impl Session {
         response: &mut ChatResponse,
         started: Instant,
     ) -> std::result::Result<(), ApiFailure> {
-        match hook.ask(payload).await {
-            Ok(Verdict::Allow) => self.record(guardrail, "post_call", "passed", 0, started),
-            // A logging webhook records what the service said and changes nothing.
-            Ok(Verdict::Block(_)) if guardrail.action == Action::Log => {
-                self.record(guardrail, "post_call", "logged", 1, started);
-            }
-            Ok(Verdict::Block(reason)) => {
-                self.record(guardrail, "post_call", "blocked", 1, started);
-                let what = reason.map_or_else(
-                    || "the service refused the answer".to_string(),
-                    |r| format!("the service refused the answer ({r})"),
-                );
-                return Err(violation(&guardrail.name, &what));
-            }
-            Ok(Verdict::Mask { content: Some(content), .. }) if guardrail.action != Action::Log => {
+        let verdict = match hook.ask(payload).await {
+            Ok(verdict) => verdict,
+            Err(why) => return self.no_verdict(guardrail, hook, "post_call", &why, started),
+        };
+        let refused = ("the service refused the answer", "the service refused the answer");
+        match self.allow_or_block(guardrail, "post_call", verdict, refused, started)? {
+            None => {}
+            Some(Verdict::Mask { content: Some(content), .. }) if guardrail.action != Action::Log => {
                 if let Some(choice) = response.choices.first_mut() {
                     choice.message.content = Some(content);
                 }
                 self.record(guardrail, "post_call", "masked", 1, started);
             }
-            Ok(Verdict::Mask { content: Some(_), .. }) => self.record(guardrail, "post_call", "logged", 1, started),
-            Ok(Verdict::Mask { content: None, .. }) => {
+            Some(Verdict::Mask { content: Some(_), .. }) => self.record(guardrail, "post_call", "logged", 1, started),
+            Some(Verdict::Mask { content: None, .. }) => {
                 self.no_verdict(guardrail, hook, "post_call", "a post-call mask needs `content`", started)?;
             }
-            Err(why) => self.no_verdict(guardrail, hook, "post_call", &why, started)?,
+            Some(_) => {}
         }
         Ok(())
     }

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::webhook::Verdict;
 use super::{Action, ApiFailure, Check, Guardrail, Masking, Placeholders, Record, Session, mask, violation};
 use crate::router::RoutedStream;
 use crate::spec::ext::Nullable;
@@ -275,21 +274,13 @@ impl GuardedStream {
                 "messages": self.request.as_ref().map(|r| &r.messages), "response": {"content": content},
             });
             match hook.ask(&payload).await {
-                Ok(Verdict::Allow) => session.record(guardrail, "during_call", "passed", 0, started),
-                // A logging webhook records what the service said and changes nothing.
-                Ok(Verdict::Block(_)) if guardrail.action == Action::Log => {
-                    session.record(guardrail, "during_call", "logged", 1, started);
+                Ok(verdict) => {
+                    let refused = ("the service refused the answer", "the service refused the answer");
+                    // A mask: what was sent cannot be replaced.
+                    if session.allow_or_block(guardrail, "during_call", verdict, refused, started)?.is_some() {
+                        session.record(guardrail, "during_call", "logged", 1, started);
+                    }
                 }
-                Ok(Verdict::Block(reason)) => {
-                    session.record(guardrail, "during_call", "blocked", 1, started);
-                    let what = reason.map_or_else(
-                        || "the service refused the answer".into(),
-                        |r| format!("the service refused the answer ({r})"),
-                    );
-                    return Err(violation(&guardrail.name, &what));
-                }
-                // What was sent cannot be replaced.
-                Ok(Verdict::Mask { .. }) => session.record(guardrail, "during_call", "logged", 1, started),
                 Err(why) => session.no_verdict(guardrail, hook, "during_call", &why, started)?,
             }
         }
